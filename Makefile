@@ -1,0 +1,38 @@
+# One command to run, one to test; both create the virtual environment they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SCENARIO ?= scenarios/baseline.yaml
+
+.PHONY: run test venv test-venv bench schema clean
+
+# The stamp files re-install only when pyproject.toml changes.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+venv: $(VENV)/.installed
+test-venv: $(VENV)/.installed-test
+
+run: venv
+	$(BIN)/retention validate $(SCENARIO)
+
+test: test-venv
+	$(BIN)/python -m pytest
+
+schema: venv
+	$(BIN)/retention schema --out scenarios/scenario.schema.json
+
+bench: venv
+	@echo "see bench/README.md"
+
+clean:
+	rm -rf $(VENV) build *.egg-info

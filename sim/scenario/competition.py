@@ -1,0 +1,90 @@
+"""The ``competitors`` and ``pricing`` sections: moves in the market over time.
+
+Competitors run scheduled campaigns (a price cut, a handset subsidy, marketing
+intensity aimed at some of our tiers for some months) and follow reactive rules:
+when we cut a price, a rival answers after a lag. Our own tariff moves are listed
+under ``pricing``; together they make a price war when both sides keep answering.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from .types import Money, Month, Months, Name, CompetitorRef, Probability, Section, Seq, TierRef, fail
+
+
+class Offer(Section):
+    """What a competitor puts in front of our tiers' lines."""
+
+    price_cut: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Relative cut of its price for the targeted tiers (0.15 = 15% cheaper than its list price)."""
+    handset_subsidy: Money = 0.0
+    """Handset subsidy per switching line (money, once); valued as its monthly equivalent over 24 months."""
+    intensity: Probability = 0.0
+    """Marketing pressure on the targeted lines, 0 (none) to 1 (every line hears of it every month)."""
+
+
+class Campaign(Offer):
+    """A scheduled competitor campaign."""
+
+    name: Name
+    operator: CompetitorRef
+    tiers: Seq[TierRef] = ()
+    """Our tiers it targets; empty means all."""
+    start_month: Month
+    duration_months: Months = 3
+
+
+Trigger = Literal["our_price_cut", "share_loss"]
+
+
+class Reaction(Section):
+    """A competitor's rule: when something happens, answer after a lag."""
+
+    name: Name
+    operator: CompetitorRef
+    trigger: Trigger = "our_price_cut"
+    """``our_price_cut``: we cut a tier's price by at least ``threshold``;
+    ``share_loss``: its market share falls by at least ``threshold`` (absolute) from the start."""
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    tiers: Seq[TierRef] = ()
+    """Tiers the rule watches and answers in; empty means all."""
+    response: Offer
+    """What it does when triggered; ``price_cut: 1.0``-style matching is expressed as the cut itself."""
+    match_our_cut: bool = False
+    """When true, the answer's price cut equals the size of our cut (a tit-for-tat price war), not ``response.price_cut``."""
+    lag_months: Annotated[int, Field(ge=0, le=60)] = 1
+    duration_months: Months = 6
+    max_times: Annotated[int, Field(ge=1, le=100)] = 3
+    """How often the rule may fire over the horizon."""
+
+
+class Competitors(Section):
+    campaigns: Seq[Campaign] = ()
+    reactions: Seq[Reaction] = ()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Competitors":
+        names = [c.name for c in self.campaigns] + [r.name for r in self.reactions]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise fail(f"campaign/reaction names repeat: {', '.join(repeated)}", "give each one its own name")
+        return self
+
+
+class PriceMove(Section):
+    """One of our tariff changes."""
+
+    tiers: Seq[TierRef] = ()
+    """Tiers whose price changes; empty means all."""
+    month: Month
+    change: Annotated[float, Field(gt=-1.0, le=5.0)]
+    """Relative change of the price (and ARPU): -0.10 is a 10% cut."""
+
+    @model_validator(mode="after")
+    def _not_zero(self) -> "PriceMove":
+        if self.change == 0:
+            raise fail("a price move of 0 changes nothing", "give the relative change, e.g. -0.10 for a 10% cut")
+        return self

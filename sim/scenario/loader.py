@@ -1,0 +1,222 @@
+"""Loading a scenario: YAML file -> validated, immutable :class:`Scenario`, or every problem at once.
+
+Validation runs in one pass over the whole file. The names the file defines
+(tiers, levers, operators, regions, periods, channels, strategies) are read from
+the raw data first and handed to the validators as context, so a broken reference
+is reported together with type and range mistakes elsewhere, each with its line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import KeyPath, Problem, ScenarioError
+from .model import Scenario
+from .yaml_source import YamlDocument, read_yaml
+
+_WHOLE_NUMBER = "write a whole number, e.g. 12"
+
+
+def _names(data: Any, *path: str) -> set[str] | None:
+    """Keys of the mapping at ``path`` in raw data, or None when it is not a mapping."""
+    node = data
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return {str(k) for k in node} if isinstance(node, dict) else None
+
+
+def _validation_context(data: dict[str, Any]) -> dict[str, Any]:
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    horizon = meta.get("horizon_months", 36)
+    periods: set[str] | None
+    raw_periods = meta.get("periods")
+    if isinstance(raw_periods, list):
+        periods = {p["name"] for p in raw_periods if isinstance(p, dict) and isinstance(p.get("name"), str)}
+    elif isinstance(horizon, int) and not isinstance(horizon, bool) and 1 <= horizon <= 240:
+        periods = {f"Y{i + 1}" for i in range((horizon + 11) // 12)}
+    else:
+        periods = None
+    strategies = data.get("strategies")
+    if isinstance(strategies, list):
+        strategy_names: set[str] | None = {
+            s if isinstance(s, str) else s.get("name") for s in strategies if isinstance(s, (str, dict))} - {None}
+    elif strategies is None:
+        strategy_names = {"no_retention", "uniform", "proportional_revenue", "key_accounts_first", "lp_optimal"}
+    else:
+        strategy_names = None
+    market = data.get("market") if isinstance(data.get("market"), dict) else {}
+    return {
+        "tiers": _names(data, "tiers"),
+        "levers": _names(data, "levers"),
+        "operators": _names(data, "market", "operators"),
+        "regions": _names(data, "network", "regions"),
+        "channels": _names(data, "channels"),
+        "periods": periods,
+        "strategies": strategy_names,
+        "horizon": horizon if isinstance(horizon, int) and not isinstance(horizon, bool) else None,
+        "us": market.get("us") if isinstance(market.get("us"), str) else None,
+    }
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Annotated/Optional layers down to the type that holds keys or items."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            annotation = models[0] if models else args[0]
+        else:
+            return annotation
+
+
+def _model_at(path: KeyPath) -> type[BaseModel] | None:
+    """The section model that the mapping at ``path`` must follow, for did-you-mean hints."""
+    current: Any = Scenario
+    for part in path:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+            continue
+        origin = typing.get_origin(current)
+        if origin in (dict, Mapping) or (isinstance(origin, type) and issubclass(origin, dict)):
+            current = typing.get_args(current)[1]
+        elif origin is tuple:
+            current = typing.get_args(current)[0]
+        else:
+            return None
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+_TYPE_HINTS = {
+    "float_type": "write a number, e.g. 0.25 or 1e6",
+    "float_parsing": "write a number, e.g. 0.25 or 1e6",
+    "int_type": _WHOLE_NUMBER,
+    "int_parsing": _WHOLE_NUMBER,
+    "int_from_float": _WHOLE_NUMBER,
+    "string_type": "write text; quote it if it looks like a number or yes/no (e.g. 'no')",
+    "bool_type": "write true or false",
+    "dict_type": "write a mapping: keys with ':' indented under this key",
+    "model_type": "write a mapping: keys with ':' indented under this key",
+    "model_attributes_type": "write a mapping: keys with ':' indented under this key",
+    "tuple_type": "write a list: one item per line starting with '- '",
+    "list_type": "write a list: one item per line starting with '- '",
+    "finite_number": "write a finite number",
+    "string_pattern_mismatch": "use letters, digits, '_' and '-', starting with a letter",
+    "string_too_long": "use a shorter name",
+    "string_too_short": "give a name",
+}
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a yes/no value)"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any]) -> Problem:
+    kind: str = error["type"]
+    # pydantic appends "[key]" for dict-key errors and names the validator step in some locs.
+    raw_loc = tuple(error["loc"])
+    is_key = bool(raw_loc) and raw_loc[-1] == "[key]"
+    path: KeyPath = tuple(p for p in raw_loc if p != "[key]" and not (isinstance(p, str) and "[" in p))
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    message, hint = error["msg"], ""
+    use_key_position = is_key
+    if kind == "scenario":
+        message, hint = ctx["message"], ctx.get("hint", "")
+    elif kind == "missing":
+        parent, key = path[:-1], path[-1]
+        message = f"'{key}' is missing"
+        model = _model_at(parent)
+        field = model.model_fields.get(str(key)) if model else None
+        description = f" ({field.description.splitlines()[0]})" if field and field.description else ""
+        hint = f"add '{key}:' here{description}"
+        path = parent
+        use_key_position = True
+    elif kind == "extra_forbidden":
+        parent, key = path[:-1], str(path[-1])
+        model = _model_at(parent)
+        allowed = list(model.model_fields) if model else []
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        message = f"unknown key '{key}'" + (f"; did you mean '{close[0]}'?" if close else "")
+        hint = (f"rename it to '{close[0]}'" if close else "remove it") + (
+            f"; keys allowed here: {', '.join(allowed)}" if allowed else "")
+        use_key_position = True
+    elif kind == "literal_error":
+        expected = [str(e).strip("'") for e in ctx.get("expected", "").replace(" or ", ", ").split(", ")]
+        close = difflib.get_close_matches(str(value), expected, n=1, cutoff=0.6)
+        message = f"{_describe(value)} is not one of the choices" + (f"; did you mean '{close[0]}'?" if close else "")
+        hint = f"use one of: {', '.join(expected)}"
+    elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = next(iter(ctx.values()))
+        words = {"greater_than_equal": "at least", "greater_than": "more than",
+                 "less_than_equal": "at most", "less_than": "less than"}[kind]
+        message = f"{_describe(value)} is out of range: it must be {words} {bound:g}"
+        hint = f"use a value {words} {bound:g}"
+        if kind in ("less_than_equal", "less_than") and bound == 1 and isinstance(value, (int, float)) and value > 1:
+            hint += " (shares and probabilities are fractions: 0.25, not 25)"
+    elif kind in _TYPE_HINTS:
+        what = {"float_type": "a number", "float_parsing": "a number", "int_type": "a whole number",
+                "int_parsing": "a whole number", "int_from_float": "a whole number", "string_type": "text",
+                "bool_type": "true or false", "tuple_type": "a list", "list_type": "a list",
+                "finite_number": "a finite number"}.get(kind)
+        message = f"expected {what}, got {_describe(value)}" if what else error["msg"]
+        if kind in ("dict_type", "model_type", "model_attributes_type"):
+            message = f"expected a mapping of keys, got {_describe(value)}"
+        if kind == "string_pattern_mismatch":
+            message = f"'{value}' is not a valid name"
+        hint = _TYPE_HINTS[kind]
+    position = doc.position(path, key=use_key_position)
+    line, column = position if position else (None, None)
+    if is_key:
+        message = f"key {message}"
+    return Problem(doc.file, line, column, path, message, hint)
+
+
+def validate_document(doc: YamlDocument) -> Scenario:
+    """Validate parsed YAML data as a scenario; raise :class:`ScenarioError` listing every problem."""
+    try:
+        return Scenario.model_validate(doc.data, context=_validation_context(doc.data))
+    except ValidationError as exc:
+        problems = [_problem_from_error(doc, e) for e in exc.errors(include_url=False)]
+        problems.sort(key=lambda p: (p.line or 0, p.column or 0))
+        raise ScenarioError(problems) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file.
+
+    Raises :class:`ScenarioError` naming every problem with its file, line, key path and fix.
+    """
+    return validate_document(read_yaml(path))
+
+
+def scenario_to_yaml(scenario: Scenario) -> str:
+    """The scenario as YAML with every default filled in (loads back to an equal scenario)."""
+    data = scenario.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)

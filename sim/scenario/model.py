@@ -1,0 +1,73 @@
+"""The whole scenario: every section, and the checks that span sections."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, model_validator
+
+from .budget import Budget
+from .competition import Competitors, PriceMove
+from .contact_center import ContactCenter
+from .levers import Channel, Lever, Targeting
+from .market import Market
+from .meta import Meta
+from .network import Network
+from .run import Run, Solver, Strategy
+from .tiers import Tier
+from .types import NamedMap, Section, Seq, fail
+
+
+def _at_least_one(kind: str):  # noqa: ANN202 - returns a validator
+    def check(items: dict) -> dict:
+        if not items:
+            raise fail(f"no {kind} defined", f"add at least one entry under {kind}")
+        return items
+
+    return AfterValidator(check)
+
+
+def _default_strategies() -> tuple[Strategy, ...]:
+    return tuple(Strategy.model_validate(k) for k in ("no_retention", "uniform", "proportional_revenue",
+                                                      "key_accounts_first", "lp_optimal"))
+
+
+class Scenario(Section):
+    """A retention-planning scenario: market, customers, service, competition, levers and budget.
+
+    Load one with :func:`sim.scenario.load_scenario`; it is immutable, so derive variants
+    with ``scenario.model_copy(update=...)`` or by editing the YAML.
+    """
+
+    meta: Meta
+    market: Market
+    tiers: Annotated[NamedMap[Tier], _at_least_one("tiers")]
+    network: Network
+    contact_center: ContactCenter
+    competitors: Competitors = Competitors()
+    pricing: Seq[PriceMove] = ()
+    """Our own tariff moves over the horizon."""
+    channels: Annotated[NamedMap[Channel], _at_least_one("channels")]
+    levers: Annotated[NamedMap[Lever], _at_least_one("levers")]
+    targeting: Targeting = Targeting()
+    budget: Budget
+    strategies: Annotated[Seq[Strategy], Field(default_factory=_default_strategies)]
+    """Strategies to compare; by default the five built-in ones."""
+    run: Run = Run()
+    solver: Solver = Solver()
+
+    @model_validator(mode="after")
+    def _across_sections(self) -> "Scenario":
+        names = [s.name for s in self.strategies]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise fail(f"strategy names repeat: {', '.join(repeated)}", "give each strategy its own name")
+        return self
+
+    @property
+    def baseline_strategy(self) -> str:
+        return self.run.baseline_strategy or self.strategies[0].name
+
+    @property
+    def total_lines(self) -> int:
+        return sum(t.line_count for t in self.tiers.values())

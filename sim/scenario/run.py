@@ -1,0 +1,66 @@
+"""The ``strategies``, ``run`` and ``solver`` sections: what to compare and how to compute it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from .types import Name, NonNegativeFloat, Section, StrategyRef, fail
+
+StrategyKind = Literal[
+    "no_retention", "uniform", "proportional_revenue", "key_accounts_first", "lp_optimal", "robust_lp", "csv",
+]
+BUILT_IN_STRATEGIES: tuple[str, ...] = StrategyKind.__args__[:-1]  # type: ignore[attr-defined]
+
+
+class Strategy(Section):
+    """A strategy to simulate and compare: a built-in rule or an allocation from a CSV file."""
+
+    name: Name
+    kind: StrategyKind
+    allocation: str | None = None
+    """For ``kind: csv``: the allocation file (tier, lever, period, amount), relative to the scenario file."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        # A built-in strategy may be listed by its name alone: "- uniform".
+        if isinstance(data, str):
+            return {"name": data, "kind": data}
+        if isinstance(data, dict) and "kind" not in data:
+            if "allocation" in data:
+                return {**data, "kind": "csv"}
+            if "name" in data:
+                return {**data, "kind": data["name"]}
+        return data
+
+    @model_validator(mode="after")
+    def _csv_has_file(self) -> "Strategy":
+        if self.kind == "csv" and not self.allocation:
+            raise fail("a CSV strategy needs 'allocation: FILE'", "give the path of an allocation CSV")
+        if self.kind != "csv" and self.allocation:
+            raise fail(f"a '{self.kind}' strategy computes its own allocation", "remove 'allocation', or set 'kind: csv'")
+        return self
+
+
+class Run(Section):
+    """How results are computed."""
+
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 20261122
+    """One seed for the whole run: the same seed gives the same bytes."""
+    replications: Annotated[int, Field(ge=1, le=10_000)] = 20
+    """Simulations per strategy (common random numbers across strategies)."""
+    baseline_strategy: StrategyRef | None = None
+    """The strategy the others are compared against (paired differences); by default the first."""
+    scale: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    """Simulate this share of the lines (results are scaled back up); 1 simulates every line."""
+
+
+class Solver(Section):
+    """The LP/MILP solver."""
+
+    name: Literal["highs", "cbc"] = "highs"
+    """``highs`` (default) or ``cbc`` (the fallback)."""
+    time_limit_seconds: Annotated[NonNegativeFloat, Field(le=86_400)] = 60.0
+    mip_gap: Annotated[float, Field(ge=0.0, le=1.0)] = 1e-4

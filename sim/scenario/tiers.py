@@ -1,0 +1,130 @@
+"""The ``tiers`` section: who our customers are and how they react.
+
+Consumer tiers are counted in lines (VIP diamond, mass-market households, prepaid).
+Enterprise tiers are counted in accounts with many lines each; an account stays or
+leaves as a unit (binding the group binds its members), so its churn decision is
+taken once per account.
+
+Each tier states its baseline monthly churn; the simulator calibrates the tier's
+base hazard so that baseline conditions reproduce it. The sensitivities say how
+much each driver moves the log-odds of monthly churn away from that baseline.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from .types import (Coefficient, Money, NonNegativeFloat, Probability, RefMap, RegionRef, Section,
+                    check_shares, fail)
+
+Segment = Literal["key_account", "commercial", "vip", "mass", "prepaid"]
+"""How the operator's own rules of thumb see a tier (key accounts first, VIP recognition, ...)."""
+
+
+class Sensitivity(Section):
+    """Change in the log-odds of monthly churn per unit of each driver."""
+
+    price_gap: Coefficient = 2.0
+    """Per unit of relative price gap to the best competitor offer the line sees (0.1 = they are 10% cheaper)."""
+    network_gap: Coefficient = 3.0
+    """Per unit of network-quality gap to the best competitor (quality is 0..1)."""
+    satisfaction: Coefficient = 2.5
+    """Per unit of satisfaction deficit (1 - satisfaction, satisfaction 0..1), relative to the tier's start."""
+    complaints: Coefficient = 0.5
+    """Per escalated complaint in the last three months."""
+    out_of_contract: Coefficient = 0.7
+    """Added when the line is out of contract (or its contract ends this month)."""
+    tenure: Coefficient = -0.15
+    """Per year of tenure (loyalty grows with time: negative)."""
+    competitor_pressure: Coefficient = 1.0
+    """Per unit of competitor campaign intensity aimed at the tier (0..1)."""
+
+
+class Contract(Section):
+    """Contract status of the tier's lines at the start."""
+
+    share: Probability = 0.6
+    """Share of lines under contract (0 for prepaid)."""
+    term_months: Annotated[int, Field(ge=1, le=60)] = 24
+    """Length of a contract; lines under contract have a remaining term spread evenly over it."""
+
+
+class Tenure(Section):
+    """How long the tier's lines have been with us at the start."""
+
+    mean_months: Annotated[float, Field(gt=0.0, le=600.0)] = 36.0
+    """Mean tenure; tenures are drawn from an exponential distribution with this mean."""
+
+
+class Tier(Section):
+    """A customer tier."""
+
+    kind: Literal["consumer", "enterprise"] = "consumer"
+    """``consumer``: counted in lines; ``enterprise``: counted in accounts that leave as a unit."""
+    segment: Segment = "mass"
+    """The operator's own label for the tier, used by rule-of-thumb strategies."""
+    description: str = ""
+    lines: Annotated[int, Field(ge=1)] | None = None
+    """Number of lines (consumer tiers)."""
+    accounts: Annotated[int, Field(ge=1)] | None = None
+    """Number of accounts (enterprise tiers)."""
+    lines_per_account: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    """Lines in each account (enterprise tiers)."""
+    arpu: Money
+    """Average revenue per line per month."""
+    margin: Probability = 0.45
+    """Contribution margin as a share of revenue."""
+    baseline_churn: Annotated[float, Field(gt=0.0, le=0.5)]
+    """Monthly churn under baseline conditions (lines, or accounts for enterprise tiers), e.g. 0.012 for 1.2%."""
+    sensitivity: Sensitivity = Sensitivity()
+    contract: Contract = Contract()
+    tenure: Tenure = Tenure()
+    regions: Annotated[RefMap[RegionRef, Probability], AfterValidator(lambda v: check_shares(v, "region"))] | None = None
+    """Where the tier's lines live, as shares; by default the network's region shares."""
+    satisfaction: Probability = 0.788
+    """Mean satisfaction at the start, 0..1 (operator studies report 78.8%)."""
+    call_rate: NonNegativeFloat = 0.08
+    """Calls per line per month to the contact center in normal times."""
+    gross_add_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    """New lines from the market per month as a share of the tier's starting size (besides competitors' churners)."""
+    win_back_share: Probability = 1.0
+    """Share of the competitors' churners choosing us that land in this tier, weighted by its size."""
+
+    @model_validator(mode="after")
+    def _size_matches_kind(self) -> "Tier":
+        if self.kind == "consumer":
+            if self.lines is None:
+                raise fail("a consumer tier needs 'lines'", "add e.g. 'lines: 250000', or set 'kind: enterprise'")
+            if self.accounts is not None or self.lines_per_account is not None:
+                raise fail("a consumer tier is counted in lines, not accounts",
+                           "remove 'accounts'/'lines_per_account', or set 'kind: enterprise'")
+        else:
+            if self.accounts is None or self.lines_per_account is None:
+                raise fail("an enterprise tier needs 'accounts' and 'lines_per_account'",
+                           "add e.g. 'accounts: 100' and 'lines_per_account: 600'")
+            if self.lines is not None:
+                raise fail("an enterprise tier is counted in accounts; 'lines' follows from them",
+                           "remove 'lines' and give 'accounts' and 'lines_per_account'")
+        return self
+
+    @property
+    def line_count(self) -> int:
+        """Lines in the tier at the start."""
+        if self.kind == "consumer":
+            assert self.lines is not None
+            return self.lines
+        assert self.accounts is not None and self.lines_per_account is not None
+        return self.accounts * self.lines_per_account
+
+    @property
+    def unit_count(self) -> int:
+        """Deciding units at the start: lines, or accounts for enterprise tiers."""
+        return self.line_count if self.kind == "consumer" else int(self.accounts or 0)
+
+    @property
+    def monthly_revenue(self) -> float:
+        return self.line_count * self.arpu
+
+

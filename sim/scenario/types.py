@@ -1,0 +1,133 @@
+"""Field types shared by the scenario sections: units, names and cross-references.
+
+Units, stated once for the whole format:
+
+* money is in the scenario's currency (``meta.currency``); amounts charged or paid
+  every month (ARPU, a line-month of a lever) are **per month**;
+* rates are **per month** (churn, calls per line, outages per region);
+* time inside the month (handling time, patience, waits) is in **minutes**, outage
+  durations in **hours**;
+* months are counted from 1 (the first simulated month) to ``meta.horizon_months``;
+* shares and probabilities are fractions in [0, 1] (0.25, not 25%).
+
+A reference (a campaign's tier, a budget bound's lever) is checked against the names
+the scenario defines; the known names reach the validators through pydantic's
+validation context, so a wrong name is reported with every other mistake at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic_core import PydanticCustomError
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Section(BaseModel):
+    """Base of every scenario section: immutable, no unknown keys, no silent type coercion."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class FrozenDict(dict[K, V]):
+    """A mapping of named items (tiers, levers, regions) that cannot be changed after loading."""
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("scenario mappings are read-only; build a new scenario with model_copy(update=...)")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self.items()))
+
+
+def _freeze(value: dict[K, V]) -> FrozenDict[K, V]:
+    return FrozenDict(value)
+
+
+def fail(message: str, hint: str = "") -> PydanticCustomError:
+    """A validation error whose message and fix reach the planner unchanged."""
+    return PydanticCustomError("scenario", "{message}", {"message": message, "hint": hint})
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'gold'?)`` when a close name exists, else the empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _reference(kind: str, section: str) -> AfterValidator:
+    def check(value: str, info: ValidationInfo) -> str:
+        known = (info.context or {}).get(kind)
+        if known is None or value in known:
+            return value
+        listing = ", ".join(sorted(known)) if known else "none defined"
+        raise fail(f"unknown {kind[:-1]} '{value}'{did_you_mean(value, known)}",
+                   f"use a name defined under {section} ({listing})")
+
+    return AfterValidator(check)
+
+
+def _not_us(value: str, info: ValidationInfo) -> str:
+    us = (info.context or {}).get("us")
+    if us is not None and value == us:
+        raise fail(f"'{value}' is our own operator (market.us), not a competitor",
+                   "name a competitor here; our own price moves go under 'pricing'")
+    return value
+
+
+def _within_horizon(value: int, info: ValidationInfo) -> int:
+    horizon = (info.context or {}).get("horizon")
+    if horizon is not None and value > horizon:
+        raise fail(f"month {value} is after the horizon ({horizon} months)",
+                   f"use a month from 1 to {horizon}, or lengthen meta.horizon_months")
+    return value
+
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", min_length=1, max_length=64)]
+"""A name a planner gives (a tier, a lever): letters, digits, '_' and '-', starting with a letter."""
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+"""A fraction in [0, 1]."""
+Share = Probability
+"""A part of a whole in [0, 1]; shares of one whole must add up to 1."""
+Money = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+"""An amount in the scenario currency; never negative."""
+PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+Coefficient = Annotated[float, Field(ge=-50.0, le=50.0, allow_inf_nan=False)]
+"""A logit coefficient: change in the log-odds of monthly churn per unit of its driver."""
+Month = Annotated[int, Field(ge=1), AfterValidator(_within_horizon)]
+"""A month of the horizon, 1-based."""
+Months = Annotated[int, Field(ge=1, le=600)]
+"""A duration in months."""
+Count = Annotated[int, Field(ge=0)]
+
+TierRef = Annotated[str, _reference("tiers", "tiers")]
+LeverRef = Annotated[str, _reference("levers", "levers")]
+OperatorRef = Annotated[str, _reference("operators", "market.operators")]
+CompetitorRef = Annotated[str, _reference("operators", "market.operators"), AfterValidator(_not_us)]
+StrategyRef = Annotated[str, _reference("strategies", "strategies")]
+RegionRef = Annotated[str, _reference("regions", "network.regions")]
+PeriodRef = Annotated[str, _reference("periods", "meta.periods")]
+ChannelRef = Annotated[str, _reference("channels", "channels")]
+
+NamedMap = Annotated[dict[Name, V], AfterValidator(_freeze)]
+"""Named items keyed by their name, read-only once loaded."""
+RefMap = Annotated[dict[K, V], AfterValidator(_freeze)]
+"""Values keyed by a reference to named items elsewhere, read-only once loaded."""
+Seq = Annotated[tuple[V, ...], Field(strict=False)]
+"""A list in the file, a tuple once loaded."""
+
+
+def check_shares(shares: dict[str, float], what: str) -> dict[str, float]:
+    """Shares of one whole must add up to 1 (to within rounding)."""
+    total = sum(shares.values())
+    if shares and abs(total - 1.0) > 1e-6:
+        raise fail(f"the {what} shares add up to {total:.6g}, not 1",
+                   "adjust them so they add up to 1 (e.g. 0.25, 0.75)")
+    return shares
