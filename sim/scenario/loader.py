@@ -149,6 +149,7 @@ def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any]) -> Problem:
     use_key_position = is_key
     if kind == "scenario":
         message, hint = ctx["message"], ctx.get("hint", "")
+        path = path + tuple(ctx.get("at") or ())
     elif kind == "missing":
         parent, key = path[:-1], path[-1]
         message = f"'{key}' is missing"
@@ -193,8 +194,6 @@ def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any]) -> Problem:
         hint = _TYPE_HINTS[kind]
     position = doc.position(path, key=use_key_position)
     line, column = position if position else (None, None)
-    if is_key:
-        message = f"key {message}"
     return Problem(doc.file, line, column, path, message, hint)
 
 

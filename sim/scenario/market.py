@@ -48,13 +48,13 @@ class Market(Section):
     def _us_is_an_operator(self) -> "Market":
         if self.us not in self.operators:
             raise fail(f"market.us names '{self.us}', which is not among the operators{did_you_mean(self.us, self.operators)}",
-                       f"set market.us to one of: {', '.join(self.operators)}")
+                       f"set market.us to one of: {', '.join(self.operators)}", at=("us",))
         if len(self.operators) < 2:
             raise fail("the market needs at least one competitor besides us",
                        "add a competitor under market.operators")
         if self.operators[self.us].price_index != 1.0:
             raise fail("our own price_index must be 1 (competitors' prices are stated relative to ours)",
-                       f"remove price_index under market.operators.{self.us}")
+                       f"remove price_index under market.operators.{self.us}", at=("operators", self.us, "price_index"))
         return self
 
     @property

@@ -99,14 +99,15 @@ class Tier(Section):
                 raise fail("a consumer tier needs 'lines'", "add e.g. 'lines: 250000', or set 'kind: enterprise'")
             if self.accounts is not None or self.lines_per_account is not None:
                 raise fail("a consumer tier is counted in lines, not accounts",
-                           "remove 'accounts'/'lines_per_account', or set 'kind: enterprise'")
+                           "remove 'accounts'/'lines_per_account', or set 'kind: enterprise'",
+                           at=("accounts",) if self.accounts is not None else ("lines_per_account",))
         else:
             if self.accounts is None or self.lines_per_account is None:
                 raise fail("an enterprise tier needs 'accounts' and 'lines_per_account'",
                            "add e.g. 'accounts: 100' and 'lines_per_account: 600'")
             if self.lines is not None:
                 raise fail("an enterprise tier is counted in accounts; 'lines' follows from them",
-                           "remove 'lines' and give 'accounts' and 'lines_per_account'")
+                           "remove 'lines' and give 'accounts' and 'lines_per_account'", at=("lines",))
         return self
 
     @property

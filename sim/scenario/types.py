@@ -50,9 +50,13 @@ def _freeze(value: dict[K, V]) -> FrozenDict[K, V]:
     return FrozenDict(value)
 
 
-def fail(message: str, hint: str = "") -> PydanticCustomError:
-    """A validation error whose message and fix reach the planner unchanged."""
-    return PydanticCustomError("scenario", "{message}", {"message": message, "hint": hint})
+def fail(message: str, hint: str = "", at: tuple[str | int, ...] = ()) -> PydanticCustomError:
+    """A validation error whose message and fix reach the planner unchanged.
+
+    ``at`` is the key path below the validated object that the problem is about, so a check
+    that spans a section can still point at the line of the value it concerns.
+    """
+    return PydanticCustomError("scenario", "{message}", {"message": message, "hint": hint, "at": at})
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -61,13 +65,13 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def _reference(kind: str, section: str) -> AfterValidator:
+def _reference(kind: str, section: str, singular: str) -> AfterValidator:
     def check(value: str, info: ValidationInfo) -> str:
         known = (info.context or {}).get(kind)
         if known is None or value in known:
             return value
         listing = ", ".join(sorted(known)) if known else "none defined"
-        raise fail(f"unknown {kind[:-1]} '{value}'{did_you_mean(value, known)}",
+        raise fail(f"unknown {singular} '{value}'{did_you_mean(value, known)}",
                    f"use a name defined under {section} ({listing})")
 
     return AfterValidator(check)
@@ -107,14 +111,14 @@ Months = Annotated[int, Field(ge=1, le=600)]
 """A duration in months."""
 Count = Annotated[int, Field(ge=0)]
 
-TierRef = Annotated[str, _reference("tiers", "tiers")]
-LeverRef = Annotated[str, _reference("levers", "levers")]
-OperatorRef = Annotated[str, _reference("operators", "market.operators")]
-CompetitorRef = Annotated[str, _reference("operators", "market.operators"), AfterValidator(_not_us)]
-StrategyRef = Annotated[str, _reference("strategies", "strategies")]
-RegionRef = Annotated[str, _reference("regions", "network.regions")]
-PeriodRef = Annotated[str, _reference("periods", "meta.periods")]
-ChannelRef = Annotated[str, _reference("channels", "channels")]
+TierRef = Annotated[str, _reference("tiers", "tiers", "tier")]
+LeverRef = Annotated[str, _reference("levers", "levers", "lever")]
+OperatorRef = Annotated[str, _reference("operators", "market.operators", "operator")]
+CompetitorRef = Annotated[str, _reference("operators", "market.operators", "operator"), AfterValidator(_not_us)]
+StrategyRef = Annotated[str, _reference("strategies", "strategies", "strategy")]
+RegionRef = Annotated[str, _reference("regions", "network.regions", "region")]
+PeriodRef = Annotated[str, _reference("periods", "meta.periods", "period")]
+ChannelRef = Annotated[str, _reference("channels", "channels", "channel")]
 
 NamedMap = Annotated[dict[Name, V], AfterValidator(_freeze)]
 """Named items keyed by their name, read-only once loaded."""

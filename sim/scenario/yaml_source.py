@@ -141,14 +141,23 @@ def _scan_events(file: str, text: str) -> None:
 
 
 def _syntax_problem(file: str, exc: yaml.YAMLError) -> Problem:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem_mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
     what = getattr(exc, "problem", None) or str(exc)
-    context = getattr(exc, "context", None)
-    message = f"YAML syntax error: {what}" + (f" ({context})" if context else "")
+    context = getattr(exc, "context", None) or ""
     hint = "check the indentation and the ':' after each key; text with ': ' or '#' in it needs quotes"
-    if "\t" in what or "tab" in what.lower():
+    if "\\t" in what or "\t" in what or "tab" in what.lower():
         hint = "indent with spaces, not tabs"
-    return _problem(file, message, hint, mark)
+    if context.startswith("while parsing a flow") and context_mark is not None and problem_mark is not None:
+        # An unclosed '[' or '{': the parser notices lines later; the planner needs the opening line.
+        bracket = "[" if "sequence" in context else "{"
+        closer = "]" if bracket == "[" else "}"
+        message = (f"YAML syntax error: the '{bracket}' opened here is not closed "
+                   f"(the parser stopped at line {problem_mark.line + 1}: {what})")
+        return _problem(file, message, f"close the list with '{closer}' on the same line, or check the commas",
+                        context_mark)
+    message = f"YAML syntax error: {what}" + (f" ({context})" if context else "")
+    return _problem(file, message, hint, problem_mark or context_mark)
 
 
 class _Builder:
