@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from sim import __version__
+from sim.allocation import Allocation
 from sim.scenario import ScenarioError, json_schema, load_scenario
 
 EXIT_OK = 0
@@ -84,6 +85,79 @@ def _cmd_schema(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
+class _ProgressBar:
+    """A progress bar on stderr per stage (hidden with --quiet or when stderr is not a terminal and CI is set)."""
+
+    def __init__(self, console: _Console) -> None:
+        self.enabled = not console.quiet
+        self._bar = None
+        self._tasks: dict[str, object] = {}
+
+    def __enter__(self) -> "_ProgressBar":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+            self._bar.__enter__()
+        return self
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self._bar is None:
+            return
+        if stage not in self._tasks:
+            self._tasks[stage] = self._bar.add_task(stage, total=total)
+        self._bar.update(self._tasks[stage], completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+def _default_out(kind: str, scenario_name: str, seed: int) -> Path:
+    stamp = __import__("datetime").datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("results") / scenario_name / f"{kind}-{stamp}-seed{seed}"
+
+
+def _cmd_simulate(args: argparse.Namespace, console: _Console) -> int:
+    from sim.runner import Stopwatch, manifest, simulate, tables, write_outputs
+
+    watch = Stopwatch()
+    scenario = load_scenario(args.file)
+    if args.scale is not None:
+        scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": args.scale})})
+    allocation = Allocation.read_csv(args.allocation, scenario) if args.allocation else Allocation.empty()
+    seed = scenario.run.seed if args.seed is None else args.seed
+    reps = scenario.run.replications if args.reps is None else args.reps
+    out = Path(args.out) if args.out else _default_out("simulate", scenario.meta.name, seed)
+    if out.exists():
+        console.problem(f"{out}: the output folder exists already\n    fix: choose another --out folder; "
+                        "runs are never overwritten")
+        return EXIT_INVALID_INPUT
+    watch.lap("load")
+    with _ProgressBar(console) as bar:
+        result = simulate(scenario, allocation, seed=seed, replications=reps, progress=bar)
+    watch.lap("simulate")
+    frames = tables(result)
+    if args.allocation:
+        frames["allocation"] = allocation.to_frame()
+    written = write_outputs(out, frames, manifest(scenario, args.file, seed, reps, allocation, watch.timings,
+                                                  ["retention", *(args.argv or [])]))
+    totals = frames["summary"].set_index("metric")
+    console.info(f"{scenario.meta.name}: {reps} replication(s), seed {seed}, "
+                 f"{scenario.total_lines:,} lines over {scenario.meta.horizon_months} months")
+    for metric, label, fmt in (("monthly_churn", "monthly churn", "{:.3%}"), ("lines_end", "lines at the end", "{:,.0f}"),
+                               ("margin", "margin", "{:,.0f}"), ("retention_spend", "retention spend", "{:,.0f}"),
+                               ("service_level", "service level", "{:.1%}")):
+        if metric in totals.index:
+            row = totals.loc[metric]
+            console.info(f"  {label:<18} {fmt.format(row['mean'])}  (95% interval {fmt.format(row['ci_low'])} .. "
+                         f"{fmt.format(row['ci_high'])})")
+    console.info(f"results written to {written}")
+    return EXIT_OK
+
+
 Handler = Callable[[argparse.Namespace, _Console], int]
 
 
@@ -102,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retention",
         description="Plan where retention money goes: simulate churn, allocate the budget, compare strategies.",
-        epilog="examples:\n  retention validate scenarios/baseline.yaml\n  retention schema --out scenario.schema.json\n\n"
+        epilog="examples:\n  retention validate scenarios/baseline.yaml\n  retention schema --out scenario.schema.json\n"
+               "  retention simulate scenarios/small.yaml --reps 5\n\n"
                + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[noise_options(False)],
@@ -124,12 +199,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("schema", "print the JSON Schema of the scenario format (for editor validation)",
                 "retention schema --out scenarios/scenario.schema.json", _cmd_schema)
     p.add_argument("--out", metavar="FILE", help="write the schema to FILE instead of printing it")
+
+    p = command("simulate", "simulate the subscriber base month by month under an allocation (or none)",
+                "retention simulate scenarios/small.yaml --allocation plan.csv --reps 5 --out results/small/plan",
+                _cmd_simulate)
+    p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
+    p.add_argument("--allocation", metavar="CSV", help="retention money per cell: columns tier,lever,period,amount")
+    p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
+    p.add_argument("--reps", type=_positive_int, help="replications (default: run.replications of the scenario)")
+    p.add_argument("--scale", type=_share, help="simulate this share of the lines, 0 < S <= 1 (default: run.scale)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/simulate-<time>-seed<N>)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 1")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

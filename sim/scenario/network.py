@@ -28,7 +28,8 @@ class Region(Section):
     outage_severity: Probability = 0.2
     """Share of the region's lines an outage affects."""
     outage_quality_drop: Probability = 0.3
-    """Drop in perceived quality for affected lines during the month of the outage."""
+    """Drop in perceived quality for affected lines in the month of an outage lasting a day or more;
+    a shorter outage weighs by its share of a day."""
     outage_satisfaction_drop: Probability = 0.05
     """Satisfaction an affected line loses per outage."""
     outage_call_share: Probability = 0.05

@@ -1,0 +1,545 @@
+"""The discrete-event simulation of one replication: simpy schedules, numpy arrays hold the base.
+
+Time runs in months. Month *m* covers the simulated interval ``[m-1, m)``:
+
+* at its start our moves take effect (tariffs, network investments, staffing),
+  competitors' campaigns and reactions update, and proactive retention offers go out;
+* outages arrive during the month in each region (a Poisson process each);
+* near its end the contact center serves the month's calls (base and outage-driven);
+* at its end billing runs: revenue, the churn decision of every unit (with
+  save-desk offers to units asking to leave), destinations, gross adds, records.
+
+There is one simpy process per event source, never one per subscriber: the
+processes act on whole arrays of units at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from .allocation import Allocation
+from .competition import Competition
+from .hazard import F32, TierHazard, calibrate, dense_logit, log_odds_factor, probability
+from .offers import Budget, LeverBook, apply_acceptance, make_offers, offer_costs
+from .outages import Outage, draw_outages
+from .population import ACTIVE, TierState, build_population, fill_new_units, region_shares
+from .queue import simulate_queue
+from .scenario import Scenario
+from .streams import RandomStreams
+from .targeting import noise_for_auc, rank_scores
+
+COMPLAINT_MONTHS = 3
+"""Complaints count in the hazard for this many months."""
+SATISFACTION_RECOVERY = 0.10
+"""Share of the gap to the tier's usual satisfaction that closes each month without new incidents."""
+QUEUE_WARMUP_HANDLING_TIMES = 10.0
+"""The simulated queue warms up for this many handling times before its calls are recorded."""
+AUC_SAMPLE = 100_000
+OUTAGE_FULL_EFFECT_HOURS = 24.0
+"""An outage of a day or more lowers the month's perceived quality by the region's full drop."""
+MONTH_EPSILON = 0.001
+"""Within month m, the hotline serves calls at m - 2e and billing runs at m - e (in months)."""
+
+
+@dataclass
+class MonthOutages:
+    """What the month's outages did: affected units with their quality drop, and the calls they caused."""
+
+    affected: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    drops: dict[int, list[float]] = field(default_factory=dict)
+    calls: list[tuple[Outage, dict[int, np.ndarray]]] = field(default_factory=list)
+    """Per outage: the calling units per tier."""
+
+
+@dataclass
+class Records:
+    """Rows collected during a run; :mod:`sim.results` turns them into tables."""
+
+    tier_months: list[dict[str, float]] = field(default_factory=list)
+    market: list[dict[str, float]] = field(default_factory=list)
+    contact_center: list[dict[str, float]] = field(default_factory=list)
+    outages: list[dict[str, float]] = field(default_factory=list)
+    levers: LeverBook = field(default_factory=LeverBook)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What a run derives from the scenario before simulating: base hazards and the churn model's noise."""
+
+    hazards: dict[str, TierHazard]
+    ranking_noise: dict[str, float]
+
+
+PILOT_UNITS = 50_000
+"""Deciding units simulated in each calibration pilot run (small tiers keep their floor of units)."""
+PILOT_MONTHS = 6
+PILOT_REPLICATIONS = 8
+"""Outages are few and large: their average effect needs several pilot replications, not more units."""
+PILOT_ROUNDS = 3
+PILOT_QUEUE_CALLS = 2_000
+
+
+def baseline_conditions(scenario: Scenario, scale: float | None = None) -> Scenario:
+    """The scenario's normal service (outages, calls, staffing) at list prices, with no campaign,
+    no reaction, no tariff move, no investment and no retention offer: what the stated churn describes."""
+    from .scenario.competition import Competitors
+
+    run = scenario.run if scale is None else scenario.run.model_copy(update={"scale": scale})
+    return scenario.model_copy(update={
+        "competitors": Competitors(), "pricing": (),
+        "network": scenario.network.model_copy(update={"investments": ()}), "run": run})
+
+
+def prepare(scenario: Scenario, seed: int) -> Calibration:
+    """Calibrate the base hazards and the churn model's ranking noise (the same for every replication).
+
+    A first guess solves each tier's base hazard for a quiet month (no outage, no call). Pilot runs
+    of :func:`baseline_conditions` then correct it: each round shifts the base by the logit gap between
+    the stated churn and the pilot's mean hazard over its first months, so that normal outages, calls
+    and complaints are part of the stated churn rather than added to it.
+    """
+    from .hazard import baseline_view, region_quality
+
+    hazards = calibrate(scenario, seed)
+    total_units = sum(t.unit_count for t in scenario.tiers.values())
+    pilot = baseline_conditions(scenario, min(1.0, PILOT_UNITS / total_units))
+    pilot = pilot.model_copy(update={"run": pilot.run.model_copy(update={"queue_sample_calls": PILOT_QUEUE_CALLS})})
+    months = min(PILOT_MONTHS, scenario.meta.horizon_months)
+    no_noise = {name: 0.0 for name in scenario.tiers}
+    for _ in range(PILOT_ROUNDS):
+        # The same pilot replications every round (common random numbers), so the rounds converge.
+        rows = pd.concat([pd.DataFrame(Simulation(pilot, Allocation.empty(), Calibration(hazards, no_noise), seed,
+                                                  2**20 + r).run(months=months).tier_months)
+                          for r in range(PILOT_REPLICATIONS)])
+        measured = rows.groupby("tier")["expected_churn"].mean()
+        for name, tier in scenario.tiers.items():
+            got = float(np.clip(measured[name], 1e-9, 1 - 1e-9))
+            shift = math.log(tier.baseline_churn / (1 - tier.baseline_churn)) - math.log(got / (1 - got))
+            hazards[name] = hazards[name].with_base(hazards[name].base + shift)
+
+    rng = np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(2**31 - 2,)))
+    states = build_population(scenario, rng, min(1.0, AUC_SAMPLE / max(t.unit_count for t in scenario.tiers.values())))
+    view, quality = baseline_view(scenario), region_quality(scenario)
+    noise = {}
+    for state, name in zip(states, scenario.tiers):
+        logits = dense_logit(state, hazards[name], view, 1, quality).astype(np.float64)
+        noise[name] = noise_for_auc(logits, scenario.targeting.model_auc, rng) if logits.size > 50 else 0.0
+    return Calibration(hazards, noise)
+
+
+class Simulation:
+    """One replication of a scenario under one allocation."""
+
+    def __init__(self, scenario: Scenario, allocation: Allocation, calibration: Calibration, seed: int,
+                 replication: int = 0, *, outages: bool = True, contact_center: bool = True,
+                 competition: bool = True) -> None:
+        self.scenario = scenario
+        self.calibration = calibration
+        self.streams = RandomStreams(seed, replication)
+        self.scale = scenario.run.scale
+        self.enable_outages = outages
+        self.enable_contact_center = contact_center
+        self.tiers = build_population(scenario, self.streams["population"], self.scale)
+        self.tier_params = list(scenario.tiers.values())
+        self.lever_names = list(scenario.levers)
+        self.levers = list(scenario.levers.values())
+        self.lever_log_odds = np.array([math.log(max(1e-9, 1.0 - lv.hazard_reduction)) for lv in self.levers], F32)
+        self.region_quality = np.array([r.quality for r in scenario.network.regions.values()])
+        self.competition = Competition.start(scenario)
+        if not competition:
+            self.competition.offers.clear()
+        self.competition.set_initial_shares(self._our_lines())
+        self.budget = Budget.from_allocation(scenario, allocation, {s.name: s.weight for s in self.tiers})
+        self.records = Records()
+        self.month_outages = MonthOutages()
+        self.backfire: dict[int, list[tuple[np.ndarray, float]]] = {}
+        self.initial_units = [state.size for state in self.tiers]
+        self.env = simpy.Environment()
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _our_lines(self) -> float:
+        """Our active lines (real, not simulated, numbers)."""
+        return float(sum(s.active_units() * s.lines_per_unit * s.weight for s in self.tiers))
+
+    def _month(self) -> int:
+        return int(math.floor(self.env.now + 1e-9)) + 1
+
+    # --- month start: our moves, competitors, proactive offers -----------------------------------
+    def _month_start(self, month: int) -> None:
+        for move in self.scenario.pricing:
+            if move.month == month:
+                self.competition.our_price_move(tuple(move.tiers), month, move.change)
+        self.region_quality = np.array([r.quality for r in self.scenario.network.regions.values()])
+        for investment in self.scenario.network.investments:
+            if investment.month <= month:
+                r = list(self.scenario.network.regions).index(investment.region)
+                self.region_quality[r] = min(1.0, max(0.0, self.region_quality[r] + investment.quality_gain))
+        self.budget.start_month()
+        self.month_outages = MonthOutages()
+        self._proactive_offers(month)
+
+    def _proactive_offers(self, month: int) -> None:
+        policy = self.scenario.budget.contact_policy
+        spacing = math.ceil(policy.per_months / policy.max_offers_per_line) if policy.max_offers_per_line else 10**4
+        rng = self.streams["offers"]
+        for state, tier, name in zip(self.tiers, self.tier_params, self.scenario.tiers):
+            funded = [(i, lv) for i, lv in enumerate(self.levers)
+                      if lv.mode != "save_desk" and self.budget.allowance(name, self.lever_names[i], month) > 0]
+            if not funded:
+                continue
+            view = self.competition.view(name, month)
+            logit = dense_logit(state, self.calibration.hazards[name], view, month, self.region_quality)
+            eligible = state.active_mask() & (state.last_offer[: state.size] <= month - spacing)
+            candidates = np.flatnonzero(eligible)
+            if candidates.size == 0:
+                continue
+            scores = rank_scores(logit[candidates], self.calibration.ranking_noise[name], self.streams["targeting"])
+            for i, lever in funded:
+                lever_name = self.lever_names[i]
+                money = self.budget.allowance(name, lever_name, month)
+                limit = self.budget.offer_limit(name, lever_name, month)
+                cost = lever.cost_per_contact + lever.acceptance * (
+                    lever.cost_per_acceptance + lever.cost_per_line_month * lever.duration_months * state.lines_per_unit)
+                wanted = min(candidates.size, limit, int(money / cost) if cost > 0 else candidates.size)
+                if wanted <= 0:
+                    continue
+                top = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < candidates.size else np.arange(candidates.size)
+                top = top[np.argsort(-scores[top], kind="stable")]
+                result = make_offers(state, i, lever, lever_name, candidates[top], money,
+                                     self.budget.cell_left(name, lever_name, month), limit, month, rng)
+                self.budget.charge(name, lever_name, month, result.spend, result.offered.size)
+                self.records.levers.add(name, lever_name, month, result.spend * state.weight,
+                                        result.offered.size * state.weight, int(result.accepted.sum()) * state.weight)
+                declined = result.offered[~result.accepted]
+                if lever.backfire and declined.size:
+                    self.backfire.setdefault(state.index, []).append((declined, log_odds_factor(lever.backfire)))
+                # Offered units leave the pool: one offer per unit per month.
+                keep = np.ones(candidates.size, dtype=bool)
+                keep[top[: result.offered.size]] = False
+                candidates, scores = candidates[keep], scores[keep]
+                if candidates.size == 0:
+                    break
+
+    # --- outages ---------------------------------------------------------------------------------
+    def _outage_process(self, region: int) -> simpy.events.ProcessGenerator:
+        rng = self.streams.child("outages", region)
+        for month in range(1, self.scenario.meta.horizon_months + 1):
+            for outage in draw_outages(self.scenario, region, month, rng):
+                # The month's calls are served just before its end; an outage cannot start after that.
+                start = min(outage.start, month - 3 * MONTH_EPSILON)
+                if start > self.env.now:
+                    yield self.env.timeout(start - self.env.now)
+                self._outage_hits(outage, rng)
+            if month > self.env.now:
+                yield self.env.timeout(month - self.env.now)
+
+    def _outage_hits(self, outage: Outage, rng: np.random.Generator) -> None:
+        regions = list(self.scenario.network.regions.values())
+        region = regions[outage.region]
+        callers: dict[int, np.ndarray] = {}
+        affected_total = 0
+        for state, tier in zip(self.tiers, self.tier_params):
+            in_region = np.flatnonzero((state.region[: state.size] == outage.region) & state.active_mask())
+            if in_region.size == 0:
+                continue
+            hit = in_region[rng.random(in_region.size) < outage.severity]
+            if hit.size == 0:
+                continue
+            affected_total += hit.size * state.lines_per_unit * state.weight
+            self.month_outages.affected.setdefault(state.index, []).append(hit)
+            # A short outage weighs in the month's perceived quality by its share of a day.
+            weight = min(1.0, outage.hours / OUTAGE_FULL_EFFECT_HOURS)
+            self.month_outages.drops.setdefault(state.index, []).append(region.outage_quality_drop * weight)
+            state.satisfaction[hit] = np.maximum(state.satisfaction[hit] - F32(region.outage_satisfaction_drop), 0.0)
+            # Each affected line may call; an account's lines call separately.
+            calls_per_unit = rng.binomial(state.lines_per_unit, region.outage_call_share, size=hit.size)
+            callers[state.index] = np.repeat(hit, calls_per_unit)
+        self.month_outages.calls.append((outage, callers))
+        self.records.outages.append({"month": outage.month, "region": list(self.scenario.network.regions)[outage.region],
+                                     "start": outage.start, "hours": outage.hours,
+                                     "affected_lines": affected_total})
+
+    # --- contact center ----------------------------------------------------------------------------
+    def _serve_calls(self, month: int) -> None:
+        cc = self.scenario.contact_center
+        rng = self.streams["calls"]
+        queue_rng = self.streams.child("queue", month)
+        open_minutes = cc.open_hours_per_month * 60.0
+        # The queue runs at full scale (queueing has economies of scale); simulated callers sample its outcomes.
+        agents = cc.agents_in(month)
+        base_callers: dict[int, np.ndarray] = {}
+        base_count = 0.0
+        for state, tier in zip(self.tiers, self.tier_params):
+            active = np.flatnonzero(state.active_mask())
+            n = int(rng.poisson(tier.call_rate * active.size * state.lines_per_unit))
+            if n and active.size:
+                base_callers[state.index] = active[rng.integers(0, active.size, n)]
+                base_count += n * state.weight
+        outage_calls = [(o, c, sum(a.size * self.tiers[t].weight for t, a in c.items()))
+                        for o, c in self.month_outages.calls]
+        burst_minutes = [min(open_minutes, max(1.0, o.hours * 60.0 * cc.open_hours_per_month / 720.0))
+                         for o, _, _ in outage_calls]
+        base_rate = base_count / open_minutes
+        sample = max(1, self.scenario.run.queue_sample_calls)
+        warmup = QUEUE_WARMUP_HANDLING_TIMES * cc.handling_minutes
+        base_window = min(open_minutes, sample / base_rate) if base_rate > 0 else 0.0
+        base = simulate_queue(base_rate, agents, cc.handling_minutes, cc.patience_minutes, base_window, queue_rng,
+                              warmup_minutes=min(warmup, 0.5 * base_window)) if base_rate > 0 else None
+        bursts = []
+        for (outage, callers, n_calls), minutes in zip(outage_calls, burst_minutes):
+            rate = base_rate + n_calls / minutes
+            window = min(minutes, sample / max(rate, 1e-9) / max(1, len(outage_calls)))
+            bursts.append(simulate_queue(rate, agents, cc.handling_minutes, cc.patience_minutes, window, queue_rng,
+                                         warmup_minutes=min(warmup, 0.5 * window)) if rate > 0 and window > 0 else None)
+        burst_share = min(1.0, sum(burst_minutes) / open_minutes) if burst_minutes else 0.0
+
+        totals = {"calls": 0.0, "answered_in_target": 0.0, "abandoned": 0.0, "complaints": 0.0, "wait_sum": 0.0}
+        target = cc.service_level.answer_within_seconds / 60.0
+
+        def settle(state: TierState, units: np.ndarray, outcome) -> None:
+            if units.size == 0 or outcome is None or outcome.calls == 0:
+                return
+            pick = rng.integers(0, outcome.calls, units.size)
+            waits = outcome.waits[pick]
+            gone = outcome.abandoned[pick]
+            complaint = rng.random(units.size) < np.where(gone, cc.abandoned_complaint_share, cc.complaint_share)
+            impact = cc.satisfaction_impact
+            loss = impact.per_minute_waited * waits + impact.abandoned * gone + impact.complaint * complaint
+            # An account's satisfaction is its lines' average: one line's bad call moves it by 1/lines.
+            np.subtract.at(state.satisfaction, units, (loss / state.lines_per_unit).astype(F32))
+            complainers = units[complaint]
+            if complainers.size:
+                np.add.at(state.complaints, complainers, 1)
+                state.complaint_log.append((month, complainers))
+            w = state.weight
+            totals["calls"] += units.size * w
+            totals["answered_in_target"] += int(np.count_nonzero(~gone & (waits <= target))) * w
+            totals["abandoned"] += int(gone.sum()) * w
+            totals["complaints"] += int(complaint.sum()) * w
+            totals["wait_sum"] += float(waits.sum()) * w
+
+        for state in self.tiers:
+            units = base_callers.get(state.index, np.zeros(0, dtype=np.int64))
+            if bursts and burst_share > 0 and units.size:
+                in_burst = rng.random(units.size) < burst_share
+                which = rng.integers(0, len(bursts), units.size)
+                for b, outcome in enumerate(bursts):
+                    settle(state, units[in_burst & (which == b)], outcome)
+                units = units[~in_burst]
+            settle(state, units, base)
+            for (outage, callers, _), outcome in zip(outage_calls, bursts):
+                settle(state, callers.get(state.index, np.zeros(0, dtype=np.int64)), outcome)
+        for state in self.tiers:
+            np.clip(state.satisfaction[: state.size], 0.0, 1.0, out=state.satisfaction[: state.size])
+        calls = totals["calls"]
+        self.records.contact_center.append({
+            "month": month, "agents": cc.agents_in(month), "calls": calls,
+            "answered_in_target": totals["answered_in_target"],
+            "abandoned": totals["abandoned"], "complaints": totals["complaints"],
+            "mean_wait_minutes": totals["wait_sum"] / calls if calls else 0.0,
+            "service_level": totals["answered_in_target"] / calls if calls else 1.0,
+            "abandonment_rate": totals["abandoned"] / calls if calls else 0.0,
+            "simulated_calls": (base.calls if base else 0) + sum(b.calls for b in bursts if b),
+            "mean_wait_se": base.mean_wait_se() if base else float("nan"),
+        })
+
+    # --- billing and churn ---------------------------------------------------------------------------
+    def _billing(self, month: int) -> None:
+        churn_rng = self.streams["churn"]
+        dest_rng = self.streams["destination"]
+        competitors = self.scenario.market.competitors
+        lines_to: dict[str, float] = {k: 0.0 for k in competitors}
+        for state, tier, name in zip(self.tiers, self.tier_params, self.scenario.tiers):
+            hazard = self.calibration.hazards[name]
+            view = self.competition.view(name, month)
+            n = state.size
+            active = state.active_mask()
+            active_units = int(np.count_nonzero(active))
+            price = self.competition.our_price[name]
+            revenue = active_units * state.lines_per_unit * tier.arpu * price
+            margin = active_units * state.lines_per_unit * tier.arpu * (price - (1.0 - tier.margin))
+            logit = dense_logit(state, hazard, view, month, self.region_quality)
+            self._sparse_effects(state, hazard, logit, month)
+            p = probability(logit)
+            draws = self.streams.child("churn", month, state.index).random(n, dtype=np.float32)
+            leaving = np.flatnonzero((draws < p) & active)
+            saves = self._save_desk(state, name, leaving, month)
+            if saves.size:
+                leaving = np.setdiff1d(leaving, saves, assume_unique=True)
+            shares = self.competition.destination_shares(name, month)
+            dest = dest_rng.choice(len(competitors), size=leaving.size, p=shares) if leaving.size else leaving
+            state.status[leaving] = (dest + 1).astype(np.uint8)
+            state.churn_month[leaving] = month
+            churned_by = np.bincount(dest, minlength=len(competitors)) if leaving.size else np.zeros(len(competitors), int)
+            for k, count in zip(competitors, churned_by):
+                lines_to[k] += count * state.lines_per_unit * state.weight
+            adds = self._gross_adds_from_market(state, tier, month)
+            w = state.weight
+            row = {"month": month, "tier": name, "units_start": active_units * w,
+                   "lines_start": active_units * state.lines_per_unit * w,
+                   "churned_units": leaving.size * w,
+                   "churned_lines": leaving.size * state.lines_per_unit * w,
+                   "saves": saves.size * w, "gross_adds_market_lines": adds * state.lines_per_unit * w,
+                   "revenue": revenue * w, "margin": margin * w,
+                   "expected_churn": float(p[active].mean()) if active_units else 0.0,
+                   "mean_satisfaction": float(state.satisfaction[:n][active].mean()) if active_units else float("nan"),
+                   "price_gap": view.price_gap, "competitor_pressure": view.pressure}
+            for k, count in zip(competitors, churned_by):
+                row[f"churned_to_{k}"] = count * state.lines_per_unit * w
+            self.records.tier_months.append(row)
+        self._competitor_flows(month, lines_to)
+        self._age(month)
+
+    def _sparse_effects(self, state: TierState, hazard: TierHazard, logit: np.ndarray, month: int) -> None:
+        n = state.size
+        for units, drop in zip(self.month_outages.affected.get(state.index, []),
+                               self.month_outages.drops.get(state.index, [])):
+            logit[units] += F32(hazard.network_gap * drop)
+        if hazard.complaints and state.complaint_log:
+            recent = np.unique(np.concatenate([u for _, u in state.complaint_log]))
+            # Per line of the account, so that a large account's many calls do not count as many grievances.
+            logit[recent] += F32(hazard.complaints / state.lines_per_unit) * state.complaints[recent]
+        under_offer = np.flatnonzero(state.effect_until[:n] >= month)
+        if under_offer.size:
+            logit[under_offer] += self.lever_log_odds[state.effect_lever[under_offer]]
+        for units, shift in self.backfire.pop(state.index, []):
+            logit[units] += F32(shift)
+
+    def _save_desk(self, state: TierState, name: str, leaving: np.ndarray, month: int) -> np.ndarray:
+        """Units asking to leave that accept a save-desk offer (they stay)."""
+        reach = self.scenario.targeting.save_desk_reach
+        desk = [(i, lv) for i, lv in enumerate(self.levers) if lv.mode != "proactive"
+                and (not lv.tiers or name in lv.tiers) and self.budget.cell_left(name, self.lever_names[i], month) > 0]
+        if not desk or leaving.size == 0 or reach <= 0:
+            return leaving[:0]
+        rng = self.streams["offers"]
+        callers = leaving[rng.random(leaving.size) < reach]
+        saved = []
+        for i, lever in desk:
+            if callers.size == 0:
+                break
+            lever_name = self.lever_names[i]
+            limit = self.budget.offer_limit(name, lever_name, month)
+            callers = callers[:limit]
+            if callers.size == 0:
+                continue
+            accepted = rng.random(callers.size) < lever.acceptance
+            costs = offer_costs(lever, accepted, state.lines_per_unit)
+            affordable = int(np.searchsorted(np.cumsum(costs), self.budget.cell_left(name, lever_name, month) * (1 + 1e-12),
+                                             side="right"))
+            offered, accepted, costs = callers[:affordable], accepted[:affordable], costs[:affordable]
+            kept = offered[accepted]
+            apply_acceptance(state, kept, i, lever, month)
+            state.last_offer[offered] = month
+            self.budget.charge(name, lever_name, month, float(costs.sum()), offered.size)
+            self.records.levers.add(name, lever_name, month, float(costs.sum()) * state.weight,
+                                    offered.size * state.weight, kept.size * state.weight)
+            saved.append(kept)
+            callers = np.setdiff1d(callers, offered, assume_unique=True)
+        return np.concatenate(saved) if saved else leaving[:0]
+
+    def _gross_adds_from_market(self, state: TierState, tier, month: int) -> int:
+        if tier.gross_add_rate <= 0:
+            return 0
+        rng = self.streams.child("acquisition", month, state.index)
+        adds = int(rng.poisson(tier.gross_add_rate * self.initial_units[state.index]))
+        self._add_units(state, tier, adds, month + 1, rng)
+        return adds
+
+    def _add_units(self, state: TierState, tier, count: int, month: int, rng: np.random.Generator) -> None:
+        if count <= 0:
+            return
+        state.ensure_room(count)
+        rows = slice(state.size, state.size + count)
+        fill_new_units(state, tier, rows, month, region_shares(self.scenario, tier), rng, at_start=False)
+        state.size += count
+        if state.account_of_line is not None:
+            state.account_of_line = np.concatenate(
+                [state.account_of_line, np.repeat(np.arange(rows.start, rows.stop, dtype=np.int32), state.lines_per_unit)])
+
+    def _competitor_flows(self, month: int, our_churn_lines: dict[str, float]) -> None:
+        """Competitors lose their own churners (some to us) and gain ours; record market shares."""
+        rng = self.streams.child("acquisition", month, 10_000)
+        us = self.scenario.market.us
+        our_price = float(np.mean(list(self.competition.our_price.values())))
+        won_lines = 0.0
+        moves: dict[str, float] = {k: 0.0 for k in self.competition.lines}
+        for k, lines in self.competition.lines.items():
+            churners = rng.binomial(int(lines), self.scenario.market.operators[k].monthly_churn) if lines >= 1 else 0
+            shares = self.competition.switching_shares(k, our_price, month)
+            moves[k] -= churners
+            for dest, share in shares.items():
+                flow = churners * share
+                if dest == us:
+                    won_lines += flow
+                else:
+                    moves[dest] += flow
+        for k in moves:
+            self.competition.lines[k] = max(0.0, self.competition.lines[k] + moves[k] + our_churn_lines.get(k, 0.0))
+        # Lines won from competitors join our tiers by their win-back weight (accounts: whole accounts).
+        weights = np.array([t.win_back_share * t.line_count for t in self.tier_params], dtype=float)
+        if weights.sum() > 0 and won_lines > 0:
+            for state, tier, w in zip(self.tiers, self.tier_params, weights / weights.sum()):
+                units = int(rng.poisson(won_lines * w / state.lines_per_unit / state.weight))
+                self._add_units(state, tier, units, month + 1, rng)
+                self.records.tier_months[-len(self.tiers) + state.index]["gross_adds_won_lines"] = (
+                    units * state.lines_per_unit * state.weight)
+        ours = self._our_lines()
+        total = ours + sum(self.competition.lines.values())
+        self.records.market.append({"month": month, "operator": us, "lines": ours,
+                                    "share": ours / total if total else 0.0})
+        for k, lines in self.competition.lines.items():
+            self.records.market.append({"month": month, "operator": k, "lines": lines,
+                                        "share": lines / total if total else 0.0})
+        self.competition.watch_shares(ours, month)
+
+    def _age(self, month: int) -> None:
+        """Complaints older than three months stop counting; satisfaction recovers part of the way."""
+        for state, tier in zip(self.tiers, self.tier_params):
+            expired = [u for m, u in state.complaint_log if m <= month - COMPLAINT_MONTHS + 1]
+            state.complaint_log = [(m, u) for m, u in state.complaint_log if m > month - COMPLAINT_MONTHS + 1]
+            for units in expired:
+                np.subtract.at(state.complaints, units, 1)
+            sat = state.satisfaction[: state.size]
+            sat += (F32(tier.satisfaction) - sat) * F32(SATISFACTION_RECOVERY)
+            self._renew_contracts(state, tier, month)
+
+    def _renew_contracts(self, state: TierState, tier, month: int) -> None:
+        """Out-of-contract lines re-sign at the rate that keeps the tier's contract share steady.
+
+        In steady state the flow into contract, rate * (1 - share), equals the flow out, share / term.
+        """
+        share, term = tier.contract.share, tier.contract.term_months
+        if share <= 0 or share >= 1:
+            return
+        rate = min(1.0, share / (term * (1.0 - share)))
+        out = np.flatnonzero((state.contract_end[: state.size] <= month) & state.active_mask())
+        if out.size:
+            rng = self.streams.child("population", month, state.index)
+            signing = out[rng.random(out.size) < rate]
+            state.contract_end[signing] = month + term
+
+    # --- the simpy processes ---------------------------------------------------------------------
+    def _calendar(self) -> simpy.events.ProcessGenerator:
+        for month in range(1, self.scenario.meta.horizon_months + 1):
+            self._month_start(month)
+            yield self.env.timeout(month - 2 * MONTH_EPSILON - self.env.now)
+            if self.enable_contact_center:
+                self._serve_calls(month)
+            yield self.env.timeout(MONTH_EPSILON)
+            self._billing(month)
+            yield self.env.timeout(month - self.env.now)
+
+    def run(self, months: int | None = None) -> Records:
+        """Simulate the horizon (or its first ``months``) and return the records."""
+        self.env.process(self._calendar())
+        if self.enable_outages:
+            for region in range(len(self.scenario.network.regions)):
+                self.env.process(self._outage_process(region))
+        self.env.run(until=months or self.scenario.meta.horizon_months)
+        return self.records

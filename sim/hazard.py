@@ -1,0 +1,171 @@
+"""The monthly churn hazard: a logit of named drivers, calibrated to the stated baseline churn.
+
+For a deciding unit *i* of tier *t* in month *m*::
+
+    logit h = base_t
+            + price_gap       * (our price - best competitor offer the unit sees)
+            + network_gap     * (best competitor quality - our quality in the unit's region [- outage drop])
+            + satisfaction    * (1 - satisfaction_i)
+            + complaints      * escalated complaints of the last three months
+            + out_of_contract * [contract over by the end of the month]
+            + tenure          * years with us
+            + competitor_pressure * campaign intensity aimed at the tier
+            + log(1 - hazard_reduction)  while an accepted offer lasts
+            + log(1 + backfire)          in the month a contacted unit declined an offer
+
+``base_t`` is solved (bisection on the mean hazard) so that the tier's units at the
+start, under *baseline conditions* (list prices, no campaign, no outage, no complaint,
+no offer), churn at the stated ``baseline_churn``. Everything a scenario adds on top
+(a campaign, an outage, a price war, a retention offer) moves churn away from it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .population import TierState, build_population
+from .scenario import Scenario
+from .scenario.tiers import Tier
+
+F32 = np.float32
+
+
+@dataclass(frozen=True)
+class MarketView:
+    """What a tier's units see of the market in one month."""
+
+    price_gap: float
+    """Our relative price minus the best competitor's effective relative price."""
+    best_quality: float
+    """Best network quality among competitors."""
+    pressure: float
+    """Combined competitor campaign intensity aimed at the tier, 0..1."""
+
+
+@dataclass(frozen=True)
+class TierHazard:
+    """A tier's calibrated coefficients."""
+
+    base: float
+    price_gap: float
+    network_gap: float
+    satisfaction: float
+    complaints: float
+    out_of_contract: float
+    tenure_per_month: float
+    competitor_pressure: float
+    region_quality: np.ndarray
+    """Our network quality per region (index = region number)."""
+
+    @classmethod
+    def of(cls, tier: Tier, base: float, region_quality: np.ndarray) -> "TierHazard":
+        s = tier.sensitivity
+        return cls(base=base, price_gap=s.price_gap, network_gap=s.network_gap, satisfaction=s.satisfaction,
+                   complaints=s.complaints, out_of_contract=s.out_of_contract, tenure_per_month=s.tenure / 12.0,
+                   competitor_pressure=s.competitor_pressure, region_quality=region_quality)
+
+    def with_base(self, base: float) -> "TierHazard":
+        return TierHazard(base, self.price_gap, self.network_gap, self.satisfaction, self.complaints,
+                          self.out_of_contract, self.tenure_per_month, self.competitor_pressure, self.region_quality)
+
+
+def dense_logit(state: TierState, hazard: TierHazard, view: MarketView, month: int,
+                region_quality: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The logit of every unit's hazard from its dense attributes (float32, rows ``[0, size)``).
+
+    Sparse effects (complaints, outages, offers, backfire) are added by the caller on the
+    few rows they concern.
+    """
+    n = state.size
+    # Terms that are the same for every unit of the tier fold into one scalar.
+    scalar = (hazard.base + hazard.price_gap * view.price_gap + hazard.satisfaction
+              + hazard.competitor_pressure * view.pressure + hazard.tenure_per_month * month)
+    logit = np.multiply(state.satisfaction[:n], F32(-hazard.satisfaction), out=out[:n] if out is not None else None)
+    network = hazard.network_gap * (view.best_quality - region_quality)
+    if len(network) == 1:
+        scalar += float(network[0])
+    else:
+        logit += network.astype(F32)[state.region[:n]]
+    if hazard.out_of_contract:
+        logit += (state.contract_end[:n] <= month).view(np.uint8) * F32(hazard.out_of_contract)
+    if hazard.tenure_per_month:
+        logit += state.join_month[:n] * F32(-hazard.tenure_per_month)
+    logit += F32(scalar)
+    return logit
+
+
+def probability(logit: np.ndarray) -> np.ndarray:
+    """Logistic function in place (float32): the monthly churn probability."""
+    np.negative(logit, out=logit)
+    np.exp(logit, out=logit)
+    logit += F32(1.0)
+    np.reciprocal(logit, out=logit)
+    return logit
+
+
+def baseline_view(scenario: Scenario) -> MarketView:
+    """The market at list prices with no campaigns: the conditions the stated churn refers to."""
+    competitors = [scenario.market.operators[c] for c in scenario.market.competitors]
+    return MarketView(price_gap=1.0 - min(op.price_index for op in competitors),
+                      best_quality=max(op.network_quality for op in competitors), pressure=0.0)
+
+
+def region_quality(scenario: Scenario) -> np.ndarray:
+    return np.array([r.quality for r in scenario.network.regions.values()], dtype=float)
+
+
+CALIBRATION_UNITS = 400_000
+"""Units per tier used to solve the base hazard; more changes the base by far less than 0.01 pp."""
+
+
+def calibrate(scenario: Scenario, seed: int) -> dict[str, TierHazard]:
+    """Solve each tier's base hazard so baseline conditions reproduce its stated baseline churn.
+
+    The solve uses its own population draw (from ``seed``), so the result is the same for
+    every replication and strategy of a run.
+    """
+    quality = region_quality(scenario)
+    view = baseline_view(scenario)
+    hazards: dict[str, TierHazard] = {}
+    rng = np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(2**31 - 1,)))
+    largest = max(t.unit_count for t in scenario.tiers.values())
+    scale = min(1.0, CALIBRATION_UNITS / largest)
+    # Small tiers are drawn at least CALIBRATION_UNITS/10 times over so the solve is not noisy.
+    for tier_state, (name, tier) in zip(_calibration_population(scenario, rng, scale), scenario.tiers.items()):
+        start = TierHazard.of(tier, 0.0, quality)
+        offsets = dense_logit(tier_state, start, view, 1, quality).astype(np.float64)
+        hazards[name] = start.with_base(_solve_base(offsets, tier.baseline_churn))
+    return hazards
+
+
+def _calibration_population(scenario: Scenario, rng: np.random.Generator, scale: float) -> list[TierState]:
+    states = build_population(scenario, rng, scale)
+    minimum = CALIBRATION_UNITS // 10
+    for i, (state, tier) in enumerate(zip(states, scenario.tiers.values())):
+        if state.size < minimum:
+            boosted = scenario.model_copy(update={"tiers": {tier_name: t for tier_name, t in scenario.tiers.items()
+                                                            if t is tier}})
+            factor = minimum / max(tier.unit_count, 1)
+            states[i] = build_population(boosted, rng, factor)[0]
+    return states
+
+
+def _solve_base(offsets: np.ndarray, target: float) -> float:
+    """The constant b with mean(sigmoid(b + offsets)) = target (monotone in b: bisection)."""
+    low, high = -30.0, 30.0
+    for _ in range(80):
+        mid = 0.5 * (low + high)
+        mean = float(np.mean(1.0 / (1.0 + np.exp(-(mid + offsets)))))
+        if mean < target:
+            low = mid
+        else:
+            high = mid
+    return 0.5 * (low + high)
+
+
+def log_odds_factor(relative_change: float) -> float:
+    """log(1 + x): the logit shift that multiplies the odds by (1 + x)."""
+    return math.log1p(relative_change)

@@ -1,0 +1,149 @@
+"""Results of simulation runs as tables: per tier and month, per lever, the market, the contact center.
+
+One replication's :class:`~sim.engine.Records` become a :class:`SimulationResult` of
+DataFrames; replications are stacked with a ``replication`` column, and
+:func:`summarize` gives the mean and 95% interval of each figure over replications.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .engine import Records
+from .scenario import Scenario
+
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}
+
+
+def t_quantile(df: int) -> float:
+    """Student t 97.5% quantile (for 95% intervals over replications), interpolated from a table."""
+    if df <= 0:
+        return float("nan")
+    keys = sorted(T_975)
+    if df >= keys[-1]:
+        return 1.96
+    for low, high in zip(keys, keys[1:]):
+        if low <= df <= high:
+            return T_975[low] + (T_975[high] - T_975[low]) * (df - low) / (high - low)
+    return T_975[df]
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Tables of one or more replications of one allocation."""
+
+    monthly: pd.DataFrame
+    """One row per replication, month and tier."""
+    levers: pd.DataFrame
+    """Spend, offers and acceptances per replication, month, tier and lever."""
+    market: pd.DataFrame
+    """Lines and share per replication, month and operator."""
+    contact_center: pd.DataFrame
+    """Calls, service level, waits, abandonment and complaints per replication and month."""
+    outages: pd.DataFrame
+
+    @classmethod
+    def from_records(cls, records: Records, replication: int) -> "SimulationResult":
+        monthly = pd.DataFrame(records.tier_months).fillna({"gross_adds_won_lines": 0.0})
+        if "gross_adds_won_lines" not in monthly:
+            monthly["gross_adds_won_lines"] = 0.0
+        monthly["gross_adds_lines"] = monthly["gross_adds_market_lines"] + monthly["gross_adds_won_lines"]
+        book = records.levers
+        levers = pd.DataFrame(
+            [(t, lv, m, book.spend[(t, lv, m)], book.offers[(t, lv, m)], book.accepted[(t, lv, m)])
+             for (t, lv, m) in sorted(book.spend)],
+            columns=["tier", "lever", "month", "spend", "offers", "accepted"])
+        spend = levers.groupby(["month", "tier"])[["spend", "offers", "accepted"]].sum()
+        monthly = monthly.merge(spend.rename(columns={"spend": "retention_spend"}), how="left",
+                                left_on=["month", "tier"], right_index=True)
+        monthly[["retention_spend", "offers", "accepted"]] = monthly[["retention_spend", "offers", "accepted"]].fillna(0.0)
+        frames = {"monthly": monthly, "levers": levers, "market": pd.DataFrame(records.market),
+                  "contact_center": pd.DataFrame(records.contact_center), "outages": pd.DataFrame(
+                      records.outages, columns=["month", "region", "start", "hours", "affected_lines"])}
+        for frame in frames.values():
+            frame.insert(0, "replication", replication)
+        return cls(**frames)
+
+    @classmethod
+    def concat(cls, results: list["SimulationResult"]) -> "SimulationResult":
+        return cls(**{name: pd.concat([getattr(r, name) for r in results], ignore_index=True)
+                      for name in ("monthly", "levers", "market", "contact_center", "outages")})
+
+    @property
+    def replications(self) -> int:
+        return int(self.monthly["replication"].nunique())
+
+    def by_tier(self) -> pd.DataFrame:
+        """Per replication and tier over the horizon: lines, churn, revenue, margin, spend, satisfaction."""
+        m = self.monthly
+        g = m.groupby(["replication", "tier"], sort=False)
+        first = m[m["month"] == m["month"].min()].set_index(["replication", "tier"])
+        last_month = m["month"].max()
+        last = m[m["month"] == last_month].set_index(["replication", "tier"])
+        out = pd.DataFrame({
+            "lines_start": first["lines_start"],
+            "lines_end": last["lines_start"] - last["churned_lines"] + last["gross_adds_lines"],
+            "churned_lines": g["churned_lines"].sum(),
+            "gross_adds_lines": g["gross_adds_lines"].sum(),
+            "monthly_churn": g["churned_lines"].sum() / g["lines_start"].sum(),
+            "revenue": g["revenue"].sum(),
+            "margin": g["margin"].sum(),
+            "retention_spend": g["retention_spend"].sum(),
+            "offers": g["offers"].sum(),
+            "accepted": g["accepted"].sum(),
+            "saves": g["saves"].sum(),
+            "mean_satisfaction": g["mean_satisfaction"].mean(),
+        })
+        return out.reset_index()
+
+    def totals(self) -> pd.DataFrame:
+        """Per replication, over all tiers and the horizon: the figures a planner compares."""
+        bt = self.by_tier().groupby("replication")
+        lines_month = self.monthly.groupby("replication")["lines_start"].sum()
+        cc = self.contact_center.groupby("replication")
+        out = pd.DataFrame({
+            "lines_start": bt["lines_start"].sum(),
+            "lines_end": bt["lines_end"].sum(),
+            "churned_lines": bt["churned_lines"].sum(),
+            "monthly_churn": bt["churned_lines"].sum() / lines_month,
+            "revenue": bt["revenue"].sum(),
+            "margin": bt["margin"].sum(),
+            "retention_spend": bt["retention_spend"].sum(),
+            "offers": bt["offers"].sum(),
+            "accepted": bt["accepted"].sum(),
+        })
+        if len(self.contact_center):
+            out["calls"] = cc["calls"].sum()
+            out["service_level"] = cc["answered_in_target"].sum() / cc["calls"].sum().replace(0, np.nan)
+            out["abandonment_rate"] = cc["abandoned"].sum() / cc["calls"].sum().replace(0, np.nan)
+            out["complaints"] = cc["complaints"].sum()
+        return out.reset_index()
+
+
+def summarize(per_replication: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
+    """Mean, standard deviation and 95% interval of every numeric column over replications."""
+    by = by or []
+    values = [c for c in per_replication.columns if c not in by + ["replication"]
+              and pd.api.types.is_numeric_dtype(per_replication[c])]
+    rows = []
+    groups = per_replication.groupby(by, sort=False) if by else [((), per_replication)]
+    for key, frame in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        n = len(frame)
+        for column in values:
+            x = frame[column].to_numpy(dtype=float)
+            mean = float(np.nanmean(x)) if n else float("nan")
+            sd = float(np.nanstd(x, ddof=1)) if n > 1 else float("nan")
+            half = t_quantile(n - 1) * sd / np.sqrt(n) if n > 1 else float("nan")
+            rows.append({**dict(zip(by, key)), "metric": column, "mean": mean, "sd": sd,
+                         "ci_low": mean - half if n > 1 else mean, "ci_high": mean + half if n > 1 else mean,
+                         "replications": n})
+    return pd.DataFrame(rows)
+
+
+def scenario_label(scenario: Scenario) -> str:
+    return scenario.meta.name

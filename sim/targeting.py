@@ -1,0 +1,69 @@
+"""Which lines a churn model puts first: ranking with a stated accuracy (AUC).
+
+Proactive offers go to the units a churn model ranks most at risk. The model sees
+each unit's true churn log-odds blurred by noise; the noise is chosen so that the
+model's AUC against the churn it is trying to predict equals the scenario's
+``targeting.model_auc``. An AUC of 0.5 means infinite noise: the model ranks at random.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def auc(scores: np.ndarray, positives: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney statistic, ties counted half)."""
+    positives = positives.astype(bool)
+    n_pos = int(positives.sum())
+    n_neg = positives.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return 0.5
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(scores.size, dtype=float)
+    sorted_scores = scores[order]
+    # Average ranks over ties.
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    average = first + (counts - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(average, counts)
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def expected_auc(logits: np.ndarray, noise: float, rng: np.random.Generator, draws: int = 4) -> float:
+    """AUC of ``logit + noise * N(0, 1)`` against churn drawn from the logits (averaged over draws)."""
+    p = 1.0 / (1.0 + np.exp(-logits))
+    values = []
+    for _ in range(draws):
+        churned = rng.random(p.size) < p
+        values.append(auc(logits + noise * rng.standard_normal(p.size), churned))
+    return float(np.mean(values))
+
+
+def noise_for_auc(logits: np.ndarray, target: float, rng: np.random.Generator) -> float:
+    """The noise that gives a model of AUC ``target`` on these units (``inf`` for 0.5).
+
+    If even the true log-odds cannot reach the target (the units differ too little),
+    the model is as good as it can be: noise 0.
+    """
+    if target <= 0.5 + 1e-9:
+        return float("inf")
+    if expected_auc(logits, 0.0, rng) <= target:
+        return 0.0
+    low, high = 0.0, 1.0
+    while expected_auc(logits, high, rng) > target and high < 1e4:
+        high *= 2.0
+    for _ in range(30):
+        mid = 0.5 * (low + high)
+        if expected_auc(logits, mid, rng) > target:
+            low = mid
+        else:
+            high = mid
+    return 0.5 * (low + high)
+
+
+def rank_scores(logits: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """The model's scores for ``logits`` (higher = more at risk)."""
+    if np.isinf(noise):
+        return rng.random(logits.size).astype(np.float32)
+    if noise == 0.0:
+        return logits
+    return logits + np.float32(noise) * rng.standard_normal(logits.size, dtype=np.float32)
