@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,7 @@ from .competition import Competition
 from .hazard import F32, TierHazard, calibrate, dense_logit, log_odds_factor, probability
 from .offers import Budget, LeverBook, apply_acceptance, make_offers, offer_costs
 from .outages import Outage, draw_outages
-from .population import ACTIVE, TierState, build_population, fill_new_units, region_shares
+from .population import PROPENSITY_STEP, TierState, build_population, fill_new_units, region_shares
 from .queue import simulate_queue
 from .scenario import Scenario
 from .streams import RandomStreams
@@ -38,8 +39,12 @@ COMPLAINT_MONTHS = 3
 SATISFACTION_RECOVERY = 0.10
 """Share of the gap to the tier's usual satisfaction that closes each month without new incidents."""
 QUEUE_WARMUP_HANDLING_TIMES = 10.0
-"""The simulated queue warms up for this many handling times before its calls are recorded."""
+QUEUE_WARMUP_PATIENCE_TIMES = 5.0
+"""The simulated queue warms up before its calls are recorded: with impatient callers the queue forgets
+its start within a few patience times, without them within a few handling times."""
 AUC_SAMPLE = 100_000
+OUTAGE_CALL_TAIL_HOURS = 1.0
+"""Callers about an outage keep calling for this long after it ends."""
 OUTAGE_FULL_EFFECT_HOURS = 24.0
 """An outage of a day or more lowers the month's perceived quality by the region's full drop."""
 MONTH_EPSILON = 0.001
@@ -81,7 +86,7 @@ PILOT_MONTHS = 6
 PILOT_REPLICATIONS = 8
 """Outages are few and large: their average effect needs several pilot replications, not more units."""
 PILOT_ROUNDS = 3
-PILOT_QUEUE_CALLS = 2_000
+PILOT_QUEUE_CALLS = 1_000
 
 
 def baseline_conditions(scenario: Scenario, scale: float | None = None) -> Scenario:
@@ -186,7 +191,6 @@ class Simulation:
     def _proactive_offers(self, month: int) -> None:
         policy = self.scenario.budget.contact_policy
         spacing = math.ceil(policy.per_months / policy.max_offers_per_line) if policy.max_offers_per_line else 10**4
-        rng = self.streams["offers"]
         for state, tier, name in zip(self.tiers, self.tier_params, self.scenario.tiers):
             funded = [(i, lv) for i, lv in enumerate(self.levers)
                       if lv.mode != "save_desk" and self.budget.allowance(name, self.lever_names[i], month) > 0]
@@ -198,7 +202,8 @@ class Simulation:
             candidates = np.flatnonzero(eligible)
             if candidates.size == 0:
                 continue
-            scores = rank_scores(logit[candidates], self.calibration.ranking_noise[name], self.streams["targeting"])
+            scores = rank_scores(logit[candidates], self.calibration.ranking_noise[name],
+                                 state.model_error[candidates], PROPENSITY_STEP)
             for i, lever in funded:
                 lever_name = self.lever_names[i]
                 money = self.budget.allowance(name, lever_name, month)
@@ -210,8 +215,9 @@ class Simulation:
                     continue
                 top = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < candidates.size else np.arange(candidates.size)
                 top = top[np.argsort(-scores[top], kind="stable")]
+                draws = partial(self.streams.unit_uniforms, "offers", month=month, tier=state.index, lever=i)
                 result = make_offers(state, i, lever, lever_name, candidates[top], money,
-                                     self.budget.cell_left(name, lever_name, month), limit, month, rng)
+                                     self.budget.cell_left(name, lever_name, month), limit, month, draws)
                 self.budget.charge(name, lever_name, month, result.spend, result.offered.size)
                 self.records.levers.add(name, lever_name, month, result.spend * state.weight,
                                         result.offered.size * state.weight, int(result.accepted.sum()) * state.weight)
@@ -247,7 +253,9 @@ class Simulation:
             in_region = np.flatnonzero((state.region[: state.size] == outage.region) & state.active_mask())
             if in_region.size == 0:
                 continue
-            hit = in_region[rng.random(in_region.size) < outage.severity]
+            # Keyed by the unit, so every strategy's run sees the same lines hit by the same outage.
+            hit = in_region[self.streams.unit_uniforms("outages", in_region, outage.region, round(outage.start * 1e9),
+                                                       state.index) < outage.severity]
             if hit.size == 0:
                 continue
             affected_total += hit.size * state.lines_per_unit * state.weight
@@ -257,17 +265,48 @@ class Simulation:
             self.month_outages.drops.setdefault(state.index, []).append(region.outage_quality_drop * weight)
             state.satisfaction[hit] = np.maximum(state.satisfaction[hit] - F32(region.outage_satisfaction_drop), 0.0)
             # Each affected line may call; an account's lines call separately.
-            calls_per_unit = rng.binomial(state.lines_per_unit, region.outage_call_share, size=hit.size)
-            callers[state.index] = np.repeat(hit, calls_per_unit)
+            if state.lines_per_unit == 1:
+                calling = self.streams.unit_uniforms("outage_call", hit, outage.region, round(outage.start * 1e9),
+                                                     state.index) < region.outage_call_share
+                callers[state.index] = hit[calling]
+            else:
+                calls_per_unit = rng.binomial(state.lines_per_unit, region.outage_call_share, size=hit.size)
+                callers[state.index] = np.repeat(hit, calls_per_unit)
         self.month_outages.calls.append((outage, callers))
         self.records.outages.append({"month": outage.month, "region": list(self.scenario.network.regions)[outage.region],
                                      "start": outage.start, "hours": outage.hours,
                                      "affected_lines": affected_total})
 
     # --- contact center ----------------------------------------------------------------------------
+    def _callers(self, state: TierState, call_rate: float, month: int) -> np.ndarray:
+        """Units calling this month in normal times (a unit appears once per call).
+
+        Calls per unit are Poisson; each unit's count comes from its own row of a draw over the tier,
+        so a line's calls do not depend on which other lines are still with us.
+        """
+        n = state.size
+        mean = call_rate * state.lines_per_unit
+        if n == 0 or mean <= 0:
+            return np.zeros(0, dtype=np.int64)
+        rng = self.streams.child("calls", month, state.index)
+        if state.lines_per_unit > 1:
+            counts = rng.poisson(mean, size=n)
+        else:
+            # Inverse CDF of a Poisson with a small mean, on one uniform per row: 0, 1, 2 or 3 calls.
+            u = rng.random(n, dtype=np.float32)
+            term = math.exp(-mean)
+            cdf = term
+            counts = np.zeros(n, dtype=np.int8)
+            for k in range(1, 4):
+                counts += u > np.float32(cdf)
+                term *= mean / k
+                cdf += term
+        counts = np.where(state.active_mask(), counts, 0)
+        calling = np.flatnonzero(counts)
+        return np.repeat(calling, counts[calling])
+
     def _serve_calls(self, month: int) -> None:
         cc = self.scenario.contact_center
-        rng = self.streams["calls"]
         queue_rng = self.streams.child("queue", month)
         open_minutes = cc.open_hours_per_month * 60.0
         # The queue runs at full scale (queueing has economies of scale); simulated callers sample its outcomes.
@@ -275,39 +314,44 @@ class Simulation:
         base_callers: dict[int, np.ndarray] = {}
         base_count = 0.0
         for state, tier in zip(self.tiers, self.tier_params):
-            active = np.flatnonzero(state.active_mask())
-            n = int(rng.poisson(tier.call_rate * active.size * state.lines_per_unit))
-            if n and active.size:
-                base_callers[state.index] = active[rng.integers(0, active.size, n)]
-                base_count += n * state.weight
+            callers = self._callers(state, tier.call_rate, month)
+            if callers.size:
+                base_callers[state.index] = callers
+                base_count += callers.size * state.weight
         outage_calls = [(o, c, sum(a.size * self.tiers[t].weight for t, a in c.items()))
                         for o, c in self.month_outages.calls]
-        burst_minutes = [min(open_minutes, max(1.0, o.hours * 60.0 * cc.open_hours_per_month / 720.0))
-                         for o, _, _ in outage_calls]
+        # Outage calls come in during the outage and the hour after it.
+        burst_minutes = [min(open_minutes, 60.0 * (o.hours + OUTAGE_CALL_TAIL_HOURS)) for o, _, _ in outage_calls]
         base_rate = base_count / open_minutes
         sample = max(1, self.scenario.run.queue_sample_calls)
-        warmup = QUEUE_WARMUP_HANDLING_TIMES * cc.handling_minutes
+        warmup = (QUEUE_WARMUP_PATIENCE_TIMES * cc.patience_minutes if cc.patience_minutes
+                  else QUEUE_WARMUP_HANDLING_TIMES * cc.handling_minutes)
         base_window = min(open_minutes, sample / base_rate) if base_rate > 0 else 0.0
         base = simulate_queue(base_rate, agents, cc.handling_minutes, cc.patience_minutes, base_window, queue_rng,
-                              warmup_minutes=min(warmup, 0.5 * base_window)) if base_rate > 0 else None
+                              warmup_minutes=warmup) if base_rate > 0 else None
         bursts = []
         for (outage, callers, n_calls), minutes in zip(outage_calls, burst_minutes):
             rate = base_rate + n_calls / minutes
             window = min(minutes, sample / max(rate, 1e-9) / max(1, len(outage_calls)))
+            # The burst opens on the hotline as normal load left it: the warm-up runs at the base rate.
             bursts.append(simulate_queue(rate, agents, cc.handling_minutes, cc.patience_minutes, window, queue_rng,
-                                         warmup_minutes=min(warmup, 0.5 * window)) if rate > 0 and window > 0 else None)
+                                         warmup_minutes=warmup, warmup_arrivals_per_minute=base_rate)
+                          if rate > 0 and window > 0 else None)
         burst_share = min(1.0, sum(burst_minutes) / open_minutes) if burst_minutes else 0.0
 
         totals = {"calls": 0.0, "answered_in_target": 0.0, "abandoned": 0.0, "complaints": 0.0, "wait_sum": 0.0}
         target = cc.service_level.answer_within_seconds / 60.0
 
-        def settle(state: TierState, units: np.ndarray, outcome) -> None:
+        def settle(state: TierState, units: np.ndarray, outcome, regime: int) -> None:
             if units.size == 0 or outcome is None or outcome.calls == 0:
                 return
-            pick = rng.integers(0, outcome.calls, units.size)
+            # Keyed by the calling unit: the same caller meets the same fate in every strategy's run.
+            draw = self.streams.unit_uniforms("call_outcome", units, month, state.index, regime)
+            pick = np.minimum((draw * outcome.calls).astype(np.int64), outcome.calls - 1)
             waits = outcome.waits[pick]
             gone = outcome.abandoned[pick]
-            complaint = rng.random(units.size) < np.where(gone, cc.abandoned_complaint_share, cc.complaint_share)
+            complaint = (self.streams.unit_uniforms("complaint", units, month, state.index, regime)
+                         < np.where(gone, cc.abandoned_complaint_share, cc.complaint_share))
             impact = cc.satisfaction_impact
             loss = impact.per_minute_waited * waits + impact.abandoned * gone + impact.complaint * complaint
             # An account's satisfaction is its lines' average: one line's bad call moves it by 1/lines.
@@ -326,14 +370,15 @@ class Simulation:
         for state in self.tiers:
             units = base_callers.get(state.index, np.zeros(0, dtype=np.int64))
             if bursts and burst_share > 0 and units.size:
-                in_burst = rng.random(units.size) < burst_share
-                which = rng.integers(0, len(bursts), units.size)
+                when = self.streams.unit_uniforms("call_time", units, month, state.index)
+                in_burst = when < burst_share
+                which = np.minimum((when / burst_share * len(bursts)).astype(np.int64), len(bursts) - 1)
                 for b, outcome in enumerate(bursts):
-                    settle(state, units[in_burst & (which == b)], outcome)
+                    settle(state, units[in_burst & (which == b)], outcome, b + 1)
                 units = units[~in_burst]
-            settle(state, units, base)
-            for (outage, callers, _), outcome in zip(outage_calls, bursts):
-                settle(state, callers.get(state.index, np.zeros(0, dtype=np.int64)), outcome)
+            settle(state, units, base, 0)
+            for b, ((outage, callers, _), outcome) in enumerate(zip(outage_calls, bursts)):
+                settle(state, callers.get(state.index, np.zeros(0, dtype=np.int64)), outcome, b + 1)
         for state in self.tiers:
             np.clip(state.satisfaction[: state.size], 0.0, 1.0, out=state.satisfaction[: state.size])
         calls = totals["calls"]
@@ -417,8 +462,7 @@ class Simulation:
                 and (not lv.tiers or name in lv.tiers) and self.budget.cell_left(name, self.lever_names[i], month) > 0]
         if not desk or leaving.size == 0 or reach <= 0:
             return leaving[:0]
-        rng = self.streams["offers"]
-        callers = leaving[rng.random(leaving.size) < reach]
+        callers = leaving[self.streams.unit_uniforms("save_desk", leaving, month, state.index) < reach]
         saved = []
         for i, lever in desk:
             if callers.size == 0:
@@ -428,7 +472,7 @@ class Simulation:
             callers = callers[:limit]
             if callers.size == 0:
                 continue
-            accepted = rng.random(callers.size) < lever.acceptance
+            accepted = self.streams.unit_uniforms("save_desk", callers, month, state.index, i + 1) < lever.acceptance
             costs = offer_costs(lever, accepted, state.lines_per_unit)
             affordable = int(np.searchsorted(np.cumsum(costs), self.budget.cell_left(name, lever_name, month) * (1 + 1e-12),
                                              side="right"))
@@ -485,8 +529,9 @@ class Simulation:
         weights = np.array([t.win_back_share * t.line_count for t in self.tier_params], dtype=float)
         if weights.sum() > 0 and won_lines > 0:
             for state, tier, w in zip(self.tiers, self.tier_params, weights / weights.sum()):
-                units = int(rng.poisson(won_lines * w / state.lines_per_unit / state.weight))
-                self._add_units(state, tier, units, month + 1, rng)
+                tier_rng = self.streams.child("acquisition", month, state.index, 1)
+                units = int(tier_rng.poisson(won_lines * w / state.lines_per_unit / state.weight))
+                self._add_units(state, tier, units, month + 1, tier_rng)
                 self.records.tier_months[-len(self.tiers) + state.index]["gross_adds_won_lines"] = (
                     units * state.lines_per_unit * state.weight)
         ours = self._our_lines()
@@ -520,8 +565,9 @@ class Simulation:
         rate = min(1.0, share / (term * (1.0 - share)))
         out = np.flatnonzero((state.contract_end[: state.size] <= month) & state.active_mask())
         if out.size:
-            rng = self.streams.child("population", month, state.index)
-            signing = out[rng.random(out.size) < rate]
+            # One draw per row of the tier, so a unit's renewal does not depend on who else is out of contract.
+            draws = self.streams.child("renewal", month, state.index).random(state.size, dtype=np.float32)
+            signing = out[draws[out] < rate]
             state.contract_end[signing] = month + term
 
     # --- the simpy processes ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ For a deciding unit *i* of tier *t* in month *m*::
             + out_of_contract * [contract over by the end of the month]
             + tenure          * years with us
             + competitor_pressure * campaign intensity aimed at the tier
+            + the unit's own propensity (normal, spread ``risk_spread``: what a churn model ranks on)
             + log(1 - hazard_reduction)  while an accepted offer lasts
             + log(1 + backfire)          in the month a contacted unit declined an offer
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .population import TierState, build_population
+from .population import PROPENSITY_STEP, TierState, build_population
 from .scenario import Scenario
 from .scenario.tiers import Tier
 
@@ -93,6 +94,7 @@ def dense_logit(state: TierState, hazard: TierHazard, view: MarketView, month: i
         logit += (state.contract_end[:n] <= month).view(np.uint8) * F32(hazard.out_of_contract)
     if hazard.tenure_per_month:
         logit += state.join_month[:n] * F32(-hazard.tenure_per_month)
+    logit += state.propensity[:n] * F32(PROPENSITY_STEP)
     logit += F32(scalar)
     return logit
 

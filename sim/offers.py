@@ -16,6 +16,7 @@ allows more than k in any W-month window.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,7 +119,8 @@ class OfferResult:
 
 
 def make_offers(state: TierState, lever_index: int, lever: Lever, lever_name: str, candidates: np.ndarray,
-                money: float, cell_left: float, limit: int, month: int, rng: np.random.Generator) -> OfferResult:
+                money: float, cell_left: float, limit: int, month: int,
+                acceptance_draws: Callable[[np.ndarray], np.ndarray]) -> OfferResult:
     """Offer ``lever`` to ``candidates`` (best first) within ``money`` this month, never beyond ``cell_left``."""
     expected = lever.cost_per_contact + lever.acceptance * (
         lever.cost_per_acceptance + lever.cost_per_line_month * lever.duration_months * state.lines_per_unit)
@@ -129,7 +131,7 @@ def make_offers(state: TierState, lever_index: int, lever: Lever, lever_name: st
     if count <= 0:
         return OfferResult(candidates[:0], np.zeros(0, dtype=bool), 0.0)
     offered = candidates[:count]
-    accepted = rng.random(count) < lever.acceptance
+    accepted = acceptance_draws(offered) < lever.acceptance
     costs = offer_costs(lever, accepted, state.lines_per_unit)
     # Paid in rank order until the cell is empty: the first offer that would overdraw it is not made.
     affordable = int(np.searchsorted(np.cumsum(costs), cell_left * (1 + 1e-12), side="right"))

@@ -19,6 +19,8 @@ import numpy as np
 from .scenario import Scenario
 from .scenario.tiers import Tier
 
+PROPENSITY_STEP = 1.0 / 32.0
+"""Log-odds per step of the int8 ``propensity`` (range +-4, the tails of a spread of 1)."""
 NO_MONTH = np.int16(-32000)
 """Stands for "never" in month-valued arrays (no offer yet, no backfire)."""
 ACTIVE = np.uint8(0)
@@ -35,7 +37,8 @@ _FIELDS: dict[str, np.dtype] = {
     "last_offer": np.dtype(np.int16),
     "effect_until": np.dtype(np.int16),
     "effect_lever": np.dtype(np.uint8),
-    "backfire_month": np.dtype(np.int16),
+    "propensity": np.dtype(np.int8),
+    "model_error": np.dtype(np.int8),
 }
 BYTES_PER_UNIT = sum(dt.itemsize for dt in _FIELDS.values())
 """Bytes of state per deciding unit (enterprise tiers add 4 per line for ``account_of_line``)."""
@@ -67,8 +70,11 @@ class TierState:
     """Last month an accepted offer lowers the hazard."""
     effect_lever: np.ndarray
     """Index of that offer's lever."""
-    backfire_month: np.ndarray
-    """Month of a declined contact, which raises the hazard in that month."""
+    propensity: np.ndarray
+    """The unit's own churn propensity on the log-odds scale, in steps of :data:`PROPENSITY_STEP`."""
+    model_error: np.ndarray
+    """The churn model's error on this unit, a standard normal in steps of :data:`PROPENSITY_STEP`:
+    a model's mistakes about a customer persist from month to month."""
     account_of_line: np.ndarray | None = None
     complaint_log: list[tuple[int, np.ndarray]] = field(default_factory=list)
     """(month, units) of recent complaints, to let them age out after three months."""
@@ -161,7 +167,10 @@ def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares
     state.last_offer[rows] = NO_MONTH
     state.effect_until[rows] = NO_MONTH
     state.effect_lever[rows] = 0
-    state.backfire_month[rows] = NO_MONTH
+    # A normal propensity, kept in one byte per unit.
+    steps = np.rint(rng.standard_normal(n) * (tier.risk_spread / PROPENSITY_STEP))
+    state.propensity[rows] = np.clip(steps, -127, 127).astype(np.int8)
+    state.model_error[rows] = np.clip(np.rint(rng.standard_normal(n) / PROPENSITY_STEP), -127, 127).astype(np.int8)
 
 
 def build_population(scenario: Scenario, rng: np.random.Generator, scale: float = 1.0) -> list[TierState]:

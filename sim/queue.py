@@ -45,23 +45,30 @@ class QueueOutcome:
 
 def simulate_queue(arrivals_per_minute: float, agents: int, handling_minutes: float,
                    patience_minutes: float | None, minutes: float, rng: np.random.Generator,
-                   warmup_minutes: float = 0.0, max_calls: int | None = None) -> QueueOutcome:
+                   warmup_minutes: float = 0.0, max_calls: int | None = None,
+                   warmup_arrivals_per_minute: float | None = None) -> QueueOutcome:
     """Run the queue with Poisson arrivals for ``warmup + minutes``; return the calls after the warm-up.
 
-    Handling and patience times are exponential. Calls arriving during the warm-up fill the
-    queue towards its steady state and are not reported.
+    Handling and patience times are exponential. Calls arriving during the warm-up (at
+    ``warmup_arrivals_per_minute``, by default the same rate) bring the queue to the state it is in
+    when the window opens, and are not reported.
     """
-    total_minutes = warmup_minutes + minutes
-    expected = arrivals_per_minute * total_minutes
+    warmup_rate = arrivals_per_minute if warmup_arrivals_per_minute is None else warmup_arrivals_per_minute
+    expected = arrivals_per_minute * minutes + warmup_rate * warmup_minutes
     if agents <= 0 or arrivals_per_minute <= 0 or minutes <= 0:
         n = int(rng.poisson(arrivals_per_minute * minutes)) if arrivals_per_minute > 0 and minutes > 0 else 0
         # No agent: every caller waits until they give up (or for the whole window).
         waits = rng.exponential(patience_minutes, n) if patience_minutes else np.full(n, minutes)
         return QueueOutcome(waits.astype(np.float64), np.ones(n, dtype=bool))
-    count = int(rng.poisson(expected))
+    early = int(rng.poisson(warmup_rate * warmup_minutes)) if warmup_rate > 0 else 0
+    late = int(rng.poisson(arrivals_per_minute * minutes))
     if max_calls is not None:
-        count = min(count, max_calls)
-    gaps = rng.exponential(1.0 / arrivals_per_minute, count)
+        late = min(late, max_calls)
+    # Arrival times: uniform order statistics within each phase (a Poisson process given its count).
+    arrival_times = np.concatenate([np.sort(rng.random(early)) * warmup_minutes,
+                                    warmup_minutes + np.sort(rng.random(late)) * minutes])
+    count = early + late
+    gaps = np.diff(arrival_times, prepend=0.0)
     service = rng.exponential(handling_minutes, count)
     patience = rng.exponential(patience_minutes, count) if patience_minutes else None
 
@@ -69,7 +76,6 @@ def simulate_queue(arrivals_per_minute: float, agents: int, handling_minutes: fl
     desk = simpy.Resource(env, capacity=agents)
     waits = np.zeros(count)
     abandoned = np.zeros(count, dtype=bool)
-    arrival_times = np.cumsum(gaps)
 
     def call(i: int) -> simpy.events.ProcessGenerator:
         arrived = env.now
@@ -92,8 +98,7 @@ def simulate_queue(arrivals_per_minute: float, agents: int, handling_minutes: fl
 
     env.process(source())
     env.run()
-    keep = arrival_times >= warmup_minutes
-    return QueueOutcome(waits[keep], abandoned[keep])
+    return QueueOutcome(waits[early:], abandoned[early:])
 
 
 def erlang_c(arrivals_per_minute: float, agents: int, handling_minutes: float) -> tuple[float, float]:

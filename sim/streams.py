@@ -40,8 +40,38 @@ class RandomStreams:
             self._generators[source] = generator
         return generator
 
+    def unit_uniforms(self, source: str, units: np.ndarray, *key: int, **named: int) -> np.ndarray:
+        """One uniform in [0, 1) per unit, fixed by (seed, replication, source, key, unit).
+
+        A unit's draw does not depend on which other units draw, so two strategies that offer
+        the same line in the same month see it accept or decline alike (common random numbers
+        at the level of the line), however their other offers differ.
+        """
+        salt = _mix(np.uint64(self.seed & _MASK), self.replication, _source_key(source), *key, *named.values())
+        x = units.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + salt
+        return (_splitmix64(x) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
     def child(self, source: str, *key: int) -> np.random.Generator:
         """A generator for one sub-part of a source (one tier's churn draws), independent of the others."""
         sequence = np.random.SeedSequence(
             entropy=self.seed, spawn_key=(self.replication, _source_key(source), *(int(k) for k in key)))
         return np.random.Generator(np.random.PCG64DXSM(sequence))
+
+
+_MASK = (1 << 64) - 1
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finalizer, elementwise (uint64 arithmetic wraps, as the algorithm intends)."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def _mix(value: np.uint64, *parts: int) -> np.uint64:
+    state = np.array([value], dtype=np.uint64)
+    for part in parts:
+        state = _splitmix64(state ^ np.uint64(int(part) & _MASK))
+    return state[0]

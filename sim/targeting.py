@@ -60,10 +60,15 @@ def noise_for_auc(logits: np.ndarray, target: float, rng: np.random.Generator) -
     return 0.5 * (low + high)
 
 
-def rank_scores(logits: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
-    """The model's scores for ``logits`` (higher = more at risk)."""
+def rank_scores(logits: np.ndarray, noise: float, model_error: np.ndarray, step: float) -> np.ndarray:
+    """The model's scores for ``logits`` (higher = more at risk).
+
+    ``model_error`` holds each unit's standard-normal error in steps of ``step``; a model with
+    infinite noise (AUC 0.5) ranks by the error alone, that is at random.
+    """
+    error = model_error.astype(np.float32) * np.float32(step)
     if np.isinf(noise):
-        return rng.random(logits.size).astype(np.float32)
+        return error
     if noise == 0.0:
         return logits
-    return logits + np.float32(noise) * rng.standard_normal(logits.size, dtype=np.float32)
+    return logits + np.float32(noise) * error

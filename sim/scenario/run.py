@@ -55,7 +55,7 @@ class Run(Section):
     """The strategy the others are compared against (paired differences); by default the first."""
     scale: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     """Simulate this share of the lines (results are scaled back up); 1 simulates every line."""
-    queue_sample_calls: Annotated[int, Field(ge=100, le=10_000_000)] = 20_000
+    queue_sample_calls: Annotated[int, Field(ge=100, le=10_000_000)] = 5_000
     """Calls per month the contact-center queue simulates; every real call takes the outcome of a
     simulated one of the same load. More calls, a smaller sampling error (reported), a slower run."""
 

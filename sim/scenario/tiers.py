@@ -83,6 +83,10 @@ class Tier(Section):
     tenure: Tenure = Tenure()
     regions: Annotated[RefMap[RegionRef, Probability], AfterValidator(lambda v: check_shares(v, "region"))] | None = None
     """Where the tier's lines live, as shares; by default the network's region shares."""
+    risk_spread: Annotated[float, Field(ge=0.0, le=4.0)] = 1.0
+    """Spread of lines' own churn propensity: the standard deviation, on the log-odds scale, of what
+    makes one line likelier to leave than another with the same attributes. It is what a churn model
+    ranks on; 0 makes lines alike but for their attributes."""
     satisfaction: Probability = 0.788
     """Mean satisfaction at the start, 0..1 (operator studies report 78.8%)."""
     call_rate: NonNegativeFloat = 0.08

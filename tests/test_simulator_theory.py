@@ -1,0 +1,193 @@
+"""The simulator against independent truth: survival curves, queueing theory, conservation laws."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.allocation import Allocation
+from sim.engine import Simulation, baseline_conditions, prepare
+from sim.population import tier_scale
+from sim.queue import erlang_c, simulate_queue
+from sim.results import SimulationResult
+from sim.runner import simulate
+from sim.scenario import load_scenario
+from sim.streams import RandomStreams
+from sim.targeting import auc, noise_for_auc, rank_scores
+
+from .conftest import SCENARIOS
+from .simulation_cases import constant_hazard
+
+
+def test_constant_hazard_survival_follows_the_geometric_curve() -> None:
+    # With no driver at all, a line survives t months with probability (1 - h)^t.
+    h, lines, horizon = 0.03, 200_000, 24
+    scenario = constant_hazard(h, lines, horizon)
+    calibration = prepare(scenario, seed=5)
+    records = Simulation(scenario, Allocation.empty(), calibration, seed=5).run()
+    monthly = pd.DataFrame(records.tier_months)
+    survivors = np.append(monthly["lines_start"].to_numpy()[1:], (monthly["lines_start"] - monthly["churned_lines"]).iloc[-1])
+    for t, alive in enumerate(survivors, start=1):
+        expected = (1 - h) ** t
+        sd = math.sqrt(expected * (1 - expected) / lines)
+        assert abs(alive / lines - expected) < 4 * sd, (t, alive / lines, expected)
+
+
+def test_calibration_solves_the_base_exactly_without_drivers() -> None:
+    scenario = constant_hazard(0.017, 10_000, 6)
+    hazard = prepare(scenario, seed=1).hazards["mass"]
+    assert 1 / (1 + math.exp(-hazard.base)) == pytest.approx(0.017, rel=1e-6)
+
+
+@pytest.mark.parametrize("utilisation, calls", [(0.7, 600_000), (0.8, 1_200_000), (0.9, 2_500_000)],
+                         ids=["rho=0.7", "rho=0.8", "rho=0.9"])
+def test_hotline_queue_matches_erlang_c(utilisation: float, calls: int) -> None:
+    # M/M/c without abandonment: the simulated queue's long-run waits against the Erlang C formula.
+    agents, handling = 10, 5.0
+    rate = utilisation * agents / handling
+    outcome = simulate_queue(rate, agents, handling, None, calls / rate, np.random.default_rng(20261122),
+                             warmup_minutes=500.0)
+    p_wait, mean_wait = erlang_c(rate, agents, handling)
+    assert np.mean(outcome.waits > 0) == pytest.approx(p_wait, rel=0.05)
+    assert np.mean(outcome.waits) == pytest.approx(mean_wait, rel=0.05)
+    # The reported sampling error is honest: the deviation is within a few standard errors.
+    assert abs(np.mean(outcome.waits) - mean_wait) < 4 * outcome.mean_wait_se()
+
+
+def test_erlang_c_formula_on_a_hand_computed_case() -> None:
+    # Two agents, load 1 Erlang: B(2, 1) = 0.2, C = 0.2 / (1 - 0.5 + 0.5 * 0.2) = 1/3, Wq = C * h / (c - a).
+    p_wait, mean_wait = erlang_c(arrivals_per_minute=0.2, agents=2, handling_minutes=5.0)
+    assert p_wait == pytest.approx(1 / 3)
+    assert mean_wait == pytest.approx((1 / 3) * 5.0 / (2 - 1))
+
+
+def test_impatient_callers_abandon_and_queue_never_overflows() -> None:
+    outcome = simulate_queue(3.0, 10, 5.0, 2.0, 20_000.0, np.random.default_rng(3), warmup_minutes=100)
+    # Overloaded (load 15 Erlangs on 10 agents): the abandoning share carries the excess,
+    # at least 1 - c/a = 1/3 of callers, and no wait of an abandoner exceeds what patience allows.
+    assert outcome.abandoned.mean() == pytest.approx(1 - 10 / 15, abs=0.05)
+    assert outcome.waits[~outcome.abandoned].max() < 60
+
+
+@pytest.fixture(scope="module")
+def small_run() -> tuple:
+    scenario = load_scenario(SCENARIOS / "small.yaml")
+    allocation = Allocation({("households", "bill_credit", "H1"): 40_000, ("households", "data_bonus", "H2"): 30_000,
+                             ("key_a", "account_manager", "H1"): 15_000, ("prepaid", "data_bonus", "H1"): 25_000})
+    calibration = prepare(scenario, seed=11)
+    simulation = Simulation(scenario, allocation, calibration, seed=11)
+    result = SimulationResult.from_records(simulation.run(), 0)
+    return scenario, allocation, simulation, result
+
+
+def test_lines_are_conserved_per_tier_and_month(small_run) -> None:
+    _, _, _, result = small_run
+    for tier, rows in result.monthly.groupby("tier"):
+        rows = rows.sort_values("month")
+        start, churn, adds = (rows[c].to_numpy() for c in ("lines_start", "churned_lines", "gross_adds_lines"))
+        np.testing.assert_allclose(start[1:], start[:-1] - churn[:-1] + adds[:-1], err_msg=tier)
+
+
+def test_churners_are_split_exactly_over_destinations(small_run) -> None:
+    _, _, _, result = small_run
+    m = result.monthly
+    destinations = m[[c for c in m.columns if c.startswith("churned_to_")]].sum(axis=1)
+    np.testing.assert_allclose(destinations, m["churned_lines"])
+
+
+def test_spend_never_exceeds_its_cell(small_run) -> None:
+    scenario, allocation, _, result = small_run
+    levers = result.levers.assign(period=[scenario.meta.period_of_month(m) for m in result.levers["month"]])
+    spent = levers.groupby(["tier", "lever", "period"])["spend"].sum()
+    assert not spent.empty
+    for cell, amount in spent.items():
+        assert amount <= allocation.amount(*cell) * (1 + 1e-9), cell
+    # Money is used, not left idle: cells are nearly spent when candidates are plentiful.
+    assert spent.sum() > 0.8 * allocation.total
+
+
+def test_an_accounts_lines_leave_together(small_run) -> None:
+    scenario, _, simulation, result = small_run
+    state = next(s for s in simulation.tiers if s.name == "key_a")
+    assert state.account_of_line is not None
+    line_status = state.status[state.account_of_line]
+    line_month = state.churn_month[state.account_of_line]
+    per_account = pd.DataFrame({"account": state.account_of_line, "status": line_status, "month": line_month})
+    assert (per_account.groupby("account")[["status", "month"]].nunique() == 1).all().all()
+    churned = result.monthly.query("tier == 'key_a'")["churned_lines"]
+    assert (churned % scenario.tiers["key_a"].lines_per_account == 0).all()
+
+
+def test_save_desk_keeps_lines_asking_to_leave() -> None:
+    scenario = load_scenario(SCENARIOS / "baseline.yaml").model_copy()
+    scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": 0.02})})
+    calibration = prepare(scenario, seed=3)
+    desk = Allocation({("households", "save_desk_discount", "Y1"): 200_000})
+    result = SimulationResult.from_records(Simulation(scenario, desk, calibration, seed=3).run(months=6), 0)
+    households = result.monthly.query("tier == 'households'")
+    assert households["saves"].sum() > 0
+    spend = result.levers.query("lever == 'save_desk_discount'")["spend"].sum()
+    assert 0 < spend <= 200_000 * (1 + 1e-9)
+
+
+def test_random_streams_do_not_depend_on_each_other() -> None:
+    alone = RandomStreams(42, 3)["churn"].random(5)
+    crowded = RandomStreams(42, 3)
+    crowded["outages"].random(100)
+    crowded["a_new_source"].random(100)
+    np.testing.assert_array_equal(crowded["churn"].random(5), alone)
+    assert not np.array_equal(RandomStreams(42, 4)["churn"].random(5), alone)
+
+
+def test_auc_against_pairwise_definition() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, 60).astype(float)   # ties on purpose
+    labels = rng.random(60) < 0.3
+    pos, neg = scores[labels], scores[~labels]
+    pairwise = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
+    assert auc(scores, labels) == pytest.approx(pairwise)
+
+
+@pytest.mark.parametrize("target", [0.5, 0.65, 0.75])
+def test_churn_model_ranks_with_the_stated_auc(target: float) -> None:
+    rng = np.random.default_rng(8)
+    logits = rng.normal(-4.0, 1.0, 200_000)
+    noise = noise_for_auc(logits, target, rng)
+    churned = rng.random(logits.size) < 1 / (1 + np.exp(-logits))
+    model_error = np.clip(np.rint(rng.standard_normal(logits.size) * 32), -127, 127).astype(np.int8)
+    realized = auc(np.asarray(rank_scores(logits.astype(np.float32), noise, model_error, 1 / 32), dtype=float), churned)
+    assert realized == pytest.approx(target, abs=0.015)
+
+
+@pytest.mark.slow
+def test_calibration_reproduces_stated_churn_on_the_baseline() -> None:
+    # Baseline conditions (normal outages and calls, list prices, no campaign or offer) over many
+    # replications: each tier's mean monthly hazard within 0.1 pp of its stated churn, and the realized
+    # churn of the large tiers too (within 0.1 pp and three binomial standard errors of the hazard).
+    scenario = load_scenario(SCENARIOS / "baseline.yaml")
+    calibration = prepare(scenario, seed=scenario.run.seed)
+    quiet = baseline_conditions(scenario, scale=0.25)
+    rows = []
+    for replication in range(8):
+        simulation = Simulation(quiet, Allocation.empty(), calibration, seed=1234, replication=replication)
+        rows += simulation.run(months=6).tier_months
+    monthly = pd.DataFrame(rows)
+    for tier, frame in monthly.groupby("tier"):
+        stated = scenario.tiers[tier].baseline_churn
+        hazard = float(np.average(frame["expected_churn"], weights=frame["units_start"]))
+        assert abs(hazard - stated) < 0.001, (tier, hazard, stated)
+        units = frame["units_start"].sum() * tier_scale(scenario.tiers[tier], 0.25)  # simulated unit-months
+        realized = frame["churned_units"].sum() / frame["units_start"].sum()
+        if units >= 100_000:
+            assert abs(realized - stated) < 0.001, (tier, realized, stated)
+            assert abs(realized - hazard) < 3 * math.sqrt(hazard / units), (tier, realized, hazard)
+
+
+def test_replications_differ_and_share_nothing_but_the_seed() -> None:
+    scenario = load_scenario(SCENARIOS / "small.yaml")
+    result = simulate(scenario, replications=2, seed=4)
+    a, b = (result.monthly[result.monthly.replication == r]["churned_lines"].to_numpy() for r in (0, 1))
+    assert not np.array_equal(a, b)
