@@ -24,6 +24,7 @@ test-venv: $(VENV)/.installed-test
 
 run: venv
 	$(BIN)/retention validate $(SCENARIO)
+	$(BIN)/retention simulate $(SCENARIO)
 
 test: test-venv
 	$(BIN)/python -m pytest
@@ -32,7 +33,7 @@ schema: venv
 	$(BIN)/retention schema --out scenarios/scenario.schema.json
 
 bench: venv
-	@echo "see bench/README.md"
+	$(BIN)/python bench/simulator.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -54,7 +54,6 @@ def simulate_queue(arrivals_per_minute: float, agents: int, handling_minutes: fl
     when the window opens, and are not reported.
     """
     warmup_rate = arrivals_per_minute if warmup_arrivals_per_minute is None else warmup_arrivals_per_minute
-    expected = arrivals_per_minute * minutes + warmup_rate * warmup_minutes
     if agents <= 0 or arrivals_per_minute <= 0 or minutes <= 0:
         n = int(rng.poisson(arrivals_per_minute * minutes)) if arrivals_per_minute > 0 and minutes > 0 else 0
         # No agent: every caller waits until they give up (or for the whole window).
@@ -68,9 +67,20 @@ def simulate_queue(arrivals_per_minute: float, agents: int, handling_minutes: fl
     arrival_times = np.concatenate([np.sort(rng.random(early)) * warmup_minutes,
                                     warmup_minutes + np.sort(rng.random(late)) * minutes])
     count = early + late
-    gaps = np.diff(arrival_times, prepend=0.0)
     service = rng.exponential(handling_minutes, count)
     patience = rng.exponential(patience_minutes, count) if patience_minutes else None
+    waits, abandoned = serve_in_order(arrival_times, service, patience, agents)
+    return QueueOutcome(waits[early:], abandoned[early:])
+
+
+def serve_in_order(arrival_times: np.ndarray, service: np.ndarray, patience: np.ndarray | None,
+                   agents: int) -> tuple[np.ndarray, np.ndarray]:
+    """Serve calls first come, first served by ``agents`` (a simpy ``Resource``); return (waits, abandoned).
+
+    ``arrival_times`` are sorted minutes; a caller whose wait would exceed their patience hangs up.
+    """
+    count = arrival_times.size
+    gaps = np.diff(arrival_times, prepend=0.0)
 
     env = simpy.Environment()
     desk = simpy.Resource(env, capacity=agents)
@@ -80,15 +90,17 @@ def simulate_queue(arrivals_per_minute: float, agents: int, handling_minutes: fl
     def call(i: int) -> simpy.events.ProcessGenerator:
         arrived = env.now
         with desk.request() as request:
-            if patience is None:
-                yield request
-            else:
-                result = yield request | env.timeout(patience[i])
-                if request not in result:
-                    waits[i] = env.now - arrived
-                    abandoned[i] = True
-                    return
-            waits[i] = env.now - arrived
+            yield request
+            waited = env.now - arrived
+            if patience is not None and waited > patience[i]:
+                # The caller hung up at arrived + patience. In a first-come-first-served queue a caller
+                # who gave up delays nobody, so they keep their place and leave the moment an agent
+                # would take them, holding the agent for no time: the same waits for everyone else,
+                # without a timer per call.
+                waits[i] = patience[i]
+                abandoned[i] = True
+                return
+            waits[i] = waited
             yield env.timeout(service[i])
 
     def source() -> simpy.events.ProcessGenerator:
@@ -98,7 +110,7 @@ def simulate_queue(arrivals_per_minute: float, agents: int, handling_minutes: fl
 
     env.process(source())
     env.run()
-    return QueueOutcome(waits[early:], abandoned[early:])
+    return waits, abandoned
 
 
 def erlang_c(arrivals_per_minute: float, agents: int, handling_minutes: float) -> tuple[float, float]:

@@ -11,7 +11,7 @@ import pytest
 from sim.allocation import Allocation
 from sim.engine import Simulation, baseline_conditions, prepare
 from sim.population import tier_scale
-from sim.queue import erlang_c, simulate_queue
+from sim.queue import erlang_c, serve_in_order, simulate_queue
 from sim.results import SimulationResult
 from sim.runner import simulate
 from sim.scenario import load_scenario
@@ -62,6 +62,36 @@ def test_erlang_c_formula_on_a_hand_computed_case() -> None:
     p_wait, mean_wait = erlang_c(arrivals_per_minute=0.2, agents=2, handling_minutes=5.0)
     assert p_wait == pytest.approx(1 / 3)
     assert mean_wait == pytest.approx((1 / 3) * 5.0 / (2 - 1))
+
+
+def _first_come_first_served(arrivals, service, patience, agents):
+    # An independent recursion: each caller takes the agent that frees first, unless their wait
+    # would exceed their patience, in which case they leave and take no agent.
+    import heapq
+
+    free = [0.0] * agents
+    waits, gone = np.zeros(arrivals.size), np.zeros(arrivals.size, dtype=bool)
+    for i, t in enumerate(arrivals):
+        wait = max(0.0, free[0] - t)
+        if patience is not None and wait > patience[i]:
+            waits[i], gone[i] = patience[i], True
+            continue
+        waits[i] = wait
+        heapq.heapreplace(free, t + wait + service[i])
+    return waits, gone
+
+
+@pytest.mark.parametrize("patience_minutes", [None, 0.5, 3.0], ids=["patient", "impatient", "usual"])
+def test_simpy_queue_serves_exactly_as_first_come_first_served(patience_minutes) -> None:
+    rng = np.random.default_rng(17)
+    arrivals = np.sort(rng.random(20_000)) * 2_000.0       # 10 calls a minute on 50 agents: busy
+    service = rng.exponential(5.0, arrivals.size)
+    patience = rng.exponential(patience_minutes, arrivals.size) if patience_minutes else None
+    waits, gone = serve_in_order(arrivals, service, patience, agents=50)
+    expected_waits, expected_gone = _first_come_first_served(arrivals, service, patience, 50)
+    np.testing.assert_allclose(waits, expected_waits, atol=1e-9)
+    np.testing.assert_array_equal(gone, expected_gone)
+    assert (gone.any() or patience is None) and (waits > 0).any()
 
 
 def test_impatient_callers_abandon_and_queue_never_overflows() -> None:
