@@ -33,6 +33,7 @@ import os
 import pickle
 import platform
 import pstats
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -168,6 +169,12 @@ def _run_summary(records, seconds: float, months: int) -> dict:
     }
 
 
+def _bytes_in_use(state) -> float:
+    """The population arrays' bytes in rows ``[0, size)``, plus the enterprise line-to-account map."""
+    by_line = state.account_of_line.nbytes if state.account_of_line is not None else 0
+    return (state.nbytes() - by_line) * state.size / state.capacity + by_line
+
+
 def worker_engine(lines: float, months: int | None, mode: str, cache: str | None) -> dict:
     """One replication of the scaled baseline with the full event mix.
 
@@ -231,9 +238,7 @@ def worker_engine(lines: float, months: int | None, mode: str, cache: str | None
     out["population_capacity_units_end"] = int(sum(s.capacity for s in sim.tiers))
     out["units_in_use_end"] = int(sum(s.size for s in sim.tiers))
     # Rows in use (the doubled arrays' spare room is address space until gross adds touch it).
-    out["population_bytes_in_use_end"] = int(sum(
-        s.nbytes() * s.size / s.capacity - (s.account_of_line.nbytes * s.size / s.capacity if s.account_of_line is not None else 0)
-        + (s.account_of_line.nbytes if s.account_of_line is not None else 0) for s in sim.tiers))
+    out["population_bytes_in_use_end"] = int(sum(_bytes_in_use(s) for s in sim.tiers))
     out["rss_before_bytes"] = rss_before
     out["peak_rss_bytes"] = peak_rss_bytes()
     out["peak_rss_increase_bytes"] = out["peak_rss_bytes"] - rss_before
@@ -269,7 +274,8 @@ def _profile_tables(profiler: cProfile.Profile, wall: float) -> dict:
     """
     stats = pstats.Stats(profiler)
     total = stats.total_tt
-    root = str(HERE.parent) + os.sep
+    source = os.environ.get("BENCH_ENGINE_SOURCE")
+    root = (str(Path(source).resolve()) if source else str(HERE.parent)) + os.sep
 
     def where(key) -> str:
         filename, line, func = key
@@ -463,12 +469,25 @@ def source_state() -> dict:
             "sim_diff_sha256": hashlib.sha256(diff.encode()).hexdigest() if diff else None}
 
 
-def run_worker(kind: str, args: dict, timeout: float) -> tuple[dict | None, dict | None]:
+def snapshot_engine(destination: Path) -> dict:
+    """Copy ``sim/`` as it is now into ``destination``, so every measurement of the run uses the same source."""
+    import hashlib
+
+    target = destination / "sim"
+    shutil.copytree(HERE.parent / "sim", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    digest = hashlib.sha256()
+    files = sorted(p for p in target.rglob("*") if p.is_file())
+    for path in files:
+        digest.update(str(path.relative_to(target)).encode() + b"\0" + path.read_bytes())
+    return {"path": str(destination), "files": len(files), "sha256": digest.hexdigest()}
+
+
+def run_worker(kind: str, args: dict, timeout: float, source: str | None = None) -> tuple[dict | None, dict | None]:
     """Run one measurement in a fresh interpreter; returns (result, error)."""
     with tempfile.NamedTemporaryFile("r", suffix=".json", delete=False) as tmp:
         result_path = tmp.name
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--worker-args", json.dumps(args),
-               "--worker-result", result_path]
+               "--worker-result", result_path] + (["--source", source] if source else [])
     started = time.perf_counter()
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
@@ -493,8 +512,15 @@ def run_worker(kind: str, args: dict, timeout: float) -> tuple[dict | None, dict
     return data, None
 
 
-def worker_main(kind: str, args: dict, result_path: str) -> int:
+def worker_main(kind: str, args: dict, result_path: str, source: str | None = None) -> int:
+    if source:
+        # The engine snapshot taken when the benchmark started comes first on the path.
+        sys.path.insert(0, source)
+        os.environ["BENCH_ENGINE_SOURCE"] = source
     try:
+        import sim
+        if source and not Path(sim.__file__).resolve().is_relative_to(Path(source).resolve()):
+            raise RuntimeError(f"sim imported from {sim.__file__}, not from the snapshot {source}")
         if kind == "engine":
             result = worker_engine(**args)
         elif kind == "agents":
@@ -541,7 +567,8 @@ def assess(results: dict) -> list[dict]:
         arrays = big["population_bytes_per_line_end"]
         targets.append({"target": "<= 64 bytes per line",
                         "figure": f"{per_line:,.1f} B/line peak RSS increase over the run; population arrays "
-                                  f"{big['population_bytes_per_line_start']:,.1f} B/line at start, {arrays:,.1f} at end",
+                                  f"{big['population_bytes_per_line_start']:,.1f} B/line at start, "
+                                  f"{arrays:,.1f} at end",
                         "met": per_line <= TARGETS["bytes_per_line"],
                         "note": f"judged on the peak RSS increase; the population arrays alone are "
                                 f"{status(arrays <= TARGETS['bytes_per_line'])}"})
@@ -550,7 +577,8 @@ def assess(results: dict) -> list[dict]:
         targets.append({"target": "10M lines x 36 months in < 10 s per replication",
                         "figure": f"{per_rep:,.1f} s{extrapolated}, of which hotline "
                                   f"{big.get('hotline_share', float('nan')):.0%}; "
-                                  f"{per_rep * (1 - big.get('hotline_share', 0.0)):,.1f} s without the hotline's share; "
+                                  f"{per_rep * (1 - big.get('hotline_share', 0.0)):,.1f} s without the hotline's "
+                                  "share; "
                                   f"calibration (prepare) {big.get('prepare_seconds') or float('nan'):,.1f} s apart",
                         "met": per_rep < TARGETS["seconds_per_replication_10M_36_months"]})
     return targets
@@ -562,11 +590,13 @@ def print_report(report: dict) -> None:
     if report.get("quick"):
         print("QUICK SMOKE TEST: sizes reduced (the rows named 1M/10M/100k hold 100k/300k/20k lines)")
     if report.get("source_changed_during_run"):
-        print("WARNING: the engine's source (sim/) changed while the benchmark ran; rerun for consistent figures")
+        print("note: sim/ changed while the benchmark ran; every measurement used the snapshot taken at its start")
     print(f"Simulator benchmark  {report['date']}  {report['machine']['cpu_model']}  "
-          f"nproc={report['machine']['nproc']}  Python {report['machine']['python']}  numpy {report['machine']['numpy']}")
+          f"nproc={report['machine']['nproc']}  Python {report['machine']['python']}  "
+          f"numpy {report['machine']['numpy']}")
     print()
-    header = f"{'run':<34}{'lines':>12}{'months':>7}{'run s':>9}{'line-mo/s':>12}{'unit-mo/s':>12}{'hotline':>9}{'prepare s':>10}"
+    header = (f"{'run':<34}{'lines':>12}{'months':>7}{'run s':>9}{'line-mo/s':>12}{'unit-mo/s':>12}"
+              f"{'hotline':>9}{'prepare s':>10}")
     print(header)
     print("-" * len(header))
 
@@ -593,7 +623,8 @@ def print_report(report: dict) -> None:
         print(f"{key}: " + ", ".join(f"{PHASES.get(n, SUB_PHASES.get(n, n))} {s:.2f} s"
                                      for n, s in ph.items()))
         print(f"{key}: peak RSS increase {r['peak_rss_increase_bytes'] / 2**20:,.0f} MiB = "
-              f"{r['peak_rss_increase_per_line']:.1f} B/line; population arrays {r['population_bytes_per_line_start']:.1f} "
+              f"{r['peak_rss_increase_per_line']:.1f} B/line; population arrays "
+              f"{r['population_bytes_per_line_start']:.1f} "
               f"B/line at start, {r['population_bytes_per_line_end']:.1f} allocated / "
               f"{r['population_bytes_in_use_per_line_end']:.1f} in use at end; offers spent "
               f"{r['offer_spend']:,.0f} of {r['allocation']['total']:,.0f} allocated "
@@ -614,11 +645,13 @@ def print_report(report: dict) -> None:
     if "profile_10M" in res:
         p = res["profile_10M"]["profile"]
         print()
-        print(f"cProfile of the 10M run ({res['profile_10M']['months']} months, {p['profiled_seconds']:.1f} s profiled): "
+        print(f"cProfile of the 10M run ({res['profile_10M']['months']} months, "
+              f"{p['profiled_seconds']:.1f} s profiled): "
               "top 10 by cumulative time (event-loop dispatch left out)")
         for r in p["top_cumulative"]:
             via = f"  <- {r['called_from']}" if r.get("called_from") else ""
-            print(f"  {r['cumulative_share']:6.1%}  {r['cumulative_seconds']:8.2f} s  {r['calls']:>10,}  {r['where']}{via}")
+            print(f"  {r['cumulative_share']:6.1%}  {r['cumulative_seconds']:8.2f} s  {r['calls']:>10,}  "
+                  f"{r['where']}{via}")
         print("top 10 by own time")
         for r in p["top_own"]:
             via = f"  <- {r['called_from']}" if r.get("called_from") else ""
@@ -641,9 +674,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-args", help=argparse.SUPPRESS)
     parser.add_argument("--worker-result", help=argparse.SUPPRESS)
+    parser.add_argument("--source", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        return worker_main(args.worker, json.loads(args.worker_args), args.worker_result)
+        return worker_main(args.worker, json.loads(args.worker_args), args.worker_result, args.source)
 
     small, large, agents_lines = (1e6, 1e7, 1e5) if not args.quick else (1e5, 3e5, 2e4)
     out_path = args.out or (RESULTS if not args.quick else None)
@@ -654,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     errors: list = []
     with tempfile.TemporaryDirectory(prefix="bench-sim-") as tmp:
         cache = os.path.join(tmp, "calibration-large.pkl")
+        snapshot = snapshot_engine(Path(tmp) / "engine")
         plan = [
             ("engine_1M", "engine", {"lines": small, "months": None, "mode": "timed", "cache": None}),
             ("engine_10M", "engine", {"lines": large, "months": None, "mode": "timed", "cache": cache}),
@@ -665,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for key, kind, worker_args in plan:
             print(f"... {key}", flush=True)
-            data, error = run_worker(kind, worker_args, timeout=1800)
+            data, error = run_worker(kind, worker_args, timeout=1800, source=snapshot["path"])
             if error:
                 errors.append(error)
                 print(f"    failed: {error['error']}", flush=True)
@@ -678,10 +713,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    process {data['process_wall_seconds']:.1f} s", flush=True)
     report = {
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, "bench/simulator.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python", "bench/simulator.py", *(argv if argv is not None else sys.argv[1:])]),
         "quick": args.quick,
         "machine": machine(),
-        "source": source_before,
+        "source": {**source_before, "snapshot_sha256": snapshot["sha256"], "snapshot_files": snapshot["files"]},
         "source_changed_during_run": source_state() != source_before,
         "scenario": "scenarios/baseline.yaml scaled (bench/workload.py)",
         "total_seconds": time.perf_counter() - started,
