@@ -28,7 +28,7 @@ from .competition import Competition
 from .hazard import F32, TierHazard, calibrate, dense_logit, log_odds_factor, probability
 from .offers import Budget, LeverBook, apply_acceptance, make_offers, offer_costs
 from .outages import Outage, draw_outages
-from .population import PROPENSITY_STEP, TierState, build_population, fill_new_units, region_shares
+from .population import ACTIVE, PROPENSITY_STEP, TierState, build_population, fill_new_units, region_shares
 from .queue import simulate_queue
 from .scenario import Scenario
 from .streams import RandomStreams
@@ -163,6 +163,8 @@ class Simulation:
         self.records = Records()
         self.month_outages = MonthOutages()
         self.backfire: dict[int, list[tuple[np.ndarray, float]]] = {}
+        self._rows_by_region: dict[int, list[np.ndarray]] = {}
+        self._rows_counted: dict[int, int] = {}
         self.initial_units = [state.size for state in self.tiers]
         self.env = simpy.Environment()
 
@@ -204,32 +206,40 @@ class Simulation:
                 continue
             scores = rank_scores(logit[candidates], self.calibration.ranking_noise[name],
                                  state.model_error[candidates], PROPENSITY_STEP)
+            # Rank once for all the tier's levers: each lever takes the next best units in turn.
+            wanted = sum(self._offers_wanted(state, name, i, lever, month) for i, lever in funded)
+            if wanted <= 0:
+                continue
+            wanted = min(wanted, candidates.size)
+            top = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < candidates.size else np.arange(wanted)
+            ranked = candidates[top[np.argsort(-scores[top], kind="stable")]]
+            taken = 0
             for i, lever in funded:
-                lever_name = self.lever_names[i]
-                money = self.budget.allowance(name, lever_name, month)
-                limit = self.budget.offer_limit(name, lever_name, month)
-                cost = lever.cost_per_contact + lever.acceptance * (
-                    lever.cost_per_acceptance + lever.cost_per_line_month * lever.duration_months * state.lines_per_unit)
-                wanted = min(candidates.size, limit, int(money / cost) if cost > 0 else candidates.size)
-                if wanted <= 0:
+                count = min(self._offers_wanted(state, name, i, lever, month), ranked.size - taken)
+                if count <= 0:
                     continue
-                top = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < candidates.size else np.arange(candidates.size)
-                top = top[np.argsort(-scores[top], kind="stable")]
+                lever_name = self.lever_names[i]
                 draws = partial(self.streams.unit_uniforms, "offers", month=month, tier=state.index, lever=i)
-                result = make_offers(state, i, lever, lever_name, candidates[top], money,
-                                     self.budget.cell_left(name, lever_name, month), limit, month, draws)
+                result = make_offers(state, i, lever, lever_name, ranked[taken: taken + count],
+                                     self.budget.allowance(name, lever_name, month),
+                                     self.budget.cell_left(name, lever_name, month),
+                                     self.budget.offer_limit(name, lever_name, month), month, draws)
+                taken += result.offered.size
                 self.budget.charge(name, lever_name, month, result.spend, result.offered.size)
                 self.records.levers.add(name, lever_name, month, result.spend * state.weight,
                                         result.offered.size * state.weight, int(result.accepted.sum()) * state.weight)
                 declined = result.offered[~result.accepted]
                 if lever.backfire and declined.size:
                     self.backfire.setdefault(state.index, []).append((declined, log_odds_factor(lever.backfire)))
-                # Offered units leave the pool: one offer per unit per month.
-                keep = np.ones(candidates.size, dtype=bool)
-                keep[top[: result.offered.size]] = False
-                candidates, scores = candidates[keep], scores[keep]
-                if candidates.size == 0:
-                    break
+
+    def _offers_wanted(self, state: TierState, tier: str, lever_index: int, lever, month: int) -> int:
+        """Offers of a lever this month: what its cell's monthly allowance buys, within the capacities left."""
+        lever_name = self.lever_names[lever_index]
+        money = self.budget.allowance(tier, lever_name, month)
+        limit = self.budget.offer_limit(tier, lever_name, month)
+        cost = lever.cost_per_contact + lever.acceptance * (
+            lever.cost_per_acceptance + lever.cost_per_line_month * lever.duration_months * state.lines_per_unit)
+        return max(0, min(limit, int(money / cost) if cost > 0 else limit))
 
     # --- outages ---------------------------------------------------------------------------------
     def _outage_process(self, region: int) -> simpy.events.ProcessGenerator:
@@ -244,18 +254,31 @@ class Simulation:
             if month > self.env.now:
                 yield self.env.timeout(month - self.env.now)
 
+    def _region_rows(self, state: TierState, region: int) -> np.ndarray:
+        """Rows of the tier's units in ``region`` (regions never change, so this only grows)."""
+        known = self._rows_by_region.setdefault(state.index, [np.zeros(0, np.int64)] * len(self.region_quality))
+        counted = self._rows_counted.get(state.index, 0)
+        if counted < state.size:
+            fresh = state.region[counted: state.size]
+            for r in range(len(known)):
+                known[r] = np.concatenate([known[r], counted + np.flatnonzero(fresh == r)])
+            self._rows_counted[state.index] = state.size
+        return known[region]
+
     def _outage_hits(self, outage: Outage, rng: np.random.Generator) -> None:
         regions = list(self.scenario.network.regions.values())
         region = regions[outage.region]
         callers: dict[int, np.ndarray] = {}
         affected_total = 0
+        outage_key = round(outage.start * 1e9)
         for state, tier in zip(self.tiers, self.tier_params):
-            in_region = np.flatnonzero((state.region[: state.size] == outage.region) & state.active_mask())
-            if in_region.size == 0:
+            rows = self._region_rows(state, outage.region)
+            if rows.size == 0:
                 continue
-            # Keyed by the unit, so every strategy's run sees the same lines hit by the same outage.
-            hit = in_region[self.streams.unit_uniforms("outages", in_region, outage.region, round(outage.start * 1e9),
-                                                       state.index) < outage.severity]
+            # One draw per row of the region, so every strategy's run sees the same lines hit.
+            draws = self.streams.child("outage_hits", outage_key, state.index).random(rows.size, dtype=np.float32)
+            hit = rows[draws < outage.severity]
+            hit = hit[state.status[hit] == ACTIVE]
             if hit.size == 0:
                 continue
             affected_total += hit.size * state.lines_per_unit * state.weight

@@ -6,7 +6,7 @@ every coefficient of a tier is a scalar in the monthly computation and no per-li
 lookup of tier parameters is needed. Enterprise tiers also keep ``account_of_line``,
 mapping each line to its account, so that results can be read per line.
 
-Arrays grow by doubling when gross adds exceed the room reserved at the start.
+Arrays grow by a quarter when gross adds exceed the room reserved at the start.
 Memory per row is listed in :data:`BYTES_PER_UNIT`.
 """
 
@@ -94,11 +94,11 @@ class TierState:
         return int(np.count_nonzero(self.status[: self.size] == ACTIVE))
 
     def ensure_room(self, extra: int) -> None:
-        """Grow the arrays (doubling) so that ``extra`` more units fit."""
+        """Grow the arrays (by a quarter at a time, to keep memory per line low) so ``extra`` more units fit."""
         need = self.size + extra
         if need <= self.capacity:
             return
-        new_capacity = max(need, 2 * self.capacity)
+        new_capacity = max(need, self.capacity + self.capacity // 4)
         for name, dtype in _FIELDS.items():
             old = getattr(self, name)
             grown = np.empty(new_capacity, dtype=dtype)
