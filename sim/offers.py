@@ -109,6 +109,11 @@ def offer_costs(lever: Lever, accepted: np.ndarray, lines_per_unit: int) -> np.n
     return lever.cost_per_contact + accepted * per_acceptance
 
 
+def affordable(costs: np.ndarray, cell_left: float) -> int:
+    """How many offers, paid in rank order, the cell pays for: the first that would overdraw it is not made."""
+    return int(np.searchsorted(np.cumsum(costs), cell_left * (1 + 1e-12), side="right"))
+
+
 @dataclass(frozen=True)
 class OfferResult:
     offered: np.ndarray
@@ -133,9 +138,8 @@ def make_offers(state: TierState, lever_index: int, lever: Lever, lever_name: st
     offered = candidates[:count]
     accepted = acceptance_draws(offered) < lever.acceptance
     costs = offer_costs(lever, accepted, state.lines_per_unit)
-    # Paid in rank order until the cell is empty: the first offer that would overdraw it is not made.
-    affordable = int(np.searchsorted(np.cumsum(costs), cell_left * (1 + 1e-12), side="right"))
-    offered, accepted, costs = offered[:affordable], accepted[:affordable], costs[:affordable]
+    paid = affordable(costs, cell_left)
+    offered, accepted, costs = offered[:paid], accepted[:paid], costs[:paid]
     apply_acceptance(state, offered[accepted], lever_index, lever, month)
     state.last_offer[offered] = month
     return OfferResult(offered, accepted, float(costs.sum()))

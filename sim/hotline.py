@@ -1,0 +1,157 @@
+"""The contact center month by month: who calls, how the queue treats them, what it does to them.
+
+Each month lines call at their tier's base rate (Poisson calls per line), and lines an
+outage affected call about it during the outage and the hour after. The calls are served
+by the simpy queue of :mod:`sim.queue`: for the month's normal load, and for each outage
+burst at its own load, starting from the state normal load leaves the hotline in. When a
+month brings more calls than ``run.queue_sample_calls``, the queue is simulated for a
+window of that load and every real call takes the outcome of a simulated call of the
+same load (sampling with weights; the window's sampling error of the mean wait is
+reported). A caller's wait, hanging up and escalated complaint lower their satisfaction;
+complaints count in the churn hazard for three months.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .hazard import F32
+from .outages import Outage
+from .population import TierState
+from .queue import simulate_queue
+from .scenario import Scenario
+from .streams import RandomStreams
+
+QUEUE_WARMUP_HANDLING_TIMES = 10.0
+QUEUE_WARMUP_PATIENCE_TIMES = 5.0
+"""The simulated queue warms up before its calls are recorded: with impatient callers the queue forgets
+its start within a few patience times, without them within a few handling times."""
+OUTAGE_CALL_TAIL_HOURS = 1.0
+"""Callers about an outage keep calling for this long after it ends."""
+
+
+class Hotline:
+    """The contact center of one replication."""
+
+    def __init__(self, scenario: Scenario, streams: RandomStreams, tiers: list[TierState]) -> None:
+        self.scenario = scenario
+        self.streams = streams
+        self.tiers = tiers
+        self.tier_params = list(scenario.tiers.values())
+
+    def callers(self, state: TierState, call_rate: float, month: int) -> np.ndarray:
+        """Units calling this month in normal times (a unit appears once per call).
+
+        Calls per unit are Poisson; each unit's count comes from its own row of a draw over the tier,
+        so a line's calls do not depend on which other lines are still with us.
+        """
+        n = state.size
+        mean = call_rate * state.lines_per_unit
+        if n == 0 or mean <= 0:
+            return np.zeros(0, dtype=np.int64)
+        rng = self.streams.child("calls", month, state.index)
+        if state.lines_per_unit > 1:
+            counts = rng.poisson(mean, size=n)
+        else:
+            # Inverse CDF of a Poisson with a small mean, on one uniform per row: 0, 1, 2 or 3 calls.
+            u = rng.random(n, dtype=np.float32)
+            term = math.exp(-mean)
+            cdf = term
+            counts = np.zeros(n, dtype=np.int8)
+            for k in range(1, 4):
+                counts += u > np.float32(cdf)
+                term *= mean / k
+                cdf += term
+        counts = np.where(state.active_mask(), counts, 0)
+        calling = np.flatnonzero(counts)
+        return np.repeat(calling, counts[calling])
+
+    def serve(self, month: int, outage_calls: list[tuple[Outage, dict[int, np.ndarray]]]) -> dict[str, float]:
+        """Serve the month's calls (normal ones and those ``outage_calls`` brought); return the month's record."""
+        cc = self.scenario.contact_center
+        queue_rng = self.streams.child("queue", month)
+        open_minutes = cc.open_hours_per_month * 60.0
+        # The queue runs at full scale (queueing has economies of scale); simulated callers sample its outcomes.
+        agents = cc.agents_in(month)
+        base_callers: dict[int, np.ndarray] = {}
+        base_count = 0.0
+        for state, tier in zip(self.tiers, self.tier_params):
+            callers = self.callers(state, tier.call_rate, month)
+            if callers.size:
+                base_callers[state.index] = callers
+                base_count += callers.size * state.weight
+        outage_calls = [(o, c, sum(a.size * self.tiers[t].weight for t, a in c.items())) for o, c in outage_calls]
+        # Outage calls come in during the outage and the hour after it.
+        burst_minutes = [min(open_minutes, 60.0 * (o.hours + OUTAGE_CALL_TAIL_HOURS)) for o, _, _ in outage_calls]
+        base_rate = base_count / open_minutes
+        sample = max(1, self.scenario.run.queue_sample_calls)
+        warmup = (QUEUE_WARMUP_PATIENCE_TIMES * cc.patience_minutes if cc.patience_minutes
+                  else QUEUE_WARMUP_HANDLING_TIMES * cc.handling_minutes)
+        base_window = min(open_minutes, sample / base_rate) if base_rate > 0 else 0.0
+        base = simulate_queue(base_rate, agents, cc.handling_minutes, cc.patience_minutes, base_window, queue_rng,
+                              warmup_minutes=warmup) if base_rate > 0 else None
+        bursts = []
+        for (outage, callers, n_calls), minutes in zip(outage_calls, burst_minutes):
+            rate = base_rate + n_calls / minutes
+            window = min(minutes, sample / max(rate, 1e-9) / max(1, len(outage_calls)))
+            # The burst opens on the hotline as normal load left it: the warm-up runs at the base rate.
+            bursts.append(simulate_queue(rate, agents, cc.handling_minutes, cc.patience_minutes, window, queue_rng,
+                                         warmup_minutes=warmup, warmup_arrivals_per_minute=base_rate)
+                          if rate > 0 and window > 0 else None)
+        burst_share = min(1.0, sum(burst_minutes) / open_minutes) if burst_minutes else 0.0
+
+        totals = {"calls": 0.0, "answered_in_target": 0.0, "abandoned": 0.0, "complaints": 0.0, "wait_sum": 0.0}
+        target = cc.service_level.answer_within_seconds / 60.0
+
+        def settle(state: TierState, units: np.ndarray, outcome, regime: int) -> None:
+            if units.size == 0 or outcome is None or outcome.calls == 0:
+                return
+            # Keyed by the calling unit: the same caller meets the same fate in every strategy's run.
+            draw = self.streams.unit_uniforms("call_outcome", units, month, state.index, regime)
+            pick = np.minimum((draw * outcome.calls).astype(np.int64), outcome.calls - 1)
+            waits = outcome.waits[pick]
+            gone = outcome.abandoned[pick]
+            complaint = (self.streams.unit_uniforms("complaint", units, month, state.index, regime)
+                         < np.where(gone, cc.abandoned_complaint_share, cc.complaint_share))
+            impact = cc.satisfaction_impact
+            loss = impact.per_minute_waited * waits + impact.abandoned * gone + impact.complaint * complaint
+            # An account's satisfaction is its lines' average: one line's bad call moves it by 1/lines.
+            np.subtract.at(state.satisfaction, units, (loss / state.lines_per_unit).astype(F32))
+            complainers = units[complaint]
+            if complainers.size:
+                np.add.at(state.complaints, complainers, 1)
+                state.complaint_log.append((month, complainers))
+            w = state.weight
+            totals["calls"] += units.size * w
+            totals["answered_in_target"] += int(np.count_nonzero(~gone & (waits <= target))) * w
+            totals["abandoned"] += int(gone.sum()) * w
+            totals["complaints"] += int(complaint.sum()) * w
+            totals["wait_sum"] += float(waits.sum()) * w
+
+        for state in self.tiers:
+            units = base_callers.get(state.index, np.zeros(0, dtype=np.int64))
+            if bursts and burst_share > 0 and units.size:
+                when = self.streams.unit_uniforms("call_time", units, month, state.index)
+                in_burst = when < burst_share
+                which = np.minimum((when / burst_share * len(bursts)).astype(np.int64), len(bursts) - 1)
+                for b, outcome in enumerate(bursts):
+                    settle(state, units[in_burst & (which == b)], outcome, b + 1)
+                units = units[~in_burst]
+            settle(state, units, base, 0)
+            for b, ((outage, callers, _), outcome) in enumerate(zip(outage_calls, bursts)):
+                settle(state, callers.get(state.index, np.zeros(0, dtype=np.int64)), outcome, b + 1)
+        for state in self.tiers:
+            np.clip(state.satisfaction[: state.size], 0.0, 1.0, out=state.satisfaction[: state.size])
+        calls = totals["calls"]
+        return {
+            "month": month, "agents": cc.agents_in(month), "calls": calls,
+            "answered_in_target": totals["answered_in_target"],
+            "abandoned": totals["abandoned"], "complaints": totals["complaints"],
+            "mean_wait_minutes": totals["wait_sum"] / calls if calls else 0.0,
+            "service_level": totals["answered_in_target"] / calls if calls else 1.0,
+            "abandonment_rate": totals["abandoned"] / calls if calls else 0.0,
+            "simulated_calls": (base.calls if base else 0) + sum(b.calls for b in bursts if b),
+            "mean_wait_se": base.mean_wait_se() if base else float("nan"),
+        }
