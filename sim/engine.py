@@ -32,7 +32,7 @@ from .population import ACTIVE, PROPENSITY_STEP, TierState, build_population, fi
 from .hotline import Hotline
 from .scenario import Scenario
 from .streams import RandomStreams
-from .targeting import noise_for_auc, rank_scores
+from .targeting import noise_for_auc, rank_scores, top_units
 
 COMPLAINT_MONTHS = 3
 """Complaints count in the hazard for this many months."""
@@ -194,20 +194,16 @@ class Simulation:
             if not funded:
                 continue
             view = self.competition.view(name, month)
-            logit = dense_logit(state, self.calibration.hazards[name], view, month, self.region_quality)
-            eligible = state.active_mask() & (state.last_offer[: state.size] <= month - spacing)
-            candidates = np.flatnonzero(eligible)
-            if candidates.size == 0:
-                continue
-            scores = rank_scores(logit[candidates], self.calibration.ranking_noise[name],
-                                 state.model_error[candidates], PROPENSITY_STEP)
             # Rank once for all the tier's levers: each lever takes the next best units in turn.
             wanted = sum(self._offers_wanted(state, name, i, lever, month) for i, lever in funded)
             if wanted <= 0:
                 continue
-            wanted = min(wanted, candidates.size)
-            top = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < candidates.size else np.arange(wanted)
-            ranked = candidates[top[np.argsort(-scores[top], kind="stable")]]
+            logit = dense_logit(state, self.calibration.hazards[name], view, month, self.region_quality)
+            n = state.size
+            scores = rank_scores(logit, self.calibration.ranking_noise[name], state.model_error[:n], PROPENSITY_STEP)
+            ineligible = ~(state.active_mask() & (state.last_offer[:n] <= month - spacing))
+            scores -= ineligible * np.float32(1e30)  # out of the running, without a masked copy
+            ranked = top_units(scores, min(wanted, n - int(np.count_nonzero(ineligible))))
             taken = 0
             for i, lever in funded:
                 count = min(self._offers_wanted(state, name, i, lever, month), ranked.size - taken)
@@ -301,7 +297,6 @@ class Simulation:
 
     # --- billing and churn ---------------------------------------------------------------------------
     def _billing(self, month: int) -> None:
-        churn_rng = self.streams["churn"]
         dest_rng = self.streams["destination"]
         competitors = self.scenario.market.competitors
         lines_to: dict[str, float] = {k: 0.0 for k in competitors}
@@ -317,8 +312,9 @@ class Simulation:
             logit = dense_logit(state, hazard, view, month, self.region_quality)
             self._sparse_effects(state, hazard, logit, month)
             p = probability(logit)
+            p *= active  # churned rows cannot churn again
             draws = self.streams.child("churn", month, state.index).random(n, dtype=np.float32)
-            leaving = np.flatnonzero((draws < p) & active)
+            leaving = np.flatnonzero(draws < p)
             saves = self._save_desk(state, name, leaving, month)
             if saves.size:
                 leaving = np.setdiff1d(leaving, saves, assume_unique=True)
@@ -337,8 +333,9 @@ class Simulation:
                    "churned_lines": leaving.size * state.lines_per_unit * w,
                    "saves": saves.size * w, "gross_adds_market_lines": adds * state.lines_per_unit * w,
                    "revenue": revenue * w, "margin": margin * w,
-                   "expected_churn": float(p[active].mean()) if active_units else 0.0,
-                   "mean_satisfaction": float(state.satisfaction[:n][active].mean()) if active_units else float("nan"),
+                   "expected_churn": float(np.sum(p, dtype=np.float64)) / active_units if active_units else 0.0,
+                   "mean_satisfaction": (float(np.dot(state.satisfaction[:n], active.astype(np.float32))) / active_units
+                                         if active_units else float("nan")),
                    "price_gap": view.price_gap, "competitor_pressure": view.pressure}
             for k, count in zip(competitors, churned_by):
                 row[f"churned_to_{k}"] = count * state.lines_per_unit * w

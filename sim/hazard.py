@@ -86,10 +86,15 @@ def dense_logit(state: TierState, hazard: TierHazard, view: MarketView, month: i
               + hazard.competitor_pressure * view.pressure + hazard.tenure_per_month * month)
     logit = np.multiply(state.satisfaction[:n], F32(-hazard.satisfaction), out=out[:n] if out is not None else None)
     network = hazard.network_gap * (view.best_quality - region_quality)
-    if len(network) == 1:
-        scalar += float(network[0])
+    scalar += float(network[0])
+    if len(network) <= 4:
+        # A few regions: comparisons on the one-byte region code beat a gather per line.
+        region = state.region[:n]
+        for r in range(1, len(network)):
+            if network[r] != network[0]:
+                logit += (region == r).view(np.uint8) * F32(network[r] - network[0])
     else:
-        logit += network.astype(F32)[state.region[:n]]
+        logit += (network - network[0]).astype(F32)[state.region[:n]]
     if hazard.out_of_contract:
         logit += (state.contract_end[:n] <= month).view(np.uint8) * F32(hazard.out_of_contract)
     if hazard.tenure_per_month:

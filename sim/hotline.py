@@ -20,7 +20,7 @@ import numpy as np
 from .hazard import F32
 from .outages import Outage
 from .population import TierState
-from .queue import simulate_queue
+from .queue import QueueOutcome, simulate_queue
 from .scenario import Scenario
 from .streams import RandomStreams
 
@@ -28,6 +28,8 @@ QUEUE_WARMUP_HANDLING_TIMES = 10.0
 QUEUE_WARMUP_PATIENCE_TIMES = 5.0
 """The simulated queue warms up before its calls are recorded: with impatient callers the queue forgets
 its start within a few patience times, without them within a few handling times."""
+LOAD_STEP = 0.01
+"""Normal loads are simulated on a grid of 1% steps (log scale) and shared by months on the same step."""
 OUTAGE_CALL_TAIL_HOURS = 1.0
 """Callers about an outage keep calling for this long after it ends."""
 
@@ -40,6 +42,23 @@ class Hotline:
         self.streams = streams
         self.tiers = tiers
         self.tier_params = list(scenario.tiers.values())
+        self._normal_cache: dict[tuple[int, int], QueueOutcome] = {}
+
+    def _normal_load(self, rate: float, agents: int, open_minutes: float, sample: int, warmup: float) -> QueueOutcome:
+        """The queue under the month's normal load, shared by the months of the replication with the same load.
+
+        Loads within 1% of each other share one simulated window, drawn from a stream keyed by the
+        load itself, so the outcome depends on the load and not on which month asked for it first.
+        """
+        bucket = round(math.log(rate) / LOAD_STEP)
+        key = (bucket, agents)
+        if key not in self._normal_cache:
+            rate = math.exp(bucket * LOAD_STEP)
+            cc = self.scenario.contact_center
+            rng = self.streams.child("queue", bucket + 10_000_000, agents)
+            self._normal_cache[key] = simulate_queue(rate, agents, cc.handling_minutes, cc.patience_minutes,
+                                                     min(open_minutes, sample / rate), rng, warmup_minutes=warmup)
+        return self._normal_cache[key]
 
     def callers(self, state: TierState, call_rate: float, month: int) -> np.ndarray:
         """Units calling this month in normal times (a unit appears once per call).
@@ -89,9 +108,7 @@ class Hotline:
         sample = max(1, self.scenario.run.queue_sample_calls)
         warmup = (QUEUE_WARMUP_PATIENCE_TIMES * cc.patience_minutes if cc.patience_minutes
                   else QUEUE_WARMUP_HANDLING_TIMES * cc.handling_minutes)
-        base_window = min(open_minutes, sample / base_rate) if base_rate > 0 else 0.0
-        base = simulate_queue(base_rate, agents, cc.handling_minutes, cc.patience_minutes, base_window, queue_rng,
-                              warmup_minutes=warmup) if base_rate > 0 else None
+        base = self._normal_load(base_rate, agents, open_minutes, sample, warmup) if base_rate > 0 else None
         bursts = []
         for (outage, callers, n_calls), minutes in zip(outage_calls, burst_minutes):
             rate = base_rate + n_calls / minutes

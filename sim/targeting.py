@@ -72,3 +72,26 @@ def rank_scores(logits: np.ndarray, noise: float, model_error: np.ndarray, step:
     if noise == 0.0:
         return logits
     return logits + np.float32(noise) * error
+
+
+def top_units(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, best first (ties broken by index).
+
+    A few thousand offers are chosen among millions of lines: a threshold estimated on a sample
+    keeps the exact selection to a short list instead of partitioning every line.
+    """
+    n = scores.size
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    k = min(k, n)
+    if n > 200_000 and k < n // 20:
+        sample = scores[:: max(1, n // 100_000)]
+        # Aim at twice the needed share so the short list almost surely holds the top k.
+        share = min(1.0, 2.0 * k / n + 50.0 / sample.size)
+        threshold = np.partition(sample, int((1.0 - share) * (sample.size - 1)))[int((1.0 - share) * (sample.size - 1))]
+        short = np.flatnonzero(scores >= threshold)
+        if short.size >= k:
+            order = np.lexsort((short, -scores[short]))[:k]
+            return short[order]
+    order = np.lexsort((np.arange(n), -scores))[:k]
+    return order
