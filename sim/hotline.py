@@ -19,13 +19,13 @@ import numpy as np
 
 from .hazard import F32
 from .outages import Outage
-from .population import TierState
+from .population import ACTIVE, TierState
 from .queue import QueueOutcome, simulate_queue
 from .scenario import Scenario
 from .streams import RandomStreams
 
 QUEUE_WARMUP_HANDLING_TIMES = 10.0
-QUEUE_WARMUP_PATIENCE_TIMES = 5.0
+QUEUE_WARMUP_PATIENCE_TIMES = 4.0
 """The simulated queue warms up before its calls are recorded: with impatient callers the queue forgets
 its start within a few patience times, without them within a few handling times."""
 LOAD_STEP = 0.01
@@ -73,19 +73,24 @@ class Hotline:
         rng = self.streams.child("calls", month, state.index)
         if state.lines_per_unit > 1:
             counts = rng.poisson(mean, size=n)
-        else:
-            # Inverse CDF of a Poisson with a small mean, on one uniform per row: 0, 1, 2 or 3 calls.
-            u = rng.random(n, dtype=np.float32)
-            term = math.exp(-mean)
-            cdf = term
-            counts = np.zeros(n, dtype=np.int8)
-            for k in range(1, 4):
-                counts += u > np.float32(cdf)
-                term *= mean / k
-                cdf += term
-        counts = np.where(state.active_mask(), counts, 0)
-        calling = np.flatnonzero(counts)
-        return np.repeat(calling, counts[calling])
+            counts[state.status[:n] != ACTIVE] = 0
+            calling = np.flatnonzero(counts)
+            return np.repeat(calling, counts[calling])
+        # Inverse CDF of a Poisson with a small mean, on one uniform per row: most rows do not call,
+        # so the rows that do are found first and only they are counted further.
+        u = rng.random(n, dtype=np.float32)
+        calling = np.flatnonzero(u > np.float32(math.exp(-mean)))
+        calling = calling[state.status[calling] == ACTIVE]
+        u = u[calling]
+        term = math.exp(-mean) * mean
+        cdf = math.exp(-mean) + term
+        counts = np.ones(calling.size, dtype=np.int8)
+        most = max(3, int(mean + 6.0 * math.sqrt(mean) + 3.0))  # beyond it the Poisson tail is below 1e-6
+        for k in range(2, most + 1):
+            counts += u > np.float32(cdf)
+            term *= mean / k
+            cdf += term
+        return np.repeat(calling, counts)
 
     def serve(self, month: int, outage_calls: list[tuple[Outage, dict[int, np.ndarray]]]) -> dict[str, float]:
         """Serve the month's calls (normal ones and those ``outage_calls`` brought); return the month's record."""

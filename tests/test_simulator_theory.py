@@ -221,3 +221,15 @@ def test_replications_differ_and_share_nothing_but_the_seed() -> None:
     result = simulate(scenario, replications=2, seed=4)
     a, b = (result.monthly[result.monthly.replication == r]["churned_lines"].to_numpy() for r in (0, 1))
     assert not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("calls_per_line", [0.2, 1.5])
+def test_calls_per_line_follow_the_poisson_law(calls_per_line: float) -> None:
+    scenario = constant_hazard(0.01, 200_000, 3)
+    simulation = Simulation(scenario, Allocation.empty(), prepare(scenario, seed=2), seed=2)
+    state = simulation.tiers[0]
+    callers = simulation.hotline.callers(state, calls_per_line, month=1)
+    observed = np.bincount(np.bincount(callers, minlength=state.size))
+    for k in range(4):
+        expected = state.size * math.exp(-calls_per_line) * calls_per_line ** k / math.factorial(k)
+        assert abs(observed[k] - expected) < 5 * math.sqrt(expected) + 1, (k, observed[k], expected)
