@@ -1,0 +1,264 @@
+"""The allocation LP against independent truth: another solver's LP, finite differences, hand-computed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from optimize.curves import ResponseCurve, concave_fit
+from optimize.frontier import frontier
+from optimize.problem import build_problem
+from optimize.solve import AllocationError, solve
+from sim.scenario import Scenario, load_scenario
+
+from .conftest import SCENARIOS
+
+SOLVERS = ["highs", "cbc"]
+
+
+@pytest.fixture(scope="module")
+def small() -> Scenario:
+    return load_scenario(SCENARIOS / "small.yaml")
+
+
+def eligible_cells(scenario: Scenario) -> list[tuple[str, str, str]]:
+    return [(t, name, p.name) for name, lever in scenario.levers.items() for t in (lever.tiers or scenario.tiers)
+            for p in scenario.meta.periods]
+
+
+def random_curve(rng: np.random.Generator, cell, scale: float = 50_000.0) -> ResponseCurve:
+    k = int(rng.integers(1, 5))
+    widths = rng.uniform(0.2, 1.0, k) * scale
+    slopes = np.sort(rng.uniform(0.1, 3.0, k))[::-1]
+    spends = np.concatenate([[0.0], np.cumsum(widths)])
+    values = np.concatenate([[0.0], np.cumsum(widths * slopes)])
+    return ResponseCurve(*cell, tuple(spends), tuple(values))
+
+
+def random_instance(small: Scenario, rng: np.random.Generator) -> tuple[Scenario, dict]:
+    cells = eligible_cells(small)
+    curves = {c: random_curve(rng, c) for c in cells if rng.random() < 0.8}
+    tiers = list(small.tiers)
+    budget: dict = {"total": float(rng.uniform(50_000, 600_000)),
+                    "objective": str(rng.choice(["net_value", "value_within_budget"]))}
+    if rng.random() < 0.5:
+        budget["per_period"] = {p.name: float(rng.uniform(30_000, 400_000)) for p in small.meta.periods}
+    bounds = {}
+    for t in rng.choice(tiers, size=int(rng.integers(0, 3)), replace=False):
+        kind = rng.integers(0, 4)
+        bounds[str(t)] = ({"min": float(rng.uniform(0, 40_000))} if kind == 0 else
+                          {"max": float(rng.uniform(10_000, 200_000))} if kind == 1 else
+                          {"max_share": float(rng.uniform(0.1, 0.9))} if kind == 2 else
+                          {"min_share": float(rng.uniform(0.0, 0.3))})
+    budget["tiers"] = bounds
+    if rng.random() < 0.4:
+        budget["lever_capacity"] = {str(rng.choice(list(small.levers))): float(rng.uniform(200, 5_000))}
+    if rng.random() < 0.3:
+        budget["roi_floor"] = float(rng.uniform(0.5, 2.0))
+    scenario = Scenario.model_validate(
+        {**small.model_dump(mode="python"), "budget": {**small.budget.model_dump(mode="python"), **budget}},
+        context=None)
+    return scenario, curves
+
+
+def scipy_optimum(scenario: Scenario, curves: dict) -> float | None:
+    """The same problem written out as matrices from the scenario's own numbers, solved by scipy."""
+    plan = scenario.budget
+    columns = [(cell, k, w, s) for cell, curve in sorted(curves.items())
+               for k, (w, s) in enumerate(zip(curve.widths, curve.slopes))]
+    n = len(columns)
+    net = plan.objective == "net_value"
+    c = np.array([-(s - 1.0 if net else s) for _, _, _, s in columns])
+    bounds = [(0.0, w) for _, _, w, _ in columns]
+    rows, rhs = [], []
+
+    def le(coefficients, bound):
+        rows.append(coefficients)
+        rhs.append(bound)
+
+    def cpo(tier, lever):
+        t, lv = scenario.tiers[tier], scenario.levers[lever]
+        lines = t.lines_per_account or 1
+        return lv.cost_per_contact + lv.acceptance * (lv.cost_per_acceptance
+                                                      + lv.cost_per_line_month * lv.duration_months * lines)
+
+    ones = np.ones(n)
+    le(ones, plan.total)
+    for period, cap in plan.per_period.items():
+        le(np.array([1.0 if col[0][2] == period else 0.0 for col in columns]), cap)
+    for tier, b in plan.tiers.items():
+        in_tier = np.array([1.0 if col[0][0] == tier else 0.0 for col in columns])
+        if b.min > 0:
+            le(-in_tier, -b.min)
+        if b.max is not None:
+            le(in_tier, b.max)
+        if b.min_share > 0:
+            le(-(in_tier - b.min_share * ones), 0.0)
+        if b.max_share < 1:
+            le(in_tier - b.max_share * ones, 0.0)
+    for p in scenario.meta.periods:
+        for lever, cap in plan.lever_capacity.items():
+            le(np.array([1 / cpo(*col[0][:2]) if col[0][1] == lever and col[0][2] == p.name else 0.0
+                         for col in columns]), cap)
+        for ch_name, ch in scenario.channels.items():
+            le(np.array([1 / cpo(*col[0][:2]) if scenario.levers[col[0][1]].channel == ch_name and col[0][2] == p.name
+                         else 0.0 for col in columns]), ch.capacity_per_month * p.months)
+        policy = plan.contact_policy
+        for tier_name, tier in scenario.tiers.items():
+            allowed = tier.unit_count * policy.max_offers_per_line * p.months / policy.per_months
+            le(np.array([1 / cpo(*col[0][:2]) if col[0][0] == tier_name and col[0][2] == p.name else 0.0
+                         for col in columns]), allowed)
+    if plan.roi_floor is not None:
+        le(-(np.array([s for _, _, _, s in columns]) - plan.roi_floor), 0.0)
+    result = linprog(c, A_ub=np.array(rows), b_ub=np.array(rhs), bounds=bounds, method="highs")
+    return -result.fun if result.status == 0 else None
+
+
+def test_lp_matches_an_independent_formulation_on_random_instances(small: Scenario) -> None:
+    rng = np.random.default_rng(20261122)
+    compared = infeasible = 0
+    for i in range(120):
+        scenario, curves = random_instance(small, rng)
+        expected = scipy_optimum(scenario, curves)
+        solver = SOLVERS[i % 2]
+        try:
+            got = solve(build_problem(scenario, curves), solver).objective
+        except AllocationError:
+            assert expected is None, f"instance {i}: we found no solution, scipy found {expected}"
+            infeasible += 1
+            continue
+        assert expected is not None, f"instance {i}: scipy found no solution, we found {got}"
+        assert got == pytest.approx(expected, rel=1e-6, abs=1e-6), f"instance {i} ({solver})"
+        compared += 1
+    assert compared >= 100
+
+
+def only_budget(small: Scenario, total: float, objective: str = "net_value") -> Scenario:
+    budget = small.budget.model_copy(update={"total": total, "per_period": {}, "tiers": {}, "roi_floor": None,
+                                             "objective": objective, "lever_capacity": {}})
+    channels = {n: ch.model_copy(update={"capacity_per_month": 1e9}) for n, ch in small.channels.items()}
+    policy = budget.contact_policy.model_copy(update={"max_offers_per_line": 100, "per_months": 1})
+    return small.model_copy(update={"budget": budget.model_copy(update={"contact_policy": policy}),
+                                    "channels": channels})
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_funded_cells_earn_the_budgets_shadow_price_at_the_margin(small: Scenario, solver: str) -> None:
+    rng = np.random.default_rng(3)
+    curves = {c: random_curve(rng, c) for c in eligible_cells(small)}
+    result = solve(build_problem(only_budget(small, 250_000), curves), solver)
+    price = result.shadow_price("budget")
+    assert price > 0
+    for row in result.allocation.itertuples():
+        curve = curves[(row.tier, row.lever, row.period)]
+        after = curve.marginal(row.amount) - 1.0               # net value of the next unit
+        before = curve.marginal(max(0.0, row.amount * (1 - 1e-5) - 1e-3)) - 1.0  # net value of the last unit
+        # A unit more anywhere returns at most the shadow price; a funded cell's last unit at least it.
+        assert after <= price + 1e-6
+        if row.amount > 0:
+            assert before >= price - 1e-6
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_shadow_prices_agree_with_finite_differences(small: Scenario, solver: str) -> None:
+    rng = np.random.default_rng(11)
+    curves = {c: random_curve(rng, c) for c in eligible_cells(small)}
+    scenario = only_budget(small, 180_000)
+    capacity = {"lever_capacity": {"bill_credit": 1_500.0}}
+    scenario = scenario.model_copy(update={"budget": scenario.budget.model_copy(update=capacity)})
+    base = solve(build_problem(scenario, curves), solver)
+    step = 10.0
+    bigger = solve(build_problem(scenario, curves, budget=180_000 + step), solver)
+    assert (bigger.objective - base.objective) / step == pytest.approx(base.shadow_price("budget"), rel=1e-6, abs=1e-9)
+    more_slots = scenario.model_copy(update={"budget": scenario.budget.model_copy(
+        update={"lever_capacity": {"bill_credit": 1_500.0 + 1.0}})})
+    slot = solve(build_problem(more_slots, curves), solver)
+    for period in ("H1", "H2"):
+        name = f"lever_capacity_bill_credit_{period}"
+        if base.constraints.set_index("constraint").loc[name, "binding"]:
+            single = more_slots.budget.lever_capacity  # both periods moved by one: their prices add up
+            assert single["bill_credit"] == 1_501.0
+    moved = sum(base.shadow_price(f"lever_capacity_bill_credit_{p}") for p in ("H1", "H2"))
+    assert slot.objective - base.objective == pytest.approx(moved, rel=1e-4, abs=1e-6)
+
+
+def test_both_solvers_agree_on_status_values_duals_and_slacks(small: Scenario) -> None:
+    rng = np.random.default_rng(5)
+    scenario, curves = random_instance(small, rng)
+    while scipy_optimum(scenario, curves) is None:
+        scenario, curves = random_instance(small, rng)
+    results = {s: solve(build_problem(scenario, curves), s) for s in SOLVERS}
+    a, b = results["highs"], results["cbc"]
+    assert a.status == b.status == "Optimal"
+    assert a.objective == pytest.approx(b.objective, rel=1e-7)
+    assert a.total_value == pytest.approx(b.total_value, rel=1e-6)
+    duals = a.constraints.set_index("constraint")["shadow_price"]
+    other = b.constraints.set_index("constraint")["shadow_price"]
+    slack_a = a.constraints.set_index("constraint")["slack"]
+    slack_b = b.constraints.set_index("constraint")["slack"]
+    # Duals are unique where the primal is not degenerate; the budget's always compares.
+    assert duals["budget"] == pytest.approx(other["budget"], rel=1e-6, abs=1e-9)
+    assert slack_a["budget"] == pytest.approx(slack_b["budget"], rel=1e-6, abs=1e-3)
+    assert (duals >= -1e-9).loc[[n for n in duals.index if n.startswith(("budget", "period", "channel", "contact"))]].all()
+
+
+def test_a_fixed_launch_cost_makes_it_worth_launching_only_with_enough_budget(small: Scenario) -> None:
+    # One cell, value 2 per unit up to 10,000, launch cost 5,000 (net objective):
+    # budget 8,000 -> launch and spend 3,000: net 2*3000 - 3000 - 5000 = -2000 < 0 -> better not to launch (0);
+    # budget 20,000 -> launch and spend 10,000: net 20000 - 10000 - 5000 = 5000.
+    lever = small.levers["bill_credit"].model_copy(update={"launch_cost": 5_000.0})
+    scenario = only_budget(small, 8_000).model_copy(update={"levers": {**small.levers, "bill_credit": lever}})
+    curves = {("households", "bill_credit", "H1"): ResponseCurve("households", "bill_credit", "H1",
+                                                                 (0.0, 10_000.0), (0.0, 20_000.0))}
+    for solver in SOLVERS:
+        low = solve(build_problem(scenario, curves), solver)
+        assert low.objective == pytest.approx(0.0, abs=1e-6) and low.total_spend == pytest.approx(0.0, abs=1e-6)
+        high = solve(build_problem(scenario, curves, budget=20_000), solver)
+        assert high.objective == pytest.approx(5_000.0) and high.total_spend == pytest.approx(10_000.0)
+
+
+def test_the_frontier_is_non_decreasing_and_concave(small: Scenario) -> None:
+    rng = np.random.default_rng(9)
+    curves = {c: random_curve(rng, c) for c in eligible_cells(small)}
+    problem = build_problem(only_budget(small, 100_000, "value_within_budget"), curves)
+    table = frontier(problem, np.linspace(0, 1_500_000, 60))
+    values = table["objective"].to_numpy()
+    assert (np.diff(values) >= -1e-6).all()
+    slopes = np.diff(values) / np.diff(table["budget"].to_numpy())
+    assert (np.diff(slopes) <= 1e-9).all()
+    assert problem.budget_total == 100_000  # the frontier leaves the problem as it found it
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"total": 50_000, "tiers": {"households": {"min": 40_000}, "key_a": {"min": 30_000}}},
+     "the tier minimums add up to 70,000 but the total budget is 50,000"),
+    ({"locked": [{"tier": "prepaid", "lever": "data_bonus", "period": "H1", "amount": 5_000}]},
+     "has no response curve"),
+    ({"roi_floor": 50.0, "tiers": {"households": {"min": 10_000}}}, "ROI floor"),
+], ids=["tier-minimums-over-budget", "locked-cell-without-curve", "roi-floor-unreachable"])
+def test_each_kind_of_infeasibility_is_explained(small: Scenario, change: dict, expected: str) -> None:
+    curves = {("households", "bill_credit", p): ResponseCurve("households", "bill_credit", p, (0.0, 100_000.0),
+                                                              (0.0, 150_000.0)) for p in ("H1", "H2")}
+    curves[("key_a", "account_manager", "H1")] = ResponseCurve("key_a", "account_manager", "H1", (0.0, 50_000.0),
+                                                               (0.0, 90_000.0))
+    budget = {**small.budget.model_dump(mode="python"), "per_period": {}, **change}
+    scenario = Scenario.model_validate({**small.model_dump(mode="python"), "budget": budget})
+    with pytest.raises(AllocationError) as info:
+        solve(build_problem(scenario, curves))
+    text = " ".join(p.message for p in info.value.problems)
+    assert expected in text
+
+
+def test_concave_fit_recovers_a_concave_curve_and_reports_its_error() -> None:
+    spends = np.array([0, 1, 2, 3, 4, 5], dtype=float) * 10_000
+    truth = np.array([0, 30, 50, 62, 70, 74], dtype=float) * 1_000
+    fitted, error = concave_fit(spends, truth)
+    np.testing.assert_allclose(fitted, truth)
+    assert error == pytest.approx(0.0, abs=1e-9)
+    noisy = truth + np.array([0, 4, -3, 5, -2, 1]) * 1_000
+    fitted, error = concave_fit(spends, noisy)
+    slopes = np.diff(fitted) / np.diff(spends)
+    assert (np.diff(slopes) <= 1e-12).all() and (slopes >= 0).all()
+    assert error == pytest.approx(float(np.sqrt(np.mean((fitted - noisy) ** 2))))
+    assert error < float(np.sqrt(np.mean((noisy - truth) ** 2)))  # the fit is closer than the truth to the data
