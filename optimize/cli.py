@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -116,7 +117,7 @@ class _ProgressBar:
 
 
 def _default_out(kind: str, scenario_name: str, seed: int) -> Path:
-    stamp = __import__("datetime").datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("results") / scenario_name / f"{kind}-{stamp}-seed{seed}"
 
 

@@ -13,7 +13,7 @@ planner's unit: margin retained over the horizon plus the terminal value of reta
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,8 +122,3 @@ def concave_fit(spends: Sequence[float], values: Sequence[float]) -> tuple[np.nd
     fitted = np.concatenate([[0.0], np.cumsum(fitted_slopes * widths)])
     error = float(np.sqrt(np.mean((fitted - y) ** 2)))
     return fitted[-len(spends):], error
-
-
-def curves_for(cells: Iterable[Cell], curves: dict[Cell, ResponseCurve]) -> dict[Cell, ResponseCurve]:
-    """The curves of ``cells`` that exist (cells without a curve cannot be funded)."""
-    return {cell: curves[cell] for cell in cells if cell in curves}

@@ -19,7 +19,7 @@ import pandas as pd
 import pulp
 
 from sim.allocation import Allocation
-from sim.scenario import Problem, ScenarioError
+from sim.scenario import ScenarioError
 
 from .problem import AllocationProblem, cost_per_offer
 
@@ -172,7 +172,3 @@ def statement(kind: str, about: tuple[str, ...], price: float, binding: bool, cu
     gain = price * step
     verb = "is binding: " if binding else ""
     return f"{verb}{words} would {'add' if gain >= 0 else 'cost'} about {abs(gain):,.0f} {currency} of objective"
-
-
-def infeasible(message: str, hint: str) -> Problem:
-    return Problem("allocation", None, None, (), message, hint)

@@ -168,9 +168,6 @@ class Simulation:
         """Our active lines (real, not simulated, numbers)."""
         return float(sum(s.active_units() * s.lines_per_unit * s.weight for s in self.tiers))
 
-    def _month(self) -> int:
-        return int(math.floor(self.env.now + 1e-9)) + 1
-
     # --- month start: our moves, competitors, proactive offers -----------------------------------
     def _month_start(self, month: int) -> None:
         for move in self.scenario.pricing:

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from .engine import Records
-from .scenario import Scenario
 
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
          15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}
@@ -143,7 +142,3 @@ def summarize(per_replication: pd.DataFrame, by: list[str] | None = None) -> pd.
                          "ci_low": mean - half if n > 1 else mean, "ci_high": mean + half if n > 1 else mean,
                          "replications": n})
     return pd.DataFrame(rows)
-
-
-def scenario_label(scenario: Scenario) -> str:
-    return scenario.meta.name
