@@ -193,7 +193,7 @@ class Simulation:
             view = self.competition.view(name, month)
             # Rank once for all the tier's levers: each lever takes the next best units in turn.
             wanted = sum(self._offers_wanted(state, name, i, lever, month) for i, lever in funded)
-            if wanted <= 0:
+            if wanted <= 0:  # each lever recounts below, after the levers before it used shared capacity
                 continue
             logit = dense_logit(state, self.calibration.hazards[name], view, month, self.region_quality)
             n = state.size

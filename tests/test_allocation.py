@@ -174,12 +174,9 @@ def test_shadow_prices_agree_with_finite_differences(small: Scenario, solver: st
     more_slots = scenario.model_copy(update={"budget": scenario.budget.model_copy(
         update={"lever_capacity": {"bill_credit": 1_500.0 + 1.0}})})
     slot = solve(build_problem(more_slots, curves), solver)
-    for period in ("H1", "H2"):
-        name = f"lever_capacity_bill_credit_{period}"
-        if base.constraints.set_index("constraint").loc[name, "binding"]:
-            single = more_slots.budget.lever_capacity  # both periods moved by one: their prices add up
-            assert single["bill_credit"] == 1_501.0
+    # The capacity applies per period, so one more slot moves both periods' constraints: their prices add up.
     moved = sum(base.shadow_price(f"lever_capacity_bill_credit_{p}") for p in ("H1", "H2"))
+    assert moved > 0, "the capacity must bind for this check to mean anything"
     assert slot.objective - base.objective == pytest.approx(moved, rel=1e-4, abs=1e-6)
 
 

@@ -152,7 +152,7 @@ def test_an_accounts_lines_leave_together(small_run) -> None:
 
 
 def test_save_desk_keeps_lines_asking_to_leave() -> None:
-    scenario = load_scenario(SCENARIOS / "baseline.yaml").model_copy()
+    scenario = load_scenario(SCENARIOS / "baseline.yaml")
     scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": 0.02})})
     calibration = prepare(scenario, seed=3)
     desk = Allocation({("households", "save_desk_discount", "Y1"): 200_000})
