@@ -9,6 +9,7 @@ is reported together with type and range mistakes elsewhere, each with its line.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -137,12 +138,36 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+_VALIDATOR_STEP = re.compile(r"^[a-z][a-z-]*\[.*\]$")
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
+    """The key path of a pydantic error location, without pydantic's own step names.
+
+    pydantic puts entries such as ``function-after[...]`` and ``[key]`` into a location; a
+    planner's key may contain brackets too, so an entry is kept whenever the data has it.
+    """
+    path: list[Any] = []
+    node = data
+    for entry in loc:
+        if isinstance(node, Mapping) and entry in node:
+            node = node[entry]
+        elif isinstance(node, list) and isinstance(entry, int) and 0 <= entry < len(node):
+            node = node[entry]
+        elif entry == "[key]" or (isinstance(entry, str) and _VALIDATOR_STEP.match(entry)):
+            continue
+        else:
+            node = None
+        path.append(entry)
+    return tuple(path)
+
+
 def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any]) -> Problem:
     kind: str = error["type"]
     # pydantic appends "[key]" for dict-key errors and names the validator step in some locs.
     raw_loc = tuple(error["loc"])
     is_key = bool(raw_loc) and raw_loc[-1] == "[key]"
-    path: KeyPath = tuple(p for p in raw_loc if p != "[key]" and not (isinstance(p, str) and "[" in p))
+    path = _data_path(doc.data, raw_loc)
     ctx = error.get("ctx") or {}
     value = error.get("input")
     message, hint = error["msg"], ""
