@@ -23,6 +23,21 @@ from sim.scenario import Scenario
 
 
 @dataclass(frozen=True)
+class TierChurn:
+    """A tier's churn over the horizon with no retention spend: what goal-seek starts from."""
+
+    tier: str
+    churned_lines: float
+    """Lines that leave over the horizon."""
+    line_months: float
+    """Active line-months over the horizon (the denominator of the mean monthly churn)."""
+
+    @property
+    def monthly_churn(self) -> float:
+        return self.churned_lines / self.line_months if self.line_months > 0 else 0.0
+
+
+@dataclass(frozen=True)
 class ResponseCurve:
     """Value retained against spend for one cell: concave, piecewise linear, through (0, 0)."""
 
@@ -37,6 +52,9 @@ class ResponseCurve:
     """``stated`` (the planner's points) or ``simulated`` (fitted to designed simulation runs)."""
     fit_error: float | None = None
     """Root-mean-square gap between the fitted curve and the measured points (simulated curves)."""
+    retained: tuple[float, ...] | None = None
+    """Churners avoided over the horizon (lines) at each breakpoint, concave like the value;
+    ``None`` when unknown (a stated curve without ``lines``). Goal-seek needs it."""
 
     def __post_init__(self) -> None:
         if len(self.spends) != len(self.values) or len(self.spends) < 2:
@@ -46,6 +64,24 @@ class ResponseCurve:
         slopes = self.slopes
         if any(s1 > s0 * (1 + 1e-9) + 1e-12 for s0, s1 in zip(slopes, slopes[1:])):
             raise ValueError(f"the response curve of {self.cell} is not concave")
+        if self.retained is not None:
+            if len(self.retained) != len(self.spends):
+                raise ValueError("a response curve's retained lines need one figure per point")
+            steps = np.diff(self.retained) / np.diff(self.spends)
+            if np.any(steps[1:] > steps[:-1] * (1 + 1e-9) + 1e-12):
+                raise ValueError(f"the retained lines of {self.cell} are not concave in spend")
+
+    @property
+    def retained_slopes(self) -> tuple[float, ...]:
+        """Churners avoided per unit of spend on each segment (zeros when unknown)."""
+        if self.retained is None:
+            return (0.0,) * (len(self.spends) - 1)
+        return tuple((r1 - r0) / (s1 - s0) for s0, s1, r0, r1 in
+                     zip(self.spends, self.spends[1:], self.retained, self.retained[1:]))
+
+    def retained_at(self, spend: float) -> float:
+        """Churners avoided at ``spend`` (0 when unknown)."""
+        return float(np.interp(spend, self.spends, self.retained)) if self.retained is not None else 0.0
 
     @property
     def cell(self) -> Cell:
@@ -89,8 +125,10 @@ def stated_curves(scenario: Scenario) -> dict[Cell, ResponseCurve]:
     for stated in scenario.budget.response_curves:
         periods = [stated.period] if stated.period else [p.name for p in scenario.meta.periods]
         for period in periods:
+            lines = [p.lines for p in stated.points]
+            retained = tuple(float(x) for x in lines) if all(x is not None for x in lines) else None
             curve = ResponseCurve(stated.tier, stated.lever, period, tuple(p.spend for p in stated.points),
-                                  tuple(p.value for p in stated.points), "stated")
+                                  tuple(p.value for p in stated.points), "stated", retained=retained)
             curves[curve.cell] = curve
     return curves
 

@@ -54,6 +54,8 @@ class CurvePoint(Section):
     spend: Money
     value: Annotated[float, Field(allow_inf_nan=False)]
     """Value retained at that spend: margin over the horizon plus terminal value, net of nothing."""
+    lines: NonNegativeFloat | None = None
+    """Churners avoided over the horizon at that spend (optional; goal-seek on churn needs it)."""
 
 
 class ResponseCurve(Section):
@@ -80,6 +82,17 @@ class ResponseCurve(Section):
                 raise fail(f"the curve is not concave at point {i} (value per unit of spend rises from "
                            f"{s0:.4g} to {s1:.4g})",
                            "each extra unit of spend must retain no more than the one before: lower that point's value")
+        lines = [p.lines for p in self.points]
+        if any(x is not None for x in lines):
+            if any(x is None for x in lines):
+                raise fail("'lines' is given for some points but not all",
+                           "give every point a 'lines' figure, or none")
+            steps = [(b - a) / (q.spend - p.spend) for p, q, a, b in
+                     zip(self.points, self.points[1:], lines, lines[1:])]
+            for i, (s0, s1) in enumerate(zip(steps, steps[1:]), start=1):
+                if s1 > s0 * (1 + 1e-9) + 1e-12:
+                    raise fail(f"the lines retained are not concave at point {i} (lines per unit of spend rise "
+                               f"from {s0:.4g} to {s1:.4g})", "lower that point's 'lines'")
         return self
 
 
