@@ -19,7 +19,7 @@ from typing import TextIO
 
 from sim import __version__
 from sim.allocation import Allocation
-from sim.scenario import ScenarioError, json_schema, load_scenario
+from sim.scenario import Scenario, ScenarioError, json_schema, load_scenario
 
 EXIT_OK = 0
 EXIT_INVALID_INPUT = 1
@@ -159,6 +159,68 @@ def _cmd_simulate(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
+def _scenario_for(args: argparse.Namespace) -> Scenario:
+    scenario = load_scenario(args.file)
+    if getattr(args, "solver", None):
+        scenario = scenario.model_copy(update={"solver": scenario.solver.model_copy(update={"name": args.solver})})
+    return scenario
+
+
+def _out_folder(args: argparse.Namespace, kind: str, scenario: Scenario, seed: int) -> Path | None:
+    out = Path(args.out) if args.out else _default_out(kind, scenario.meta.name, seed)
+    return out
+
+
+def _refuse_existing(out: Path, console: _Console) -> bool:
+    if out.exists():
+        console.problem(f"{out}: the output folder exists already\n    fix: choose another --out folder; "
+                        "runs are never overwritten")
+        return True
+    return False
+
+
+def _cmd_optimize(args: argparse.Namespace, console: _Console) -> int:
+    from sim.runner import Stopwatch, manifest, write_outputs
+
+    from .plan import curve_table, plan_allocation, response_curves
+
+    watch = Stopwatch()
+    scenario = _scenario_for(args)
+    seed = scenario.run.seed if args.seed is None else args.seed
+    out = _out_folder(args, "optimize", scenario, seed)
+    if _refuse_existing(out, console):
+        return EXIT_INVALID_INPUT
+    watch.lap("load")
+    with _ProgressBar(console) as bar:
+        estimate = response_curves(scenario, seed=seed, progress=bar)
+    watch.lap("response_curves")
+    plan = plan_allocation(scenario, estimate=estimate, budget=args.budget)
+    watch.lap("optimize")
+    frames = {"allocation": plan.allocation, "shadow_prices": plan.shadow_prices,
+              "reduced_costs": plan.reduced_costs, "curves": curve_table(estimate)}
+    allocation = plan.result.to_allocation()
+
+    def lp_file(folder: Path) -> None:
+        if args.write_lp:
+            plan.problem.write_lp(str(folder / "allocation.lp"))
+
+    written = write_outputs(out, frames, manifest(scenario, args.file, seed, scenario.run.estimation.replications,
+                                                  allocation, watch.timings, ["retention", *(args.argv or [])]),
+                            extra=lp_file)
+    currency = scenario.meta.currency
+    result = plan.result
+    console.info(f"{scenario.meta.name}: {len(estimate.curves)} response curves "
+                 f"({estimate.runs} simulation runs), solved with {result.solver}")
+    console.info(f"  budget {result.budget:,.0f} {currency}; allocated {result.total_spend:,.0f} in "
+                 f"{len(plan.allocation)} cells; value retained {result.total_value:,.0f}; objective "
+                 f"{result.objective:,.0f}")
+    binding = plan.shadow_prices[plan.shadow_prices["binding"]]
+    for statement, name in zip(binding["statement"], binding["constraint"]):
+        console.info(f"  {name}: {statement}")
+    console.info(f"results written to {written}")
+    return EXIT_OK
+
+
 Handler = Callable[[argparse.Namespace, _Console], int]
 
 
@@ -178,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="retention",
         description="Plan where retention money goes: simulate churn, allocate the budget, compare strategies.",
         epilog="examples:\n  retention validate scenarios/baseline.yaml\n  retention schema --out scenario.schema.json\n"
-               "  retention simulate scenarios/small.yaml --reps 5\n\n"
+               "  retention simulate scenarios/small.yaml --reps 5\n"
+               "  retention optimize scenarios/small.yaml --write-lp\n\n"
                + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[noise_options(False)],
@@ -210,6 +273,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reps", type=_positive_int, help="replications (default: run.replications of the scenario)")
     p.add_argument("--scale", type=_share, help="simulate this share of the lines, 0 < S <= 1 (default: run.scale)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/simulate-<time>-seed<N>)")
+
+    def solver_option(p: argparse.ArgumentParser) -> None:
+        from .solve import SOLVERS
+
+        p.add_argument("--solver", choices=SOLVERS, help="LP/MILP solver (default: solver.name of the scenario)")
+
+    p = command("optimize", "measure response curves and find the allocation that retains the most value",
+                "retention optimize scenarios/small.yaml --write-lp --out results/small/plan", _cmd_optimize)
+    p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
+    solver_option(p)
+    p.add_argument("--budget", type=_money, help="total budget to allocate (default: budget.total of the scenario)")
+    p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
+    p.add_argument("--write-lp", action="store_true", help="also write the problem as allocation.lp (CPLEX LP format)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/optimize-<time>-seed<N>)")
     return parser
 
 
@@ -220,6 +297,21 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _money(text: str) -> float:
+    """An amount of money: 2500000, 2,500,000, 2.5M or 750k."""
+    cleaned = text.strip().replace(",", "").replace("_", "")
+    factor = {"k": 1e3, "m": 1e6, "b": 1e9}.get(cleaned[-1:].lower(), 1.0)
+    if factor != 1.0:
+        cleaned = cleaned[:-1]
+    try:
+        value = float(cleaned) * factor
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an amount (write e.g. 2500000, 2.5M or 750k)") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' must be a finite amount of at least 0")
     return value
 
 

@@ -23,6 +23,9 @@ from .scenario.types import did_you_mean
 Cell = tuple[str, str, str]
 """(tier, lever, period)."""
 COLUMNS = ("tier", "lever", "period", "amount")
+DETAIL_COLUMNS = ("offers", "retained_lines", "value", "marginal_roi")
+"""Columns the optimizer writes beside the amounts (what it expects of each cell); read and ignored,
+so its ``allocation.csv`` can be simulated as it is. Any other column is a mistake."""
 
 
 class AllocationError(ScenarioError):
@@ -130,7 +133,7 @@ class Allocation:
 
 def _check_columns(columns: list[str], source: str) -> None:
     missing = [c for c in COLUMNS if c not in columns]
-    extra = [c for c in columns if c not in COLUMNS]
+    extra = [c for c in columns if c not in COLUMNS and c not in DETAIL_COLUMNS]
     if missing or extra:
         parts = []
         if missing:
@@ -139,4 +142,5 @@ def _check_columns(columns: list[str], source: str) -> None:
             parts.append("unexpected column" + ("s " if len(extra) > 1 else " ") + ", ".join(
                 f"{c}{did_you_mean(c, COLUMNS)}" for c in extra))
         raise AllocationError([Problem(source, 1, None, (), "; ".join(parts),
-                                       f"the header must be exactly: {','.join(COLUMNS)}")])
+                                       f"the header must be: {','.join(COLUMNS)} (the optimizer's "
+                                       f"{', '.join(DETAIL_COLUMNS)} may follow)")])

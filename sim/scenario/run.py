@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from .types import Name, NonNegativeFloat, Section, StrategyRef, fail
+from .types import Name, NonNegativeFloat, Section, Seq, StrategyRef, fail
 
 StrategyKind = Literal[
     "no_retention", "uniform", "proportional_revenue", "key_accounts_first", "lp_optimal", "robust_lp", "csv",
@@ -44,6 +44,31 @@ class Strategy(Section):
         return self
 
 
+class Estimation(Section):
+    """Designed simulation runs that measure the response curves the planner does not state.
+
+    For each lever and period, every tier's cell is funded at each level (a share of the
+    cell's ceiling) in one run, and compared with a run without retention on the same random
+    numbers; channel and lever capacities are lifted in these runs because the allocation
+    enforces them. Runs: ``replications x (1 + levers x periods x levels)``.
+    """
+
+    levels: Annotated[Seq[Annotated[float, Field(gt=0.0, le=1.0)]], Field(min_length=1, max_length=20)] = (
+        0.1, 0.25, 0.5, 1.0)
+    """Spend levels per cell, as shares of its ceiling (the most the cell could spend: its
+    capacity, contact policy and the total budget, whichever is least). More levels, a finer curve."""
+    replications: Annotated[int, Field(ge=1, le=1_000)] = 2
+    """Paired runs per level; the curve is fitted to their mean."""
+    simulated_lines: Annotated[int, Field(ge=1_000, le=100_000_000)] = 60_000
+    """About how many units the estimation runs simulate (the scenario is scaled down to it)."""
+
+    @model_validator(mode="after")
+    def _increasing(self) -> "Estimation":
+        if any(b <= a for a, b in zip(self.levels, self.levels[1:])):
+            raise fail("the levels must increase", "list each share once, smallest first: [0.1, 0.25, 0.5, 1.0]")
+        return self
+
+
 class Run(Section):
     """How results are computed."""
 
@@ -58,6 +83,8 @@ class Run(Section):
     queue_sample_calls: Annotated[int, Field(ge=100, le=10_000_000)] = 5_000
     """Calls per month the contact-center queue simulates; every real call takes the outcome of a
     simulated one of the same load. More calls, a smaller sampling error (reported), a slower run."""
+    estimation: Estimation = Estimation()
+    """How response curves are estimated where ``budget.response_curves`` states none."""
 
 
 class Solver(Section):

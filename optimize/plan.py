@@ -1,0 +1,85 @@
+"""The planner's functions: curves, the optimal allocation, the frontier and goal-seek.
+
+Each takes a scenario and returns tables (DataFrames) a planner can read or write out.
+Response curves are the one expensive step (designed simulation runs); pass the
+:class:`~optimize.estimate.CurveEstimate` of one call to the next to measure them once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from sim.scenario import Scenario
+
+from .estimate import CurveEstimate, Progress, estimate_curves
+from .problem import AllocationProblem, build_problem
+from .solve import AllocationResult, solve
+
+ALLOCATION_COLUMNS = ["tier", "lever", "period", "amount", "offers", "retained_lines", "value", "marginal_roi"]
+"""The allocation table: the budget-planning feed (first four columns) and what the optimizer expects of it."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An optimal allocation with its shadow prices, and the curves it was computed from."""
+
+    problem: AllocationProblem
+    result: AllocationResult
+    estimate: CurveEstimate
+
+    @property
+    def allocation(self) -> pd.DataFrame:
+        """tier, lever, period, amount, offers, retained_lines, value, marginal_roi: one row per funded cell."""
+        table = self.result.allocation
+        funded = table[table["amount"] > 0].copy()
+        curves = self.problem.curves
+        funded["retained_lines"] = [curves[(r.tier, r.lever, r.period)].retained_at(r.amount)
+                                    for r in funded.itertuples()]
+        return funded[ALLOCATION_COLUMNS].reset_index(drop=True)
+
+    @property
+    def shadow_prices(self) -> pd.DataFrame:
+        """Every constraint: kind, what it concerns, shadow price (objective per unit of right-hand side),
+        slack, whether it binds, and the statement in a planner's words."""
+        return self.result.constraints
+
+    @property
+    def reduced_costs(self) -> pd.DataFrame:
+        return self.result.reduced_costs
+
+
+def response_curves(scenario: Scenario, *, seed: int | None = None, progress: Progress | None = None) -> CurveEstimate:
+    """Every cell's response curve: stated by the planner or measured by designed simulation runs."""
+    return estimate_curves(scenario, seed=seed, progress=progress)
+
+
+def curve_table(estimate: CurveEstimate) -> pd.DataFrame:
+    """Every curve's breakpoints (spend, value, retained lines) with, for measured curves, the
+    measured means and their standard errors beside the fitted values."""
+    rows = []
+    for (tier, lever, period), curve in sorted(estimate.curves.items()):
+        retained = curve.retained or (float("nan"),) * len(curve.spends)
+        for point, (spend, value, lines) in enumerate(zip(curve.spends, curve.values, retained)):
+            rows.append({"tier": tier, "lever": lever, "period": period, "point": point, "spend": spend,
+                         "value": value, "retained_lines": lines, "source": curve.source,
+                         "fit_error": curve.fit_error if curve.fit_error is not None else float("nan")})
+    table = pd.DataFrame(rows, columns=["tier", "lever", "period", "point", "spend", "value", "retained_lines",
+                                        "source", "fit_error"])
+    measured = estimate.points[["tier", "lever", "period", "spend", "value", "value_se", "retained_lines",
+                                "retained_lines_se"]].rename(columns={
+                                    "value": "measured_value", "value_se": "measured_value_se",
+                                    "retained_lines": "measured_retained_lines",
+                                    "retained_lines_se": "measured_retained_lines_se"})
+    return table.merge(measured, how="left", on=["tier", "lever", "period", "spend"])
+
+
+def plan_allocation(scenario: Scenario, *, estimate: CurveEstimate | None = None, budget: float | None = None,
+                    solver: str | None = None, seed: int | None = None, progress: Progress | None = None) -> Plan:
+    """The allocation that maximizes the scenario's objective within its budget and rules."""
+    estimate = estimate or response_curves(scenario, seed=seed, progress=progress)
+    problem = build_problem(scenario, estimate.curves, budget)
+    settings = scenario.solver
+    result = solve(problem, solver or settings.name, settings.time_limit_seconds, settings.mip_gap)
+    return Plan(problem, result, estimate)
