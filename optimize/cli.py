@@ -44,10 +44,19 @@ log = logging.getLogger("retention")
 class _Console:
     """Where the command writes: results to stdout, problems to stderr; --quiet keeps only problems."""
 
-    def __init__(self, quiet: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+    def __init__(self, quiet: bool, out: TextIO | None = None, err: TextIO | None = None) -> None:
         self.quiet = quiet
-        self.out = out
-        self.err = err
+        self._out = out
+        self._err = err
+
+    # Looked up when written, not when defined, so a redirected sys.stdout is honoured.
+    @property
+    def out(self) -> TextIO:
+        return self._out or sys.stdout
+
+    @property
+    def err(self) -> TextIO:
+        return self._err or sys.stderr
 
     def info(self, text: str) -> None:
         if not self.quiet:
