@@ -61,17 +61,55 @@ class Reaction(Section):
     """How often the rule may fire over the horizon."""
 
 
+def _unique(campaigns: tuple[Campaign, ...], reactions: tuple[Reaction, ...]) -> None:
+    names = [c.name for c in campaigns] + [r.name for r in reactions]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise fail(f"campaign/reaction names repeat: {', '.join(repeated)}", "give each one its own name")
+
+
+class Variant(Section):
+    """One way the competitors may behave, with its probability (for the robust allocation)."""
+
+    name: Name
+    probability: Probability
+    campaigns: Seq[Campaign] = ()
+    reactions: Seq[Reaction] = ()
+    """This variant's campaigns and reactions replace the scenario's own."""
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Variant":
+        _unique(self.campaigns, self.reactions)
+        return self
+
+
 class Competitors(Section):
     campaigns: Seq[Campaign] = ()
     reactions: Seq[Reaction] = ()
+    variants: Seq[Variant] = ()
+    """Alternative competitor behaviours with probabilities summing to 1 (e.g. no campaign /
+    aggressive campaign / price war). The ``robust_lp`` strategy maximizes the expected value over
+    them and reports each one's outcome and the worst case; other strategies use ``campaigns`` and
+    ``reactions`` above."""
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Competitors":
-        names = [c.name for c in self.campaigns] + [r.name for r in self.reactions]
+        _unique(self.campaigns, self.reactions)
+        names = [v.name for v in self.variants]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            raise fail(f"campaign/reaction names repeat: {', '.join(repeated)}", "give each one its own name")
+            raise fail(f"variant names repeat: {', '.join(repeated)}", "give each variant its own name")
+        if self.variants:
+            total = sum(v.probability for v in self.variants)
+            if abs(total - 1.0) > 1e-6:
+                raise fail(f"the variants' probabilities add up to {total:g}, not 1", "make them sum to 1",
+                           at=("variants",))
         return self
+
+    def variant(self, name: str) -> "Competitors":
+        """The competitors as in variant ``name`` (its campaigns and reactions, no variants)."""
+        chosen = next(v for v in self.variants if v.name == name)
+        return Competitors(campaigns=chosen.campaigns, reactions=chosen.reactions)
 
 
 class PriceMove(Section):

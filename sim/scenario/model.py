@@ -62,6 +62,10 @@ class Scenario(Section):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise fail(f"strategy names repeat: {', '.join(repeated)}", "give each strategy its own name")
+        if any(s.kind == "robust_lp" for s in self.strategies) and not self.competitors.variants:
+            raise fail("the robust_lp strategy needs competitor variants",
+                       "add 'competitors: variants:' with a name, probability, campaigns and reactions each, "
+                       "or remove robust_lp", at=("strategies",))
         return self
 
     @property
