@@ -230,6 +230,73 @@ def _cmd_optimize(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
+def _cmd_run(args: argparse.Namespace, console: _Console) -> int:
+    from .outputs import write_run
+    from .pipeline import run
+
+    scenario = _scenario_for(args)
+    names = [s.name for s in scenario.strategies]
+    if args.strategies:
+        unknown = [n for n in args.strategies if n not in names]
+        if unknown:
+            console.problem(f"{args.file}: unknown strategy {', '.join(repr(u) for u in unknown)}\n"
+                            f"    fix: use strategies listed in the scenario: {', '.join(names)}")
+            return EXIT_INVALID_INPUT
+    seed = scenario.run.seed if args.seed is None else args.seed
+    out = _out_folder(args, "run", scenario, seed)
+    if _refuse_existing(out, console):
+        return EXIT_INVALID_INPUT
+    with _ProgressBar(console) as bar:
+        outcome = run(scenario, args.file, seed=seed, replications=args.reps, strategies=args.strategies,
+                      workers=args.workers, progress=bar)
+        bar("writing", 0, 1)
+        written = write_run(outcome, out, ["retention", *(args.argv or [])])
+        bar("writing", 1, 1)
+    _print_summary(outcome, console)
+    console.info(f"results written to {written} (open report.html in a browser)")
+    return EXIT_OK
+
+
+def _print_summary(outcome, console: _Console) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    if console.quiet:
+        return
+    summary = outcome.summary.set_index(["strategy", "metric"])
+    paired = outcome.paired.set_index(["strategy", "metric"])
+    table = Table(title=f"{outcome.scenario.meta.name}: {outcome.replications} replications, seed {outcome.seed} "
+                        f"(95% intervals; difference paired against '{outcome.baseline}')")
+    for column in ("strategy", "monthly churn", "NPV", "spend", "ROI", f"NPV vs {outcome.baseline}"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for name in outcome.results:
+        def cell(metric: str, fmt: str) -> str:
+            row = summary.loc[(name, metric)]
+            return f"{fmt.format(row['mean'])} [{fmt.format(row['ci_low'])}, {fmt.format(row['ci_high'])}]"
+        if (name, "npv") in paired.index:
+            d = paired.loc[(name, "npv")]
+            diff = f"{d['difference']:+,.0f} [{d['ci_low']:+,.0f}, {d['ci_high']:+,.0f}]"
+        else:
+            diff = "–"
+        roi = summary.loc[(name, "roi")]["mean"] if (name, "roi") in summary.index else float("nan")
+        table.add_row(name, cell("monthly_churn", "{:.3%}"), cell("npv", "{:,.0f}"),
+                      f"{summary.loc[(name, 'retention_spend')]['mean']:,.0f}",
+                      "–" if roi != roi else f"{roi:.2f}", diff)
+    Console(file=console.out, width=160).print(table)
+
+
+def _cmd_compare(args: argparse.Namespace, console: _Console) -> int:
+    from .runs import compare_runs
+
+    table = compare_runs([Path(p) for p in args.runs])
+    if args.out:
+        table.to_csv(args.out, index=False, float_format="%.10g", lineterminator="\n")
+        console.info(f"comparison written to {args.out}")
+    else:
+        console.data(table.to_string(index=False))
+    return EXIT_OK
+
+
 Handler = Callable[[argparse.Namespace, _Console], int]
 
 
@@ -296,6 +363,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
     p.add_argument("--write-lp", action="store_true", help="also write the problem as allocation.lp (CPLEX LP format)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/optimize-<time>-seed<N>)")
+
+    p = command("run", "the whole job: calibrate, measure curves, optimize, simulate and compare every strategy, "
+                "write tables, workbook and report", "retention run scenarios/baseline.yaml --workers 2", _cmd_run)
+    p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
+    p.add_argument("--strategies", nargs="+", metavar="NAME", help="only these of the scenario's strategies")
+    p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
+    p.add_argument("--reps", type=_positive_int, help="replications per strategy (default: run.replications)")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="processes simulating replications in parallel (results do not depend on it)")
+    solver_option(p)
+    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/run-<time>-seed<N>)")
+
+    p = command("compare", "put the summaries of finished runs side by side",
+                "retention compare results/baseline/run-A results/price_war/run-B", _cmd_compare)
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by 'retention run'")
+    p.add_argument("--out", metavar="CSV", help="write the comparison to a CSV file instead of printing it")
     return parser
 
 

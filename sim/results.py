@@ -135,10 +135,12 @@ def summarize(per_replication: pd.DataFrame, by: list[str] | None = None) -> pd.
         n = len(frame)
         for column in values:
             x = frame[column].to_numpy(dtype=float)
-            mean = float(np.nanmean(x)) if n else float("nan")
-            sd = float(np.nanstd(x, ddof=1)) if n > 1 else float("nan")
-            half = t_quantile(n - 1) * sd / np.sqrt(n) if n > 1 else float("nan")
+            x = x[np.isfinite(x)]  # a figure undefined in some replications (ROI without spend) is left out
+            k = len(x)
+            mean = float(x.mean()) if k else float("nan")
+            sd = float(x.std(ddof=1)) if k > 1 else float("nan")
+            half = t_quantile(k - 1) * sd / np.sqrt(k) if k > 1 else float("nan")
             rows.append({**dict(zip(by, key)), "metric": column, "mean": mean, "sd": sd,
-                         "ci_low": mean - half if n > 1 else mean, "ci_high": mean + half if n > 1 else mean,
-                         "replications": n})
+                         "ci_low": mean - half if k > 1 else mean, "ci_high": mean + half if k > 1 else mean,
+                         "replications": k})
     return pd.DataFrame(rows)

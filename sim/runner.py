@@ -108,6 +108,9 @@ def write_outputs(destination: str | Path, frames: Mapping[str, pd.DataFrame], m
                                          "choose another --out folder; runs are never overwritten")])
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # a results folder like any other, not mkdtemp's private 0700
     try:
         for stem, frame in frames.items():
             frame.to_csv(staging / f"{stem}.csv", index=False, float_format="%.10g", lineterminator="\n")

@@ -45,6 +45,10 @@ class FrozenDict(dict[K, V]):
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(self.items()))
 
+    def __reduce__(self) -> tuple[type, tuple[dict[K, V]]]:
+        # Rebuilt from a plain dict: unpickling item by item would call the blocked __setitem__.
+        return (type(self), (dict(self),))
+
 
 def _freeze(value: dict[K, V]) -> FrozenDict[K, V]:
     return FrozenDict(value)

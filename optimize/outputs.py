@@ -1,0 +1,85 @@
+"""What ``retention run`` writes: CSV tables, the same tables as a workbook, charts, the report.
+
+Everything goes to a temporary folder beside the destination, moved into place only when
+complete (:func:`sim.runner.write_outputs`): an interrupted run leaves no partial folder and
+an existing run is never overwritten. The workbook's zip entries carry a fixed date, so the
+same run gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+
+from sim.runner import manifest, write_outputs
+
+from .pipeline import RunOutcome
+from .plan import curve_table
+from .report import charts, report_html
+
+FIXED_ZIP_DATE = (2000, 1, 1, 0, 0, 0)
+SHEET_NAME_LIMIT = 31
+"""Excel's limit on a sheet name's length."""
+
+
+def run_tables(outcome: RunOutcome) -> dict[str, pd.DataFrame]:
+    """The run's tables by file stem; the workbook has one sheet per table."""
+    monthly = pd.concat([r.monthly.assign(strategy=name) for name, r in outcome.results.items()], ignore_index=True)
+    monthly = monthly[["strategy", *[c for c in monthly.columns if c != "strategy"]]]
+    frames = {
+        "summary": outcome.summary,
+        "paired_differences": outcome.paired,
+        "by_tier": outcome.by_tier,
+        "monthly": monthly,
+        "allocation": outcome.allocation_table(),
+        "lp_allocation": outcome.plan.allocation,
+        "frontier": outcome.frontier,
+        "shadow_prices": outcome.plan.shadow_prices,
+        "predicted_vs_simulated": outcome.predicted,
+        "curves": curve_table(outcome.estimate),
+    }
+    if len(outcome.variants):
+        frames["variants"] = outcome.variants
+    return frames
+
+
+def workbook_bytes(frames: dict[str, pd.DataFrame]) -> bytes:
+    """An .xlsx with one sheet per table, byte-for-byte the same for the same tables."""
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        for name, frame in frames.items():
+            frame.to_excel(writer, sheet_name=name[:SHEET_NAME_LIMIT], index=False)
+        book = writer.book
+        book.properties.created = book.properties.modified = pd.Timestamp("2000-01-01").to_pydatetime()
+    # openpyxl stamps each zip entry with the time of writing; rewrite them with a fixed date.
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    fixed = io.BytesIO()
+    with zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            entry = zipfile.ZipInfo(info.filename, date_time=FIXED_ZIP_DATE)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(entry, source.read(info.filename))
+    return fixed.getvalue()
+
+
+def write_run(outcome: RunOutcome, destination: str | Path, command: list[str] | None = None) -> Path:
+    """Write the whole decision package into ``destination`` (all or nothing)."""
+    frames = run_tables(outcome)
+    images = charts(outcome)
+    lp = outcome.allocations.get(next((s.name for s in outcome.scenario.strategies if s.kind == "lp_optimal"), ""))
+
+    def extra(folder: Path) -> None:
+        (folder / "results.xlsx").write_bytes(workbook_bytes(frames))
+        for name, data in images.items():
+            (folder / name).write_bytes(data)
+        (folder / "report.html").write_text(report_html(outcome, images), encoding="utf-8")
+
+    info = manifest(outcome.scenario, outcome.scenario_file, outcome.seed, outcome.replications,
+                    lp if lp is not None else outcome.plan.result.to_allocation(), outcome.timings, command)
+    info["workers"] = outcome.workers
+    info["strategies"] = list(outcome.allocations)
+    info["response_curve_runs"] = outcome.estimate.runs
+    return write_outputs(destination, frames, info, extra=extra)

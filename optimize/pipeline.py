@@ -1,0 +1,259 @@
+"""``retention run``: validate, calibrate, measure curves, optimize, simulate every strategy, compare.
+
+One calibration serves every stage. Every strategy is simulated for the same replications
+of the same seed (common random numbers), and the run without retention is always
+simulated too: it is the reference of the value each strategy retains. Replications can
+run in parallel processes; results are gathered in a fixed order, so the tables do not
+depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.allocation import Allocation, Cell
+from sim.engine import Calibration, Simulation, prepare
+from sim.results import SimulationResult, t_quantile
+from sim.runner import Stopwatch
+from sim.scenario import Scenario
+
+from .compare import by_tier_table, paired_differences, strategy_figures, summary_table
+from .curves import ResponseCurve
+from .estimate import CurveEstimate, estimate_curves
+from .frontier import frontier
+from .plan import Plan, plan_allocation
+from .problem import build_problem
+from .solve import solve
+from .strategies import csv_allocation, rule_allocation
+
+Progress = Callable[[str, int, int], None]
+
+REFERENCE = "no_retention"
+FRONTIER_POINTS = 50
+FRONTIER_REACH = 2.0
+"""The frontier spans budgets from 0 to this multiple of the scenario's budget."""
+
+
+@dataclass
+class RunOutcome:
+    """Everything a run computed, as tables."""
+
+    scenario: Scenario
+    scenario_file: str | None
+    seed: int
+    replications: int
+    workers: int
+    estimate: CurveEstimate
+    plan: Plan
+    frontier: pd.DataFrame
+    allocations: dict[str, Allocation]
+    results: dict[str, SimulationResult]
+    summary: pd.DataFrame
+    by_tier: pd.DataFrame
+    paired: pd.DataFrame
+    predicted: pd.DataFrame
+    """For optimized strategies: the LP's predicted value and retained lines beside the simulated ones."""
+    variants: pd.DataFrame
+    """For the robust plan: each competitor variant's outcome, the expectation and the worst case."""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def baseline(self) -> str:
+        return self.scenario.baseline_strategy
+
+    def allocation_table(self) -> pd.DataFrame:
+        """tier, lever, period, amount per strategy: the budget-planning feed of every strategy."""
+        frames = [a.to_frame().assign(strategy=name) for name, a in self.allocations.items()]
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return table[["strategy", "tier", "lever", "period", "amount"]]
+
+
+# --- simulating strategies in parallel ----------------------------------------------------------
+
+_WORKER: dict[str, object] = {}
+
+
+def _init_worker(scenarios: dict[str, Scenario], calibration: Calibration, seed: int) -> None:
+    _WORKER.update(scenarios=scenarios, calibration=calibration, seed=seed)
+
+
+def _simulate_one(task: tuple[str, str, Allocation, int]) -> SimulationResult:
+    variant, _, allocation, replication = task
+    scenarios: dict[str, Scenario] = _WORKER["scenarios"]  # type: ignore[assignment]
+    records = Simulation(scenarios[variant], allocation, _WORKER["calibration"], _WORKER["seed"],  # type: ignore[arg-type]
+                         replication).run()
+    return SimulationResult.from_records(records, replication)
+
+
+def simulate_all(scenarios: dict[str, Scenario], plans: list[tuple[str, str, Allocation]], calibration: Calibration,
+                 seed: int, replications: int, workers: int = 1,
+                 progress: Progress | None = None) -> dict[tuple[str, str], SimulationResult]:
+    """Simulate each (variant, strategy, allocation) for ``replications`` on common random numbers."""
+    tasks = [(variant, name, allocation, r) for variant, name, allocation in plans for r in range(replications)]
+    outcomes: list[SimulationResult] = []
+    if workers <= 1:
+        _init_worker(scenarios, calibration, seed)
+        for i, task in enumerate(tasks, start=1):
+            outcomes.append(_simulate_one(task))
+            if progress:
+                progress("simulating", i, len(tasks))
+    else:
+        # spawn, not fork: the parent may hold threads (the progress bar), which fork does not copy safely.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(scenarios, calibration, seed)) as pool:
+            for i, outcome in enumerate(pool.map(_simulate_one, tasks), start=1):
+                outcomes.append(outcome)
+                if progress:
+                    progress("simulating", i, len(tasks))
+    grouped: dict[tuple[str, str], list[SimulationResult]] = {}
+    for (variant, name, _, _), outcome in zip(tasks, outcomes):
+        grouped.setdefault((variant, name), []).append(outcome)
+    return {key: SimulationResult.concat(parts) for key, parts in grouped.items()}
+
+
+# --- the robust plan ----------------------------------------------------------------------------
+
+def variant_scenario(scenario: Scenario, name: str) -> Scenario:
+    return scenario.model_copy(update={"competitors": scenario.competitors.variant(name)})
+
+
+def expected_curves(scenario: Scenario, estimates: dict[str, CurveEstimate]) -> dict[Cell, ResponseCurve]:
+    """Per cell, the probability-weighted curve over the competitor variants.
+
+    Every variant measures a cell at the same spends (ceilings do not depend on competitors),
+    and a weighted sum of concave curves on the same breakpoints is concave.
+    """
+    probability = {v.name: v.probability for v in scenario.competitors.variants}
+    curves: dict[Cell, ResponseCurve] = {}
+    first = next(iter(estimates.values()))
+    for cell, curve in first.curves.items():
+        values = sum(probability[v] * np.asarray(e.curves[cell].values) for v, e in estimates.items())
+        retained = None
+        if all(e.curves[cell].retained is not None for e in estimates.values()):
+            retained = sum(probability[v] * np.asarray(e.curves[cell].retained) for v, e in estimates.items())
+        curves[cell] = ResponseCurve(*cell, curve.spends, tuple(map(float, values)), "expected over variants",
+                                     fit_error=max(e.curves[cell].fit_error or 0.0 for e in estimates.values()),
+                                     retained=tuple(map(float, retained)) if retained is not None else None)
+    return curves
+
+
+# --- the whole run --------------------------------------------------------------------------------
+
+def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | None = None,
+        replications: int | None = None, strategies: list[str] | None = None, workers: int = 1,
+        progress: Progress | None = None) -> RunOutcome:
+    """The end-to-end job: every stage, every strategy, every table."""
+    watch = Stopwatch()
+    seed = scenario.run.seed if seed is None else seed
+    replications = scenario.run.replications if replications is None else replications
+    chosen = [s for s in scenario.strategies if strategies is None or s.name in strategies]
+    if progress:
+        progress("calibrating", 0, 1)
+    calibration = prepare(scenario, seed)
+    if progress:
+        progress("calibrating", 1, 1)
+    watch.lap("calibrate")
+
+    estimate = estimate_curves(scenario, calibration, seed=seed, progress=progress)
+    watch.lap("response_curves")
+    plan = plan_allocation(scenario, estimate=estimate)
+    budgets = np.linspace(0.0, FRONTIER_REACH * scenario.budget.total, FRONTIER_POINTS).tolist()
+    frontier_table = frontier(plan.problem, budgets, scenario.solver.name)
+    allocations: dict[str, Allocation] = {}
+    robust_estimates: dict[str, CurveEstimate] = {}
+    curves_of: dict[str, dict[Cell, ResponseCurve]] = {}
+    for strategy in chosen:
+        if strategy.kind == "lp_optimal":
+            allocations[strategy.name] = plan.result.to_allocation()
+            curves_of[strategy.name] = plan.problem.curves
+        elif strategy.kind == "robust_lp":
+            for variant in scenario.competitors.variants:
+                robust_estimates[variant.name] = estimate_curves(variant_scenario(scenario, variant.name),
+                                                                 calibration, seed=seed, progress=progress)
+            problem = build_problem(scenario, expected_curves(scenario, robust_estimates))
+            settings = scenario.solver
+            robust = solve(problem, settings.name, settings.time_limit_seconds, settings.mip_gap)
+            allocations[strategy.name] = robust.to_allocation()
+            curves_of[strategy.name] = problem.curves
+        elif strategy.kind == "csv":
+            allocations[strategy.name] = csv_allocation(scenario, strategy, scenario_file)
+        else:
+            allocations[strategy.name] = rule_allocation(scenario, strategy.kind)
+    watch.lap("optimize")
+
+    base_plans = [("", name, allocation) for name, allocation in allocations.items()]
+    if REFERENCE not in allocations:
+        base_plans.insert(0, ("", REFERENCE, Allocation.empty()))
+    scenarios = {"": scenario}
+    variant_plans: list[tuple[str, str, Allocation]] = []
+    optimized = list(curves_of)
+    if robust_estimates:
+        for variant in scenario.competitors.variants:
+            scenarios[variant.name] = variant_scenario(scenario, variant.name)
+            variant_plans += [(variant.name, REFERENCE, Allocation.empty())]
+            variant_plans += [(variant.name, name, allocations[name]) for name in optimized]
+    simulated = simulate_all(scenarios, base_plans + variant_plans, calibration, seed, replications, workers, progress)
+    watch.lap("simulate")
+
+    reference = simulated[("", REFERENCE)]
+    results = {name: simulated[("", name)] for name in allocations}
+    figures = {name: strategy_figures(result, scenario, reference) for name, result in results.items()}
+    baseline = scenario.baseline_strategy if scenario.baseline_strategy in figures else next(iter(figures))
+    outcome = RunOutcome(
+        scenario, scenario_file, seed, replications, workers, estimate, plan, frontier_table, allocations, results,
+        summary_table(figures), by_tier_table(results, scenario), paired_differences(figures, baseline),
+        _predicted(curves_of, figures, allocations),
+        _variant_table(scenario, simulated, optimized) if robust_estimates else pd.DataFrame(),
+    )
+    watch.lap("compare")
+    outcome.timings = dict(watch.timings)
+    return outcome
+
+
+def _predicted(curves_of: dict[str, dict[Cell, ResponseCurve]], figures: dict[str, pd.DataFrame],
+               allocations: dict[str, Allocation]) -> pd.DataFrame:
+    """The LP's separable prediction against the simulated, interacting system."""
+    rows = []
+    for name, curves in curves_of.items():
+        amounts = allocations[name].amounts
+        value = sum(curves[c].value_at(a) for c, a in amounts.items() if c in curves)
+        lines = sum(curves[c].retained_at(a) for c, a in amounts.items() if c in curves)
+        f = figures[name]
+        for metric, predicted in (("value_retained", value), ("lines_retained", lines)):
+            x = f[metric].to_numpy(dtype=float)
+            half = t_quantile(len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else float("nan")
+            mean = float(x.mean())
+            rows.append({"strategy": name, "metric": metric, "predicted": predicted, "simulated": mean,
+                         "ci_low": mean - half, "ci_high": mean + half,
+                         "gap": mean - predicted, "gap_share": (mean - predicted) / predicted if predicted else np.nan})
+    return pd.DataFrame(rows, columns=["strategy", "metric", "predicted", "simulated", "ci_low", "ci_high", "gap",
+                                       "gap_share"])
+
+
+def _variant_table(scenario: Scenario, simulated: dict[tuple[str, str], SimulationResult],
+                   optimized: list[str]) -> pd.DataFrame:
+    rows = []
+    for name in optimized:
+        npvs = {}
+        for variant in scenario.competitors.variants:
+            v = variant_scenario(scenario, variant.name)
+            f = strategy_figures(simulated[(variant.name, name)], v, simulated[(variant.name, REFERENCE)])
+            npvs[variant.name] = float(f["npv"].mean())
+            rows.append({"strategy": name, "variant": variant.name, "probability": variant.probability,
+                         "npv": npvs[variant.name], "value_retained": float(f["value_retained"].mean()),
+                         "monthly_churn": float(f["monthly_churn"].mean())})
+        expected = sum(v.probability * npvs[v.name] for v in scenario.competitors.variants)
+        worst = min(npvs, key=npvs.get)  # type: ignore[arg-type]
+        rows.append({"strategy": name, "variant": "expected", "probability": 1.0, "npv": expected,
+                     "value_retained": np.nan, "monthly_churn": np.nan})
+        rows.append({"strategy": name, "variant": f"worst case ({worst})", "probability": np.nan,
+                     "npv": npvs[worst], "value_retained": np.nan, "monthly_churn": np.nan})
+    return pd.DataFrame(rows)

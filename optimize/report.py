@@ -1,0 +1,199 @@
+"""The run's charts (PNG) and its self-contained HTML report.
+
+The report embeds its charts as data URIs and carries no script or style from outside, so it
+opens offline and can be mailed as one file. Charts are drawn with matplotlib's Agg backend
+and saved without a timestamp, so the same run gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .pipeline import RunOutcome  # noqa: E402
+
+PNG_METADATA = {"Software": None}
+"""No software version in the PNGs: the bytes depend on the figures only."""
+
+
+def _png(figure: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata=PNG_METADATA)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def churn_curves(outcome: RunOutcome) -> bytes:
+    """Mean monthly churn per strategy, month by month."""
+    figure, axis = plt.subplots(figsize=(8, 4.2))
+    for name, result in outcome.results.items():
+        m = result.monthly.groupby(["replication", "month"])[["churned_lines", "lines_start"]].sum()
+        rate = (m["churned_lines"] / m["lines_start"]).groupby(level="month").mean()
+        axis.plot(rate.index, rate.to_numpy() * 100, label=name, linewidth=1.6)
+    axis.set_xlabel("month")
+    axis.set_ylabel("monthly churn, % of lines")
+    axis.set_title("Churn by strategy (mean over replications)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    return _png(figure)
+
+
+def frontier_chart(outcome: RunOutcome) -> bytes:
+    """Value retained and its marginal return against the total budget."""
+    table = outcome.frontier[outcome.frontier["status"] == "optimal"]
+    figure, axis = plt.subplots(figsize=(8, 4.2))
+    axis.plot(table["budget"], table["value"], color="#1f77b4", linewidth=2, label="value retained")
+    axis.axvline(outcome.scenario.budget.total, color="grey", linestyle="--", linewidth=1, label="scenario budget")
+    axis.set_xlabel(f"total budget ({outcome.scenario.meta.currency})")
+    axis.set_ylabel("value retained")
+    twin = axis.twinx()
+    twin.step(table["budget"], table["marginal_return"], color="#d62728", where="post", linewidth=1.2,
+              label="marginal return")
+    twin.set_ylabel("shadow price of the budget")
+    axis.set_title("Efficient frontier")
+    lines = axis.get_legend_handles_labels()
+    more = twin.get_legend_handles_labels()
+    axis.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="center right")
+    axis.grid(alpha=0.3)
+    return _png(figure)
+
+
+def allocation_heatmap(outcome: RunOutcome, strategy: str) -> bytes:
+    """Money per tier and lever over the horizon for ``strategy``."""
+    table = outcome.allocations[strategy].to_frame()
+    scenario = outcome.scenario
+    grid = pd.DataFrame(0.0, index=list(scenario.tiers), columns=list(scenario.levers))
+    for row in table.itertuples():
+        grid.loc[row.tier, row.lever] += row.amount
+    figure, axis = plt.subplots(figsize=(8, 0.45 * len(grid) + 1.8))
+    image = axis.imshow(grid.to_numpy(), cmap="Blues", aspect="auto")
+    axis.set_xticks(range(len(grid.columns)), grid.columns, rotation=30, ha="right", fontsize=8)
+    axis.set_yticks(range(len(grid.index)), grid.index, fontsize=8)
+    top = grid.to_numpy().max() or 1.0
+    for (i, j), value in np.ndenumerate(grid.to_numpy()):
+        if value > 0:
+            axis.text(j, i, f"{value / 1e3:,.0f}k", ha="center", va="center", fontsize=7,
+                      color="white" if value > top / 2 else "black")
+    figure.colorbar(image, ax=axis, label=scenario.meta.currency)
+    axis.set_title(f"Allocation of '{strategy}' by tier and lever (all periods)")
+    return _png(figure)
+
+
+def market_shares(outcome: RunOutcome, strategy: str) -> bytes:
+    """Market share per operator and month under ``strategy`` (mean over replications)."""
+    market = outcome.results[strategy].market
+    shares = market.groupby(["month", "operator"])["share"].mean().unstack("operator")
+    figure, axis = plt.subplots(figsize=(8, 4.2))
+    for operator in shares.columns:
+        axis.plot(shares.index, shares[operator] * 100, label=operator, linewidth=1.6)
+    axis.set_xlabel("month")
+    axis.set_ylabel("market share, %")
+    axis.set_title(f"Market shares under '{strategy}'")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    return _png(figure)
+
+
+def npv_chart(outcome: RunOutcome) -> bytes:
+    """NPV per strategy with its 95% interval."""
+    rows = outcome.summary[outcome.summary["metric"] == "npv"]
+    figure, axis = plt.subplots(figsize=(8, 3.8))
+    centre = rows["mean"].to_numpy()
+    errors = np.vstack([centre - rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy() - centre])
+    axis.barh(rows["strategy"], centre, xerr=errors, color="#2ca02c", alpha=0.8, capsize=4)
+    axis.set_xlabel(f"NPV over the horizon with terminal value ({outcome.scenario.meta.currency})")
+    axis.set_title("NPV by strategy (95% interval)")
+    lo = float(np.nanmin(rows["ci_low"]))
+    hi = float(np.nanmax(rows["ci_high"]))
+    pad = (hi - lo) * 0.1 or abs(hi) * 0.01 or 1.0
+    axis.set_xlim(lo - pad, hi + pad)
+    axis.grid(alpha=0.3, axis="x")
+    return _png(figure)
+
+
+def charts(outcome: RunOutcome) -> dict[str, bytes]:
+    """Every chart of the report, by file name."""
+    shown = next((s.name for s in outcome.scenario.strategies if s.kind == "lp_optimal" and s.name in outcome.results),
+                 outcome.baseline if outcome.baseline in outcome.results else next(iter(outcome.results)))
+    return {
+        "churn_by_strategy.png": churn_curves(outcome),
+        "npv_by_strategy.png": npv_chart(outcome),
+        "frontier.png": frontier_chart(outcome),
+        "allocation_heatmap.png": allocation_heatmap(outcome, shown),
+        "market_shares.png": market_shares(outcome, shown),
+    }
+
+
+def _table(frame: pd.DataFrame, caption: str, table_id: str) -> str:
+    body = frame.to_html(index=False, border=0, classes="data", float_format=lambda x: f"{x:,.4g}", na_rep="–")
+    return f'<section id="{table_id}"><h2>{html.escape(caption)}</h2>{body}</section>'
+
+
+def _wide_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per strategy: 'mean [low, high]' per metric."""
+    def cell(r: pd.Series) -> str:
+        return f"{r['mean']:,.4g} [{r['ci_low']:,.4g}, {r['ci_high']:,.4g}]"
+
+    table = summary.assign(text=summary.apply(cell, axis=1)).pivot(index="strategy", columns="metric", values="text")
+    order = [m for m in summary["metric"].unique() if m in table.columns]
+    strategies = list(dict.fromkeys(summary["strategy"]))
+    return table.loc[strategies, order].reset_index()
+
+
+def report_html(outcome: RunOutcome, images: Mapping[str, bytes]) -> str:
+    """The self-contained report."""
+    scenario = outcome.scenario
+    meta = scenario.meta
+
+    def img(name: str, alt: str) -> str:
+        data = base64.b64encode(images[name]).decode("ascii")
+        return f'<figure><img class="chart" alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+
+    paired = outcome.paired[outcome.paired["metric"].isin(["npv", "monthly_churn", "value_retained", "lines_retained",
+                                                            "retention_spend"])]
+    binding = outcome.plan.shadow_prices[outcome.plan.shadow_prices["binding"]][["constraint", "shadow_price",
+                                                                                  "statement"]]
+    sections = [
+        f"<h1>Retention plan: {html.escape(meta.name)}</h1>",
+        f"<p>{html.escape(meta.description)}</p>",
+        f"<p class='facts'>{scenario.total_lines:,} lines, {len(scenario.tiers)} tiers, {len(scenario.levers)} levers; "
+        f"budget {scenario.budget.total:,.0f} {html.escape(meta.currency)} over {meta.horizon_months} months; "
+        f"{outcome.replications} replications per strategy on common random numbers (seed {outcome.seed}). "
+        f"Intervals are 95% over replications; differences are paired against '{html.escape(outcome.baseline)}'.</p>",
+        _table(_wide_summary(outcome.summary), "Strategies compared (mean [95% interval])", "summary"),
+        img("npv_by_strategy.png", "NPV by strategy"),
+        _table(paired, f"Paired differences against '{outcome.baseline}'", "paired"),
+        img("churn_by_strategy.png", "Churn curves by strategy"),
+        _table(outcome.predicted, "The LP's prediction against the simulation", "predicted"),
+        _table(outcome.plan.allocation, "The LP-optimal allocation", "allocation"),
+        img("allocation_heatmap.png", "Allocation heat map"),
+        _table(binding, "Binding constraints and their shadow prices", "shadow_prices"),
+        img("frontier.png", "Efficient frontier"),
+        img("market_shares.png", "Market shares"),
+    ]
+    if len(outcome.variants):
+        sections.append(_table(outcome.variants, "The robust plan under each competitor variant", "variants"))
+    by_tier = outcome.by_tier[outcome.by_tier["metric"] == "monthly_churn"][["strategy", "tier", "mean", "ci_low",
+                                                                              "ci_high"]]
+    sections.append(_table(by_tier, "Monthly churn by tier", "by_tier"))
+    style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}"
+             "table.data{border-collapse:collapse;font-size:12px;margin:0.5em 0 1.5em}"
+             "table.data th,table.data td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right}"
+             "table.data th{background:#f3f3f3}img.chart{max-width:100%}h2{margin-top:1.5em}")
+    # Marks the page once every chart has decoded, so a headless browser can tell it rendered.
+    script = ("window.addEventListener('load',function(){var i=document.querySelectorAll('img.chart'),n=0;"
+              "i.forEach(function(e){if(e.complete&&e.naturalWidth>0){n++;}});"
+              "document.body.setAttribute('data-charts-rendered',n+'/'+i.length);});")
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>Retention plan: {html.escape(meta.name)}</title><style>{style}</style></head><body>"
+            + "\n".join(sections) + f"<script>{script}</script></body></html>\n")
