@@ -90,7 +90,8 @@ class Run(Section):
 class Solver(Section):
     """The LP/MILP solver."""
 
-    name: Literal["highs", "cbc"] = "highs"
-    """``highs`` (default) or ``cbc`` (the fallback)."""
+    name: Literal["highs", "highs-simplex", "highs-ipm", "cbc"] = "highs"
+    """``highs`` (default: HiGHS chooses simplex or interior point), ``highs-simplex``,
+    ``highs-ipm`` (interior point with crossover, for large problems) or ``cbc`` (the fallback)."""
     time_limit_seconds: Annotated[NonNegativeFloat, Field(le=86_400)] = 60.0
     mip_gap: Annotated[float, Field(ge=0.0, le=1.0)] = 1e-4
