@@ -24,7 +24,7 @@ test-venv: $(VENV)/.installed-test
 
 run: venv
 	$(BIN)/retention validate $(SCENARIO)
-	$(BIN)/retention simulate $(SCENARIO)
+	$(BIN)/retention run $(SCENARIO) --workers 2
 
 test: test-venv
 	$(BIN)/python -m pytest

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
 import logging
+import signal
 import sys
+from datetime import datetime
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -417,6 +418,10 @@ def _share(text: str) -> float:
     return value
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -427,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
     console = _Console(quiet=args.quiet)
+    # A kill (SIGTERM) stops the run like Ctrl-C: staged files are removed, nothing half-written stays.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.handler(args, console))
     except ScenarioError as exc:
@@ -443,6 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.problem(f"internal error: {type(exc).__name__}: {exc}\n"
                         "This is a bug in the planner, not in your input. Rerun with --verbose and report the traceback.")
         return EXIT_INTERNAL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ same run gives the same bytes.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from .plan import curve_table
 from .report import charts, report_html
 
 FIXED_ZIP_DATE = (2000, 1, 1, 0, 0, 0)
+_MODIFIED = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
+"""openpyxl stamps the time of saving here whatever the properties say."""
 SHEET_NAME_LIMIT = 31
 """Excel's limit on a sheet name's length."""
 
@@ -61,7 +64,10 @@ def workbook_bytes(frames: dict[str, pd.DataFrame]) -> bytes:
         for info in source.infolist():
             entry = zipfile.ZipInfo(info.filename, date_time=FIXED_ZIP_DATE)
             entry.compress_type = zipfile.ZIP_DEFLATED
-            target.writestr(entry, source.read(info.filename))
+            data = source.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                data = _MODIFIED.sub(rb"\g<1>2000-01-01T00:00:00Z\g<2>", data)
+            target.writestr(entry, data)
     return fixed.getvalue()
 
 

@@ -10,6 +10,7 @@ depend on the number of workers.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -84,6 +85,12 @@ def _init_worker(scenarios: dict[str, Scenario], calibration: Calibration, seed:
     _WORKER.update(scenarios=scenarios, calibration=calibration, seed=seed)
 
 
+def _init_process(scenarios: dict[str, Scenario], calibration: Calibration, seed: int) -> None:
+    # Ctrl-C reaches the whole process group; the parent alone stops the run and cleans up.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(scenarios, calibration, seed)
+
+
 def _simulate_one(task: tuple[str, str, Allocation, int]) -> SimulationResult:
     variant, _, allocation, replication = task
     scenarios: dict[str, Scenario] = _WORKER["scenarios"]  # type: ignore[assignment]
@@ -107,12 +114,20 @@ def simulate_all(scenarios: dict[str, Scenario], plans: list[tuple[str, str, All
     else:
         # spawn, not fork: the parent may hold threads (the progress bar), which fork does not copy safely.
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(scenarios, calibration, seed)) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_process,
+                                   initargs=(scenarios, calibration, seed))
+        try:
             for i, outcome in enumerate(pool.map(_simulate_one, tasks), start=1):
                 outcomes.append(outcome)
                 if progress:
                     progress("simulating", i, len(tasks))
+        except BaseException:
+            # Interrupted or failed: drop the queued replications instead of finishing them.
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            raise
+        pool.shutdown()
     grouped: dict[tuple[str, str], list[SimulationResult]] = {}
     for (variant, name, _, _), outcome in zip(tasks, outcomes):
         grouped.setdefault((variant, name), []).append(outcome)

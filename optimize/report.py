@@ -147,7 +147,9 @@ def _wide_summary(summary: pd.DataFrame) -> pd.DataFrame:
     table = summary.assign(text=summary.apply(cell, axis=1)).pivot(index="strategy", columns="metric", values="text")
     order = [m for m in summary["metric"].unique() if m in table.columns]
     strategies = list(dict.fromkeys(summary["strategy"]))
-    return table.loc[strategies, order].reset_index()
+    table = table.loc[strategies, order]
+    table.columns.name = None
+    return table.reset_index()
 
 
 def report_html(outcome: RunOutcome, images: Mapping[str, bytes]) -> str:

@@ -107,7 +107,8 @@ def write_outputs(destination: str | Path, frames: Mapping[str, pd.DataFrame], m
         raise OutputExistsError([Problem(str(destination), None, None, (), "the output folder exists already",
                                          "choose another --out folder; runs are never overwritten")])
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
+    _sweep_stale_staging(destination.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-{os.getpid()}-", dir=destination.parent))
     umask = os.umask(0)
     os.umask(umask)
     staging.chmod(0o777 & ~umask)  # a results folder like any other, not mkdtemp's private 0700
@@ -123,6 +124,23 @@ def write_outputs(destination: str | Path, frames: Mapping[str, pd.DataFrame], m
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return destination
+
+
+def _sweep_stale_staging(folder: Path) -> None:
+    """Remove staging folders left by a writer that was killed outright (its process is gone).
+
+    Ctrl-C and SIGTERM clean up as they stop; only SIGKILL during the final write can leave one.
+    """
+    for staging in folder.glob(".*.partial-*-*"):
+        pid_text = staging.name.rsplit(".partial-", 1)[1].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(staging, ignore_errors=True)
+        except PermissionError:
+            continue  # another user's live process
 
 
 def manifest(scenario: Scenario, scenario_path: str | Path | None, seed: int, replications: int,

@@ -1,0 +1,159 @@
+"""``retention run`` end to end on the small market: its files, the workbook, the report in a
+browser, the same bytes with one and two workers, and an interrupted run leaving nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from optimize.cli import main
+
+from .conftest import ROOT, SCENARIOS
+
+ARTIFACTS = ROOT / "results" / "test-artifacts"
+TABLES = ("summary", "paired_differences", "by_tier", "monthly", "allocation", "lp_allocation", "frontier",
+          "shadow_prices", "predicted_vs_simulated", "curves")
+CHARTS = ("churn_by_strategy.png", "npv_by_strategy.png", "frontier.png", "allocation_heatmap.png",
+          "market_shares.png")
+
+
+@pytest.fixture(scope="module")
+def quick_small(tmp_path_factory) -> Path:
+    """The small market with a coarse curve design, to keep the suite quick."""
+    text = (SCENARIOS / "small.yaml").read_text(encoding="utf-8")
+    text = text.replace("\nrun:\n", "\nrun:\n  estimation: {levels: [0.3, 1.0], replications: 1}\n")
+    path = tmp_path_factory.mktemp("scenario") / "small_quick.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, quick_small: Path) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("runs")
+    one, two = base / "one", base / "two"
+    assert main(["-q", "run", str(quick_small), "--reps", "3", "--workers", "1", "--out", str(one)]) == 0
+    assert main(["-q", "run", str(quick_small), "--reps", "3", "--workers", "2", "--out", str(two)]) == 0
+    return one, two
+
+
+def test_run_writes_the_decision_package(runs) -> None:
+    out = runs[0]
+    for stem in TABLES:
+        assert (out / f"{stem}.csv").is_file(), stem
+    for name in CHARTS + ("results.xlsx", "report.html", "manifest.json"):
+        assert (out / name).is_file(), name
+    summary = pd.read_csv(out / "summary.csv")
+    strategies = ["no_retention", "uniform", "proportional_revenue", "key_accounts_first", "lp_optimal"]
+    assert list(dict.fromkeys(summary["strategy"])) == strategies
+    npv = summary[summary["metric"] == "npv"].set_index("strategy")
+    assert (npv["ci_low"] <= npv["mean"]).all() and (npv["mean"] <= npv["ci_high"]).all()
+    allocation = pd.read_csv(out / "allocation.csv")
+    assert list(allocation.columns) == ["strategy", "tier", "lever", "period", "amount"]
+    # Every rule spends the budget it was given; the LP spends within it.
+    spent = allocation.groupby("strategy")["amount"].sum()
+    for name in ("uniform", "proportional_revenue", "key_accounts_first"):
+        assert spent[name] == pytest.approx(200_000)
+    assert spent["lp_optimal"] <= 200_000 * (1 + 1e-9)
+    frontier = pd.read_csv(out / "frontier.csv")
+    assert len(frontier) >= 50
+    predicted = pd.read_csv(out / "predicted_vs_simulated.csv")
+    assert set(predicted["metric"]) == {"value_retained", "lines_retained"}
+
+
+def test_paired_differences_agree_with_the_per_replication_figures(runs) -> None:
+    monthly = pd.read_csv(runs[0] / "monthly.csv")
+    churn = monthly.groupby(["strategy", "replication"])[["churned_lines", "lines_start"]].sum()
+    rate = churn["churned_lines"] / churn["lines_start"]
+    paired = pd.read_csv(runs[0] / "paired_differences.csv").set_index(["strategy", "metric"])
+    baseline = paired["baseline"].iloc[0]
+    for strategy in ("uniform", "lp_optimal"):
+        expected = (rate[strategy] - rate[baseline]).mean()
+        assert paired.loc[(strategy, "monthly_churn"), "difference"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_workbook_reads_back_with_the_tables(runs) -> None:
+    out = runs[0]
+    sheets = pd.read_excel(out / "results.xlsx", sheet_name=None)
+    assert set(TABLES) <= set(sheets)
+    for stem in ("summary", "allocation", "frontier"):
+        csv = pd.read_csv(out / f"{stem}.csv")
+        pd.testing.assert_frame_equal(sheets[stem], csv, check_dtype=False, rtol=1e-9)
+
+
+def test_one_or_two_workers_give_the_same_bytes(runs) -> None:
+    one, two = runs
+    names = [p.name for p in one.iterdir() if p.name != "manifest.json"]
+    assert len(names) >= len(TABLES) + len(CHARTS) + 2
+    for name in names:
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_the_report_renders_in_a_headless_browser(runs) -> None:
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("chromium is not installed (CI installs it)")
+    report = runs[0] / "report.html"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+             "--virtual-time-budget=5000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    assert f'data-charts-rendered="{len(CHARTS)}/{len(CHARTS)}"' in dom
+    for heading in ("Strategies compared", "Paired differences", "The LP-optimal allocation", "Binding constraints",
+                    "Monthly churn by tier"):
+        assert heading in dom, heading
+    assert dom.count("<table") >= 6 and "lp_optimal" in dom
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    shot.unlink(missing_ok=True)
+    subprocess.run([browser, *flags, "--window-size=1280,2400", f"--screenshot={shot}", report.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_an_interrupted_run_leaves_nothing(quick_small: Path, tmp_path: Path, stop: int) -> None:
+    out = tmp_path / "results" / "interrupted"
+    process = subprocess.Popen([sys.executable, "-m", "optimize.cli", "run", str(quick_small), "--reps", "50",
+                                "--workers", "2", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=ROOT)
+    time.sleep(6)  # inside calibration, curve measurement or simulation
+    process.send_signal(stop)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert list(out.parent.glob(".*partial*")) == [] if out.parent.exists() else True
+
+
+def test_a_staging_folder_of_a_killed_writer_is_swept(tmp_path: Path) -> None:
+    from sim.runner import write_outputs
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".old.partial-{dead.pid}-abcd"
+    stale.mkdir()
+    (stale / "summary.csv").write_text("half")
+    write_outputs(tmp_path / "new", {"t": pd.DataFrame({"a": [1]})}, {"k": 1})
+    assert not stale.exists() and (tmp_path / "new" / "t.csv").is_file()
+
+
+def test_compare_puts_runs_side_by_side(runs, capfd) -> None:
+    assert main(["compare", str(runs[0]), str(runs[1])]) == 0
+    out = capfd.readouterr().out
+    assert "difference of means" in out and "lp_optimal" in out
+    assert main(["compare", str(runs[0]), str(runs[0].parent)]) == 1
+    assert "not a finished run" in capfd.readouterr().err
