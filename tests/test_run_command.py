@@ -157,3 +157,37 @@ def test_compare_puts_runs_side_by_side(runs, capfd) -> None:
     assert "difference of means" in out and "lp_optimal" in out
     assert main(["compare", str(runs[0]), str(runs[0].parent)]) == 1
     assert "not a finished run" in capfd.readouterr().err
+
+
+def test_the_robust_plan_reports_each_competitor_variant(quick_small: Path, tmp_path: Path) -> None:
+    text = quick_small.read_text(encoding="utf-8")
+    variants = """competitors:
+  campaigns:
+    - {name: u_cut, operator: U, tiers: [households, prepaid], price_cut: 0.10, intensity: 0.3, start_month: 4, duration_months: 3}
+  variants:
+    - {name: quiet, probability: 0.6}
+    - name: price_war
+      probability: 0.4
+      campaigns:
+        - {name: u_war, operator: U, tiers: [households, prepaid, vip_gold], price_cut: 0.25, intensity: 0.6, start_month: 2, duration_months: 8}
+"""
+    start = text.index("competitors:\n")
+    end = text.index("\nchannels:")
+    text = text[:start] + variants + text[end:]
+    text += "\nstrategies: [no_retention, lp_optimal, robust_lp]\n"
+    path = tmp_path / "small_variants.yaml"
+    path.write_text(text, encoding="utf-8")
+    out = tmp_path / "robust"
+    assert main(["-q", "run", str(path), "--reps", "2", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "variants.csv")
+    for strategy in ("lp_optimal", "robust_lp"):
+        rows = table[table["strategy"] == strategy].set_index("variant")
+        assert {"quiet", "price_war", "expected"} <= set(rows.index)
+        assert rows.loc["expected", "npv"] == pytest.approx(0.6 * rows.loc["quiet", "npv"] + 0.4 * rows.loc["price_war", "npv"])
+        worst = [v for v in rows.index if v.startswith("worst case")]
+        assert len(worst) == 1
+        assert rows.loc[worst[0], "npv"] == pytest.approx(min(rows.loc["quiet", "npv"], rows.loc["price_war", "npv"]))
+    # A price war makes the same plan less valuable than a quiet market.
+    robust = table[table["strategy"] == "robust_lp"].set_index("variant")
+    assert robust.loc["price_war", "monthly_churn"] > robust.loc["quiet", "monthly_churn"]
+    assert "robust_lp" in set(pd.read_csv(out / "allocation.csv")["strategy"])
