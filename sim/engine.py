@@ -30,6 +30,7 @@ from .offers import Budget, LeverBook, affordable, apply_acceptance, make_offers
 from .outages import Outage, draw_outages
 from .population import ACTIVE, PROPENSITY_STEP, TierState, build_population, fill_new_units, region_shares
 from .hotline import Hotline
+from .queue_cache import QueueCache
 from .scenario import Scenario
 from .streams import RandomStreams
 from .targeting import noise_for_auc, rank_scores, top_units
@@ -110,10 +111,12 @@ def prepare(scenario: Scenario, seed: int) -> Calibration:
     pilot = pilot.model_copy(update={"run": pilot.run.model_copy(update={"queue_sample_calls": PILOT_QUEUE_CALLS})})
     months = min(PILOT_MONTHS, scenario.meta.horizon_months)
     no_noise = {name: 0.0 for name in scenario.tiers}
+    # The rounds' hotline loads hardly move: their queue windows are simulated once and shared.
+    queues = QueueCache()
     for _ in range(PILOT_ROUNDS):
         # The same pilot replications every round (common random numbers), so the rounds converge.
         rows = pd.concat([pd.DataFrame(Simulation(pilot, Allocation.empty(), Calibration(hazards, no_noise), seed,
-                                                  2**20 + r).run(months=months).tier_months)
+                                                  2**20 + r, queue_cache=queues).run(months=months).tier_months)
                           for r in range(PILOT_REPLICATIONS)])
         measured = rows.groupby("tier")["expected_churn"].mean()
         for name, tier in scenario.tiers.items():
@@ -136,7 +139,9 @@ class Simulation:
 
     def __init__(self, scenario: Scenario, allocation: Allocation, calibration: Calibration, seed: int,
                  replication: int = 0, *, outages: bool = True, contact_center: bool = True,
-                 competition: bool = True) -> None:
+                 competition: bool = True, queue_cache: QueueCache | None = None) -> None:
+        """``queue_cache`` shares simulated queue windows with other runs of this process (strategies,
+        replications): results are the same bytes with or without it (see :mod:`sim.queue_cache`)."""
         self.scenario = scenario
         self.calibration = calibration
         self.streams = RandomStreams(seed, replication)
@@ -160,7 +165,7 @@ class Simulation:
         self._rows_by_region: dict[int, list[np.ndarray]] = {}
         self._rows_counted: dict[int, int] = {}
         self.initial_units = [state.size for state in self.tiers]
-        self.hotline = Hotline(scenario, self.streams, self.tiers)
+        self.hotline = Hotline(scenario, self.streams, self.tiers, queue_cache)
         self.env = simpy.Environment()
 
     # --- helpers -------------------------------------------------------------------------------
