@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from .hazard import F32
+from .hazard import BLOCK, F32
 from .outages import Outage
 from .population import ACTIVE, TierState
 from .queue import QueueOutcome, simulate_queue
@@ -31,6 +31,9 @@ QUEUE_WARMUP_PATIENCE_TIMES = 4.0
 its start within a few patience times, without them within a few handling times."""
 LOAD_STEP = 0.01
 """Normal loads are simulated on a grid of 1% steps (log scale) and shared by months on the same step."""
+PRIVATE_CACHE_BYTES = 2 * 2**20
+"""A replication without a shared cache reuses only recent normal-load windows (months on the same
+load step are neighbours): a few dozen windows are enough, and memory per line stays low."""
 MIN_BURST_CALLS = 250
 """An outage burst simulates at least this many calls (its mean wait's sampling error stays below
 about a tenth of the wait's spread), more when its share of the month's calls asks for more."""
@@ -48,7 +51,7 @@ class Hotline:
         self.tiers = tiers
         self.tier_params = list(scenario.tiers.values())
         # Without a shared cache, a private one still lets months on the same load step share a window.
-        self.cache = cache if cache is not None else QueueCache()
+        self.cache = cache if cache is not None else QueueCache(PRIVATE_CACHE_BYTES)
 
     def _window(self, stream: tuple[int, ...], rate: float, agents: int, minutes: float, warmup: float,
                 start: tuple[tuple, QueueOutcome] | None = None) -> tuple[tuple, QueueOutcome]:
@@ -107,10 +110,18 @@ class Hotline:
             return np.repeat(calling, counts[calling])
         # Inverse CDF of a Poisson with a small mean, on one uniform per row: most rows do not call,
         # so the rows that do are found first and only they are counted further.
-        u = rng.random(n, dtype=np.float32)
-        calling = np.flatnonzero(u > np.float32(math.exp(-mean)))
-        calling = calling[state.status[calling] == ACTIVE]
-        u = u[calling]
+        # Block by block (the same numbers as one draw over the tier), keeping only the rows that call.
+        none = np.float32(math.exp(-mean))
+        block = np.empty(min(n, BLOCK), dtype=np.float32)
+        found, draws = [], []
+        for a in range(0, n, BLOCK):
+            u = block[: min(n, a + BLOCK) - a]
+            rng.random(out=u, dtype=np.float32)
+            rows = np.flatnonzero(u > none)
+            rows = np.compress(state.status[a + rows] == ACTIVE, rows)  # np.compress: faster than a boolean index
+            found.append(a + rows)
+            draws.append(u[rows])
+        calling, u = np.concatenate(found), np.concatenate(draws)
         term = math.exp(-mean) * mean
         cdf = math.exp(-mean) + term
         counts = np.ones(calling.size, dtype=np.int8)
@@ -199,8 +210,8 @@ class Hotline:
                 in_burst = when < burst_share
                 which = np.minimum((when / burst_share * len(bursts)).astype(np.int64), len(bursts) - 1)
                 for b, outcome in enumerate(bursts):
-                    settle(state, units[in_burst & (which == b)], outcome, b + 1)
-                units = units[~in_burst]
+                    settle(state, np.compress(in_burst & (which == b), units), outcome, b + 1)
+                units = np.compress(~in_burst, units)
             settle(state, units, base, 0)
             for b, ((outage, callers, _), outcome) in enumerate(zip(outage_calls, bursts)):
                 settle(state, callers.get(state.index, np.zeros(0, dtype=np.int64)), outcome, b + 1)
