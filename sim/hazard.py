@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .population import PROPENSITY_STEP, TierState, build_population
+from .population import ACTIVE, PROPENSITY_STEP, TierState, build_population
 from .scenario import Scenario
 from .scenario.tiers import Tier
 
@@ -73,6 +73,11 @@ class TierHazard:
                           self.out_of_contract, self.tenure_per_month, self.competitor_pressure, self.region_quality)
 
 
+BLOCK = 1 << 16
+"""Rows per block in the dense passes: each block's temporaries stay in the CPU cache, and no pass
+allocates a temporary the size of the tier (fresh memory costs more than the arithmetic on it)."""
+
+
 def dense_logit(state: TierState, hazard: TierHazard, view: MarketView, month: int,
                 region_quality: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """The logit of every unit's hazard from its dense attributes (float32, rows ``[0, size)``).
@@ -84,24 +89,54 @@ def dense_logit(state: TierState, hazard: TierHazard, view: MarketView, month: i
     # Terms that are the same for every unit of the tier fold into one scalar.
     scalar = (hazard.base + hazard.price_gap * view.price_gap + hazard.satisfaction
               + hazard.competitor_pressure * view.pressure + hazard.tenure_per_month * month)
-    logit = np.multiply(state.satisfaction[:n], F32(-hazard.satisfaction), out=out[:n] if out is not None else None)
     network = hazard.network_gap * (view.best_quality - region_quality)
     scalar += float(network[0])
-    if len(network) <= 4:
-        # A few regions: comparisons on the one-byte region code beat a gather per line.
-        region = state.region[:n]
-        for r in range(1, len(network)):
-            if network[r] != network[0]:
-                logit += (region == r).view(np.uint8) * F32(network[r] - network[0])
-    else:
-        logit += (network - network[0]).astype(F32)[state.region[:n]]
-    if hazard.out_of_contract:
-        logit += (state.contract_end[:n] <= month).view(np.uint8) * F32(hazard.out_of_contract)
-    if hazard.tenure_per_month:
-        logit += state.join_month[:n] * F32(-hazard.tenure_per_month)
-    logit += state.propensity[:n] * F32(PROPENSITY_STEP)
-    logit += F32(scalar)
+    # The region's term relative to region 0, looked up from the one-byte region code.
+    by_region = (network - network[0]).astype(F32)
+    logit = out[:n] if out is not None else np.empty(n, dtype=F32)
+    scratch = np.empty(min(n, BLOCK), dtype=F32)
+    for a in range(0, n, BLOCK):
+        b = min(n, a + BLOCK)
+        block, term = logit[a:b], scratch[: b - a]
+        np.multiply(state.satisfaction[a:b], F32(-hazard.satisfaction), out=block)
+        np.take(by_region, state.region[a:b], out=term)
+        block += term
+        if hazard.out_of_contract:
+            np.less_equal(state.contract_end[a:b], month, out=term, casting="unsafe")
+            term *= F32(hazard.out_of_contract)
+            block += term
+        if hazard.tenure_per_month:
+            np.multiply(state.join_month[a:b], F32(-hazard.tenure_per_month), out=term)
+            block += term
+        np.multiply(state.propensity[a:b], F32(PROPENSITY_STEP), out=term)
+        block += term
+        block += F32(scalar)
     return logit
+
+
+def draw_churn(logit: np.ndarray, state: TierState, rng: np.random.Generator) -> tuple[np.ndarray, float, int, float]:
+    """Turn ``logit`` into churn probabilities in place (0 for churned rows) and draw who leaves.
+
+    One uniform per row from ``rng`` (the same numbers as one draw over the tier), block by block.
+    Returns the leaving rows, the sum of the probabilities, the active units and their satisfaction sum.
+    """
+    n = logit.size
+    leaving = []
+    expected, active_units, satisfaction = 0.0, 0, 0.0
+    draws = np.empty(min(n, BLOCK), dtype=F32)
+    active = np.empty(min(n, BLOCK), dtype=bool)
+    for a in range(0, n, BLOCK):
+        b = min(n, a + BLOCK)
+        p, u, live = logit[a:b], draws[: b - a], active[: b - a]
+        probability(p)
+        np.equal(state.status[a:b], ACTIVE, out=live)
+        p *= live  # churned rows cannot churn again
+        rng.random(out=u, dtype=F32)
+        leaving.append(a + np.flatnonzero(u < p))
+        expected += float(np.sum(p, dtype=np.float64))
+        active_units += int(np.count_nonzero(live))
+        satisfaction += float(np.dot(state.satisfaction[a:b], live.view(np.uint8).astype(F32)))
+    return (np.concatenate(leaving) if leaving else np.zeros(0, np.int64)), expected, active_units, satisfaction
 
 
 def probability(logit: np.ndarray) -> np.ndarray:

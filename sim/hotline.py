@@ -17,10 +17,11 @@ import math
 
 import numpy as np
 
-from .hazard import F32
+from .hazard import BLOCK, F32
 from .outages import Outage
 from .population import ACTIVE, TierState
 from .queue import QueueOutcome, simulate_queue
+from .queue_cache import QueueCache
 from .scenario import Scenario
 from .streams import RandomStreams
 
@@ -30,6 +31,12 @@ QUEUE_WARMUP_PATIENCE_TIMES = 4.0
 its start within a few patience times, without them within a few handling times."""
 LOAD_STEP = 0.01
 """Normal loads are simulated on a grid of 1% steps (log scale) and shared by months on the same step."""
+PRIVATE_CACHE_BYTES = 2 * 2**20
+"""A replication without a shared cache reuses only recent normal-load windows (months on the same
+load step are neighbours): a few dozen windows are enough, and memory per line stays low."""
+MIN_BURST_CALLS = 250
+"""An outage burst simulates at least this many calls (its mean wait's sampling error stays below
+about a tenth of the wait's spread), more when its share of the month's calls asks for more."""
 OUTAGE_CALL_TAIL_HOURS = 1.0
 """Callers about an outage keep calling for this long after it ends."""
 
@@ -37,28 +44,53 @@ OUTAGE_CALL_TAIL_HOURS = 1.0
 class Hotline:
     """The contact center of one replication."""
 
-    def __init__(self, scenario: Scenario, streams: RandomStreams, tiers: list[TierState]) -> None:
+    def __init__(self, scenario: Scenario, streams: RandomStreams, tiers: list[TierState],
+                 cache: QueueCache | None = None) -> None:
         self.scenario = scenario
         self.streams = streams
         self.tiers = tiers
         self.tier_params = list(scenario.tiers.values())
-        self._normal_cache: dict[tuple[int, int], QueueOutcome] = {}
+        # Without a shared cache, a private one still lets months on the same load step share a window.
+        self.cache = cache if cache is not None else QueueCache(PRIVATE_CACHE_BYTES)
 
-    def _normal_load(self, rate: float, agents: int, open_minutes: float, sample: int, warmup: float) -> QueueOutcome:
-        """The queue under the month's normal load, shared by the months of the replication with the same load.
+    def _window(self, stream: tuple[int, ...], rate: float, agents: int, minutes: float, warmup: float,
+                start: tuple[tuple, QueueOutcome] | None = None) -> tuple[tuple, QueueOutcome]:
+        """One simulated window of the queue, keyed by everything its outcome depends on.
+
+        ``stream`` keys the window's random numbers within the replication; ``start`` is the key and
+        outcome of the window whose end state this one opens on.
+        """
+        cc = self.scenario.contact_center
+        key = ("queue", self.streams.seed, self.streams.replication, stream, rate, agents, cc.handling_minutes,
+               cc.patience_minutes, minutes, warmup, start[0] if start else None)
+        outcome = self.cache.get(key, lambda: simulate_queue(
+            rate, agents, cc.handling_minutes, cc.patience_minutes, minutes, self.streams.child("queue", *stream),
+            warmup_minutes=warmup, start=start[1].end if start else None))
+        return key, outcome
+
+    def _normal_load(self, rate: float, agents: int, open_minutes: float, sample: int,
+                     warmup: float) -> tuple[tuple, QueueOutcome]:
+        """The queue under the month's normal load, shared by the months with the same load step.
 
         Loads within 1% of each other share one simulated window, drawn from a stream keyed by the
-        load itself, so the outcome depends on the load and not on which month asked for it first.
+        load step itself, so the outcome depends on the load and not on which month asked for it first.
         """
         bucket = round(math.log(rate) / LOAD_STEP)
-        key = (bucket, agents)
-        if key not in self._normal_cache:
-            rate = math.exp(bucket * LOAD_STEP)
-            cc = self.scenario.contact_center
-            rng = self.streams.child("queue", bucket + 10_000_000, agents)
-            self._normal_cache[key] = simulate_queue(rate, agents, cc.handling_minutes, cc.patience_minutes,
-                                                     min(open_minutes, sample / rate), rng, warmup_minutes=warmup)
-        return self._normal_cache[key]
+        rate = math.exp(bucket * LOAD_STEP)
+        return self._window((bucket + 10_000_000, agents), rate, agents, min(open_minutes, sample / rate), warmup)
+
+    @staticmethod
+    def _burst_calls(sample: int, burst_calls: float, month_calls: float) -> int:
+        """Simulated calls for an outage burst: its share of the month's sample, at least MIN_BURST_CALLS.
+
+        Stratified sampling with proportional allocation: the month's mean wait is the calls-weighted
+        mean of its regimes, so a regime with a share w of the calls and w * sample simulated calls
+        adds w * variance / sample to it, and the month's error stays that of ``sample`` calls. The
+        share is rounded up to MIN_BURST_CALLS times a power of two, so that strategies whose outages
+        bring a few more or fewer calls still share the burst's window.
+        """
+        wanted = sample * burst_calls / month_calls if month_calls > 0 else 0.0
+        return MIN_BURST_CALLS * 2 ** max(0, math.ceil(math.log2(max(wanted, 1.0) / MIN_BURST_CALLS)))
 
     def callers(self, state: TierState, call_rate: float, month: int) -> np.ndarray:
         """Units calling this month in normal times (a unit appears once per call).
@@ -78,10 +110,18 @@ class Hotline:
             return np.repeat(calling, counts[calling])
         # Inverse CDF of a Poisson with a small mean, on one uniform per row: most rows do not call,
         # so the rows that do are found first and only they are counted further.
-        u = rng.random(n, dtype=np.float32)
-        calling = np.flatnonzero(u > np.float32(math.exp(-mean)))
-        calling = calling[state.status[calling] == ACTIVE]
-        u = u[calling]
+        # Block by block (the same numbers as one draw over the tier), keeping only the rows that call.
+        none = np.float32(math.exp(-mean))
+        block = np.empty(min(n, BLOCK), dtype=np.float32)
+        found, draws = [], []
+        for a in range(0, n, BLOCK):
+            u = block[: min(n, a + BLOCK) - a]
+            rng.random(out=u, dtype=np.float32)
+            rows = np.flatnonzero(u > none)
+            rows = np.compress(state.status[a + rows] == ACTIVE, rows)  # np.compress: faster than a boolean index
+            found.append(a + rows)
+            draws.append(u[rows])
+        calling, u = np.concatenate(found), np.concatenate(draws)
         term = math.exp(-mean) * mean
         cdf = math.exp(-mean) + term
         counts = np.ones(calling.size, dtype=np.int8)
@@ -95,7 +135,6 @@ class Hotline:
     def serve(self, month: int, outage_calls: list[tuple[Outage, dict[int, np.ndarray]]]) -> dict[str, float]:
         """Serve the month's calls (normal ones and those ``outage_calls`` brought); return the month's record."""
         cc = self.scenario.contact_center
-        queue_rng = self.streams.child("queue", month)
         open_minutes = cc.open_hours_per_month * 60.0
         # The queue runs at full scale (queueing has economies of scale); simulated callers sample its outcomes.
         agents = cc.agents_in(month)
@@ -110,18 +149,25 @@ class Hotline:
         # Outage calls come in during the outage and the hour after it.
         burst_minutes = [min(open_minutes, 60.0 * (o.hours + OUTAGE_CALL_TAIL_HOURS)) for o, _, _ in outage_calls]
         base_rate = base_count / open_minutes
+        outage_count = sum(n for _, _, n in outage_calls)
         sample = max(1, self.scenario.run.queue_sample_calls)
         warmup = (QUEUE_WARMUP_PATIENCE_TIMES * cc.patience_minutes if cc.patience_minutes
                   else QUEUE_WARMUP_HANDLING_TIMES * cc.handling_minutes)
-        base = self._normal_load(base_rate, agents, open_minutes, sample, warmup) if base_rate > 0 else None
+        normal = self._normal_load(base_rate, agents, open_minutes, sample, warmup) if base_rate > 0 else None
+        base = normal[1] if normal else None
         bursts = []
-        for (outage, callers, n_calls), minutes in zip(outage_calls, burst_minutes):
+        for b, ((outage, callers, n_calls), minutes) in enumerate(zip(outage_calls, burst_minutes)):
             rate = base_rate + n_calls / minutes
-            window = min(minutes, sample / max(rate, 1e-9) / max(1, len(outage_calls)))
-            # The burst opens on the hotline as normal load left it: the warm-up runs at the base rate.
-            bursts.append(simulate_queue(rate, agents, cc.handling_minutes, cc.patience_minutes, window, queue_rng,
-                                         warmup_minutes=warmup, warmup_arrivals_per_minute=base_rate)
-                          if rate > 0 and window > 0 else None)
+            if rate <= 0:
+                bursts.append(None)
+                continue
+            # On the load grid too, so that strategies whose outages hit a few more or fewer lines share it.
+            bucket = round(math.log(rate) / LOAD_STEP)
+            rate = math.exp(bucket * LOAD_STEP)
+            window = min(minutes, self._burst_calls(sample, n_calls + base_count * minutes / open_minutes,
+                                                    base_count + outage_count) / rate)
+            # The burst opens on the hotline as the month's normal load leaves it: no warm-up of its own.
+            bursts.append(self._window((month, b + 1), rate, agents, window, 0.0, normal)[1])
         burst_share = min(1.0, sum(burst_minutes) / open_minutes) if burst_minutes else 0.0
 
         totals = {"calls": 0.0, "answered_in_target": 0.0, "abandoned": 0.0, "complaints": 0.0, "wait_sum": 0.0}
@@ -131,12 +177,17 @@ class Hotline:
             if units.size == 0 or outcome is None or outcome.calls == 0:
                 return
             # Keyed by the calling unit: the same caller meets the same fate in every strategy's run.
-            draw = self.streams.unit_uniforms("call_outcome", units, month, state.index, regime)
-            pick = np.minimum((draw * outcome.calls).astype(np.int64), outcome.calls - 1)
+            # One hash per call: its high 32 bits pick the simulated call whose outcome it takes, its low
+            # 32 bits decide the complaint (two independent uniforms at the cost of one).
+            bits = self.streams.unit_bits("call_outcome", units, month, state.index, regime)
+            pick = bits >> np.uint64(32)
+            pick *= np.uint64(outcome.calls)
+            pick >>= np.uint64(32)
             waits = outcome.waits[pick]
             gone = outcome.abandoned[pick]
-            complaint = (self.streams.unit_uniforms("complaint", units, month, state.index, regime)
-                         < np.where(gone, cc.abandoned_complaint_share, cc.complaint_share))
+            bits &= np.uint64(0xFFFFFFFF)
+            complaint = bits < np.where(gone, np.uint64(cc.abandoned_complaint_share * 2**32),
+                                        np.uint64(cc.complaint_share * 2**32))
             impact = cc.satisfaction_impact
             loss = impact.per_minute_waited * waits + impact.abandoned * gone + impact.complaint * complaint
             # An account's satisfaction is its lines' average: one line's bad call moves it by 1/lines.
@@ -159,8 +210,8 @@ class Hotline:
                 in_burst = when < burst_share
                 which = np.minimum((when / burst_share * len(bursts)).astype(np.int64), len(bursts) - 1)
                 for b, outcome in enumerate(bursts):
-                    settle(state, units[in_burst & (which == b)], outcome, b + 1)
-                units = units[~in_burst]
+                    settle(state, np.compress(in_burst & (which == b), units), outcome, b + 1)
+                units = np.compress(~in_burst, units)
             settle(state, units, base, 0)
             for b, ((outage, callers, _), outcome) in enumerate(zip(outage_calls, bursts)):
                 settle(state, callers.get(state.index, np.zeros(0, dtype=np.int64)), outcome, b + 1)

@@ -47,9 +47,21 @@ class RandomStreams:
         the same line in the same month see it accept or decline alike (common random numbers
         at the level of the line), however their other offers differ.
         """
-        salt = _mix(np.uint64(self.seed & _MASK), self.replication, _source_key(source), *key, *named.values())
-        x = units.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + salt
-        return (_splitmix64(x) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+        x = self.unit_bits(source, units, *key, *named.values())
+        x >>= np.uint64(11)
+        out = x.astype(np.float64)
+        out *= 1.0 / (1 << 53)
+        return out
+
+    def unit_bits(self, source: str, units: np.ndarray, *key: int) -> np.ndarray:
+        """64 random bits per unit, fixed by (seed, replication, source, key, unit): two independent
+        draws from one hash when a caller needs two (the high and the low 32 bits)."""
+        salt = _mix(np.uint64(self.seed & _MASK), self.replication, _source_key(source), *key)
+        x = units.astype(np.uint64)
+        with np.errstate(over="ignore"):
+            x *= np.uint64(0x9E3779B97F4A7C15)
+            x += salt
+        return _splitmix64_inplace(x)
 
     def child(self, source: str, *key: int) -> np.random.Generator:
         """A generator for one sub-part of a source (one tier's churn draws), independent of the others."""
@@ -68,6 +80,21 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         return x ^ (x >> np.uint64(31))
+
+
+def _splitmix64_inplace(x: np.ndarray) -> np.ndarray:
+    """:func:`_splitmix64` in place with one scratch array: a few million units per call, and each
+    fresh temporary array would cost more than the arithmetic."""
+    scratch = np.empty_like(x)
+    with np.errstate(over="ignore"):
+        x += np.uint64(0x9E3779B97F4A7C15)
+        for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+            np.right_shift(x, np.uint64(shift), out=scratch)
+            x ^= scratch
+            x *= np.uint64(factor)
+        np.right_shift(x, np.uint64(31), out=scratch)
+        x ^= scratch
+    return x
 
 
 def _mix(value: np.uint64, *parts: int) -> np.uint64:

@@ -8,7 +8,12 @@ model's AUC against the churn it is trying to predict equals the scenario's
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+BLOCK = 1 << 16
+"""Rows per block when blurring scores in place (see :data:`sim.hazard.BLOCK`)."""
 
 
 def auc(scores: np.ndarray, positives: np.ndarray) -> float:
@@ -61,37 +66,49 @@ def noise_for_auc(logits: np.ndarray, target: float, rng: np.random.Generator) -
 
 
 def rank_scores(logits: np.ndarray, noise: float, model_error: np.ndarray, step: float) -> np.ndarray:
-    """The model's scores for ``logits`` (higher = more at risk).
+    """The model's scores for ``logits`` (higher = more at risk), in place of ``logits`` when blurred.
 
     ``model_error`` holds each unit's standard-normal error in steps of ``step``; a model with
     infinite noise (AUC 0.5) ranks by the error alone, that is at random.
     """
-    error = model_error.astype(np.float32) * np.float32(step)
     if np.isinf(noise):
-        return error
+        return model_error.astype(np.float32) * np.float32(step)
     if noise == 0.0:
         return logits
-    return logits + np.float32(noise) * error
+    scratch = np.empty(min(logits.size, BLOCK), dtype=np.float32)
+    for a in range(0, logits.size, BLOCK):  # block by block: no temporary the size of the tier
+        b = min(logits.size, a + BLOCK)
+        np.multiply(model_error[a:b], np.float32(noise * step), out=scratch[: b - a])
+        logits[a:b] += scratch[: b - a]
+    return logits
 
 
-def top_units(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` highest scores, best first (ties broken by index).
+def top_units(scores: np.ndarray, k: int,
+              eligible: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Indices of the ``k`` highest scores among the ``eligible`` rows, best first (ties broken by index).
 
     A few thousand offers are chosen among millions of lines: a threshold estimated on a sample
-    keeps the exact selection to a short list instead of partitioning every line.
+    keeps the exact selection (and the eligibility check) to a short list instead of every line.
+    The short list holds every eligible row scoring at least the threshold, so when it has ``k``
+    eligible rows, its best ``k`` are exactly the best ``k`` of the tier.
     """
     n = scores.size
-    if k <= 0:
+    if k <= 0 or n == 0:
         return np.zeros(0, dtype=np.int64)
-    k = min(k, n)
     if n > 200_000 and k < n // 20:
-        sample = scores[:: max(1, n // 100_000)]
-        # Aim at twice the needed share so the short list almost surely holds the top k.
-        share = min(1.0, 2.0 * k / n + 50.0 / sample.size)
-        threshold = np.partition(sample, int((1.0 - share) * (sample.size - 1)))[int((1.0 - share) * (sample.size - 1))]
-        short = np.flatnonzero(scores >= threshold)
-        if short.size >= k:
-            order = np.lexsort((short, -scores[short]))[:k]
-            return short[order]
-    order = np.lexsort((np.arange(n), -scores))[:k]
-    return order
+        rows = np.arange(0, n, max(1, n // 100_000))
+        sample = scores[rows] if eligible is None else scores[rows[eligible(rows)]]
+        if sample.size:
+            # Aim at twice the needed share so the short list almost surely holds the top k.
+            share = min(1.0, 2.0 * k / n * rows.size / sample.size + 50.0 / sample.size)
+            at = int((1.0 - share) * (sample.size - 1))
+            threshold = np.partition(sample, at)[at]
+            short = np.flatnonzero(scores >= threshold)
+            if eligible is not None:
+                short = short[eligible(short)]
+            if short.size >= k:
+                order = np.lexsort((short, -scores[short]))[:k]
+                return short[order]
+    candidates = np.arange(n) if eligible is None else np.flatnonzero(eligible(np.arange(n)))
+    order = np.lexsort((candidates, -scores[candidates]))[:k]
+    return candidates[order]
