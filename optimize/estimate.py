@@ -45,6 +45,7 @@ import pandas as pd
 
 from sim.allocation import Allocation, Cell
 from sim.engine import Calibration, Simulation, prepare
+from sim.queue_cache import QueueCache
 from sim.results import SimulationResult
 from sim.scenario import Scenario
 
@@ -159,8 +160,12 @@ def retained_value(base: pd.DataFrame, funded: pd.DataFrame, scenario: Scenario)
 
 
 def estimate_curves(scenario: Scenario, calibration: Calibration | None = None, *, seed: int | None = None,
-                    progress: Progress | None = None) -> CurveEstimate:
-    """Curves for every cell: the planner's where stated, measured by designed runs elsewhere."""
+                    progress: Progress | None = None, queue_cache: QueueCache | None = None) -> CurveEstimate:
+    """Curves for every cell: the planner's where stated, measured by designed runs elsewhere.
+
+    The runs share one queue-outcome cache (``queue_cache``, or a new one): they differ in who is
+    retained, hardly in how loaded the hotline is, so most contact-center windows are simulated once.
+    """
     seed = scenario.run.seed if seed is None else seed
     settings = scenario.run.estimation
     stated = stated_curves(scenario)
@@ -172,11 +177,12 @@ def estimate_curves(scenario: Scenario, calibration: Calibration | None = None, 
     if calibration is None:
         calibration = prepare(scenario, seed)
     runs_scenario = estimation_scenario(scenario)
+    queues = QueueCache() if queue_cache is None else queue_cache
     done = 0
 
     def run(allocation: Allocation, replication: int) -> pd.DataFrame:
         nonlocal done
-        records = Simulation(runs_scenario, allocation, calibration, seed, replication).run()
+        records = Simulation(runs_scenario, allocation, calibration, seed, replication, queue_cache=queues).run()
         done += 1
         if progress:
             progress("estimating response curves", done, total_runs)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import multiprocessing
 import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pandas as pd
 
 from sim.allocation import Allocation, Cell
 from sim.engine import Calibration, Simulation, prepare
+from sim.queue_cache import QueueCache
 from sim.results import SimulationResult, t_quantile
 from sim.runner import Stopwatch
 from sim.scenario import Scenario
@@ -82,7 +82,8 @@ _WORKER: dict[str, object] = {}
 
 
 def _init_worker(scenarios: dict[str, Scenario], calibration: Calibration, seed: int) -> None:
-    _WORKER.update(scenarios=scenarios, calibration=calibration, seed=seed)
+    # One queue-outcome cache per process: strategies of a replication share its contact-center windows.
+    _WORKER.update(scenarios=scenarios, calibration=calibration, seed=seed, queues=QueueCache())
 
 
 def _init_process(scenarios: dict[str, Scenario], calibration: Calibration, seed: int) -> None:
@@ -95,7 +96,7 @@ def _simulate_one(task: tuple[str, str, Allocation, int]) -> SimulationResult:
     variant, _, allocation, replication = task
     scenarios: dict[str, Scenario] = _WORKER["scenarios"]  # type: ignore[assignment]
     records = Simulation(scenarios[variant], allocation, _WORKER["calibration"], _WORKER["seed"],  # type: ignore[arg-type]
-                         replication).run()
+                         replication, queue_cache=_WORKER["queues"]).run()  # type: ignore[arg-type]
     return SimulationResult.from_records(records, replication)
 
 
@@ -103,7 +104,9 @@ def simulate_all(scenarios: dict[str, Scenario], plans: list[tuple[str, str, All
                  seed: int, replications: int, workers: int = 1,
                  progress: Progress | None = None) -> dict[tuple[str, str], SimulationResult]:
     """Simulate each (variant, strategy, allocation) for ``replications`` on common random numbers."""
-    tasks = [(variant, name, allocation, r) for variant, name, allocation in plans for r in range(replications)]
+    # Replication by replication, so a worker simulates the strategies of one replication together and
+    # reuses its queue windows (chunks of one replication's plans).
+    tasks = [(variant, name, allocation, r) for r in range(replications) for variant, name, allocation in plans]
     outcomes: list[SimulationResult] = []
     if workers <= 1:
         _init_worker(scenarios, calibration, seed)
@@ -114,20 +117,13 @@ def simulate_all(scenarios: dict[str, Scenario], plans: list[tuple[str, str, All
     else:
         # spawn, not fork: the parent may hold threads (the progress bar), which fork does not copy safely.
         context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_process,
-                                   initargs=(scenarios, calibration, seed))
-        try:
-            for i, outcome in enumerate(pool.map(_simulate_one, tasks), start=1):
+        # Leaving the block terminates the workers, also on Ctrl-C or an error: queued replications
+        # are dropped, not finished.
+        with context.Pool(workers, initializer=_init_process, initargs=(scenarios, calibration, seed)) as pool:
+            for i, outcome in enumerate(pool.imap(_simulate_one, tasks, chunksize=len(plans)), start=1):
                 outcomes.append(outcome)
                 if progress:
                     progress("simulating", i, len(tasks))
-        except BaseException:
-            # Interrupted or failed: drop the queued replications instead of finishing them.
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
-            raise
-        pool.shutdown()
     grouped: dict[tuple[str, str], list[SimulationResult]] = {}
     for (variant, name, _, _), outcome in zip(tasks, outcomes):
         grouped.setdefault((variant, name), []).append(outcome)
@@ -177,7 +173,8 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
         progress("calibrating", 1, 1)
     watch.lap("calibrate")
 
-    estimate = estimate_curves(scenario, calibration, seed=seed, progress=progress)
+    queues = QueueCache()
+    estimate = estimate_curves(scenario, calibration, seed=seed, progress=progress, queue_cache=queues)
     watch.lap("response_curves")
     plan = plan_allocation(scenario, estimate=estimate)
     budgets = np.linspace(0.0, FRONTIER_REACH * scenario.budget.total, FRONTIER_POINTS).tolist()
@@ -192,7 +189,8 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
         elif strategy.kind == "robust_lp":
             for variant in scenario.competitors.variants:
                 robust_estimates[variant.name] = estimate_curves(variant_scenario(scenario, variant.name),
-                                                                 calibration, seed=seed, progress=progress)
+                                                                 calibration, seed=seed, progress=progress,
+                                                                 queue_cache=queues)
             problem = build_problem(scenario, expected_curves(scenario, robust_estimates))
             settings = scenario.solver
             robust = solve(problem, settings.name, settings.time_limit_seconds, settings.mip_gap)
