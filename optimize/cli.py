@@ -298,6 +298,76 @@ def _cmd_compare(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
+def _cmd_frontier(args: argparse.Namespace, console: _Console) -> int:
+    from sim.runner import Stopwatch, manifest, write_outputs
+
+    from .plan import curve_table, efficient_frontier, response_curves
+
+    watch = Stopwatch()
+    scenario = _scenario_for(args)
+    seed = scenario.run.seed if args.seed is None else args.seed
+    out = _out_folder(args, "frontier", scenario, seed)
+    if _refuse_existing(out, console):
+        return EXIT_INVALID_INPUT
+    with _ProgressBar(console) as bar:
+        estimate = response_curves(scenario, seed=seed, progress=bar)
+    watch.lap("response_curves")
+    table = efficient_frontier(scenario, args.budgets, estimate=estimate)
+    watch.lap("frontier")
+    written = write_outputs(out, {"frontier": table, "curves": curve_table(estimate)},
+                            manifest(scenario, args.file, seed, scenario.run.estimation.replications,
+                                     Allocation.empty(), watch.timings, ["retention", *(args.argv or [])]))
+    currency = scenario.meta.currency
+    shown = table.iloc[:: max(1, len(table) // 10)]
+    for row in shown.itertuples():
+        console.info(f"  budget {row.budget:>14,.0f} {currency}: value {row.value:>14,.0f}, "
+                     f"marginal return {row.marginal_return:.3f} ({row.status})")
+    console.info(f"{len(table)} budgets; results written to {written}")
+    return EXIT_OK
+
+
+def _cmd_goal(args: argparse.Namespace, console: _Console) -> int:
+    from sim.runner import Stopwatch, manifest, write_outputs
+
+    from .plan import least_budget, response_curves
+
+    if args.max_churn is None and args.min_retained is None:
+        console.problem("retention goal: give a goal: --max-churn X and/or --min-retained N")
+        return EXIT_USAGE
+    watch = Stopwatch()
+    scenario = _scenario_for(args)
+    if args.tier is not None and args.tier not in scenario.tiers:
+        from sim.scenario.types import did_you_mean
+
+        console.problem(f"{args.file}: unknown tier '{args.tier}'{did_you_mean(args.tier, scenario.tiers)}\n"
+                        f"    fix: use one of: {', '.join(scenario.tiers)}")
+        return EXIT_INVALID_INPUT
+    seed = scenario.run.seed if args.seed is None else args.seed
+    out = _out_folder(args, "goal", scenario, seed)
+    if _refuse_existing(out, console):
+        return EXIT_INVALID_INPUT
+    with _ProgressBar(console) as bar:
+        estimate = response_curves(scenario, seed=seed, progress=bar)
+    watch.lap("response_curves")
+    result = least_budget(scenario, tier=args.tier, max_churn=args.max_churn, min_retained=args.min_retained,
+                          estimate=estimate)
+    watch.lap("goal_seek")
+    funded = result.allocation[result.allocation["amount"] > 0].rename(columns={"retained": "retained_lines"})
+    allocation = funded[["tier", "lever", "period", "amount", "offers", "retained_lines", "value", "marginal_roi"]]
+    plan = Allocation({(r.tier, r.lever, r.period): float(r.amount) for r in allocation.itertuples()})
+    written = write_outputs(out, {"allocation": allocation, "churn": result.churn, "shadow_prices": result.constraints},
+                            manifest(scenario, args.file, seed, scenario.run.estimation.replications, plan,
+                                     watch.timings, ["retention", *(args.argv or [])]))
+    currency = scenario.meta.currency
+    console.info(f"least budget: {result.budget:,.0f} {currency} ({result.status}), in {len(allocation)} cells, "
+                 f"retaining {result.retained:,.0f} lines")
+    for row in result.churn.itertuples():
+        target = "" if row.target != row.target else f" (target {row.target:.2%})"
+        console.info(f"  {row.tier:<16} churn {row.churn_without:.2%} -> {row.churn_with:.2%}{target}")
+    console.info(f"results written to {written}")
+    return EXIT_OK
+
+
 Handler = Callable[[argparse.Namespace, _Console], int]
 
 
@@ -365,6 +435,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-lp", action="store_true", help="also write the problem as allocation.lp (CPLEX LP format)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/optimize-<time>-seed<N>)")
 
+    p = command("frontier", "value retained and its marginal return against the total budget",
+                "retention frontier scenarios/small.yaml --budgets 0:400k:50", _cmd_frontier)
+    p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
+    p.add_argument("--budgets", type=_budgets, required=True, metavar="FROM:TO:N",
+                   help="N budgets evenly from FROM to TO, e.g. 0:72M:50")
+    solver_option(p)
+    p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/frontier-<time>-seed<N>)")
+
+    p = command("goal", "the least budget that brings churn to a target or retains a number of lines",
+                "retention goal scenarios/small.yaml --tier households --max-churn 1.5%", _cmd_goal)
+    p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--tier", metavar="T", help="the tier whose churn or retained lines the goal is about")
+    who.add_argument("--all-tiers", action="store_true", help="the goal holds for every tier (churn) or in total")
+    what = p.add_argument_group("goal (at least one)")
+    what.add_argument("--max-churn", type=_rate, metavar="X", help="mean monthly churn at most X: 1.5%% or 0.015")
+    what.add_argument("--min-retained", type=_lines, metavar="N", help="at least N churners avoided over the horizon")
+    solver_option(p)
+    p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/goal-<time>-seed<N>)")
+
     p = command("run", "the whole job: calibrate, measure curves, optimize, simulate and compare every strategy, "
                 "write tables, workbook and report", "retention run scenarios/baseline.yaml --workers 2", _cmd_run)
     p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
@@ -405,6 +497,45 @@ def _money(text: str) -> float:
         raise argparse.ArgumentTypeError(f"'{text}' is not an amount (write e.g. 2500000, 2.5M or 750k)") from None
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"'{text}' must be a finite amount of at least 0")
+    return value
+
+
+def _budgets(text: str) -> list[float]:
+    """FROM:TO:N as N evenly spaced budgets."""
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"'{text}' is not FROM:TO:N (e.g. 0:72M:50)")
+    low, high = _money(parts[0]), _money(parts[1])
+    try:
+        count = int(parts[2])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"N in '{text}' must be a whole number") from None
+    if not 2 <= count <= 10_000:
+        raise argparse.ArgumentTypeError("N must be between 2 and 10000")
+    if high <= low:
+        raise argparse.ArgumentTypeError(f"TO must be more than FROM in '{text}'")
+    return [low + (high - low) * i / (count - 1) for i in range(count)]
+
+
+def _rate(text: str) -> float:
+    """A monthly rate: 1.5% or 0.015."""
+    cleaned = text.strip()
+    try:
+        value = float(cleaned[:-1]) / 100 if cleaned.endswith("%") else float(cleaned)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a rate (write 1.5% or 0.015)") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a monthly rate from 0 up to (not including) 100%")
+    return value
+
+
+def _lines(text: str) -> float:
+    try:
+        value = float(text.replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of lines") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be more than 0")
     return value
 
 

@@ -83,3 +83,25 @@ def plan_allocation(scenario: Scenario, *, estimate: CurveEstimate | None = None
     settings = scenario.solver
     result = solve(problem, solver or settings.name, settings.time_limit_seconds, settings.mip_gap)
     return Plan(problem, result, estimate)
+
+
+def efficient_frontier(scenario: Scenario, budgets: list[float], *, estimate: CurveEstimate | None = None,
+                       solver: str | None = None, seed: int | None = None,
+                       progress: Progress | None = None) -> pd.DataFrame:
+    """Objective, spend, value and the budget's shadow price at each budget (one model, warm re-solves)."""
+    from .frontier import frontier
+
+    estimate = estimate or response_curves(scenario, seed=seed, progress=progress)
+    return frontier(build_problem(scenario, estimate.curves), budgets, solver or scenario.solver.name)
+
+
+def least_budget(scenario: Scenario, *, tier: str | None = None, max_churn: float | None = None,
+                 min_retained: float | None = None, estimate: CurveEstimate | None = None,
+                 solver: str | None = None, seed: int | None = None, progress: Progress | None = None):  # type: ignore[no-untyped-def]
+    """Goal-seek: the least budget that brings ``tier``'s (or every tier's) mean monthly churn to at most
+    ``max_churn``, and/or retains at least ``min_retained`` lines over the horizon."""
+    from .goal import goal_seek
+
+    estimate = estimate or response_curves(scenario, seed=seed, progress=progress)
+    return goal_seek(scenario, estimate.curves, estimate.churn, tier=tier, max_churn=max_churn,
+                     min_retained=min_retained, solver=solver or scenario.solver.name)
