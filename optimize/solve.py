@@ -103,13 +103,17 @@ class HighsModel:
         if mip_gap is not None:
             h.setOptionValue("mip_rel_gap", float(mip_gap))
         h.setOptionValue("run_crossover", "on")
+        # Detecting parallel columns costs more than it saves: a cell's segments are parallel but
+        # for their slopes, and that is the whole problem.
+        h.setOptionValue("presolve_rule_off", 8192)
         # HiGHS minimizes here: a maximization is handed over with its costs negated.
         self.sign = -1.0 if problem.maximize else 1.0
+        self.shift, cost, upper = _price_shift(problem)
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = problem.n_cols, len(problem.rows)
-        lp.col_cost_ = self.sign * problem.cost
+        lp.col_cost_ = self.sign * cost
         lp.col_lower_ = problem.col_lower
-        lp.col_upper_ = np.where(np.isinf(problem.col_upper), highspy.kHighsInf, problem.col_upper)
+        lp.col_upper_ = np.where(np.isinf(upper), highspy.kHighsInf, upper)
         lp.row_lower_ = np.maximum(problem.row_lower, -highspy.kHighsInf)
         lp.row_upper_ = np.minimum(problem.row_upper, highspy.kHighsInf)
         matrix = lp.a_matrix_
@@ -179,8 +183,48 @@ class HighsModel:
         row_dual = np.asarray(solution.row_dual, dtype=float) if solution.dual_valid else np.zeros(len(self.problem.rows))
         col_dual = np.asarray(solution.col_dual, dtype=float) if solution.dual_valid else np.zeros(len(x))
         # HiGHS reports d(minimized objective)/d(rhs); the planner's sign is that of the problem's sense.
-        return Solution(name, self.sign * float(info.objective_function_value), x, self.sign * row_dual,
-                        self.sign * col_dual, iterations)
+        row_price = self.sign * row_dual
+        if self.shift:
+            row_price[self.problem.row_number[DEFINITION]] += self.shift
+        return Solution(name, float(self.problem.cost @ x), x, row_price, self.sign * col_dual, iterations)
+
+
+DEFINITION = "total_spend_definition"
+
+
+def _price_shift(problem: AllocationProblem) -> tuple[float, np.ndarray, np.ndarray]:
+    """A first guess at the price of money, folded into the costs HiGHS starts from.
+
+    Dual simplex starts with every segment whose reduced cost is positive at its upper bound.
+    From the costs alone that is every segment worth anything: far more money than the budget,
+    and the ratio test that brings spend back down (the bound-flipping one, with a candidate per
+    segment) is quadratic in HiGHS; 200,000 segments took 15 s. Subtracting ``lam`` times the
+    equality row ``sum(spend) - total_spend = 0`` changes no feasible objective, so the problem is
+    the same; but its starting point is the greedy one that funds the segments whose return beats
+    ``lam``, the return at which the best segments fill the budget. Then only segments near that
+    price move: 0.6 s. The row's shadow price comes back as ``lam`` plus what HiGHS reports.
+    """
+    cost, upper = problem.cost, problem.col_upper
+    if not problem.maximize or DEFINITION not in problem.row_number or "budget" not in problem.row_number:
+        return 0.0, cost, upper
+    n = problem.n_segments
+    returns, widths = cost[:n], upper[:n]
+    money = problem.rows[problem.row_number["budget"]].upper
+    capped = [r.upper for r in problem.rows if r.kind == "period_budget"]
+    if capped and len(capped) == len({c[2] for c in problem.cells}):
+        money = min(money, float(sum(capped)))
+    order = np.argsort(-returns, kind="stable")
+    reach = np.searchsorted(np.cumsum(widths[order]), money)
+    shift = max(0.0, float(returns[order[reach]])) if reach < n else 0.0
+    if shift == 0.0:
+        return 0.0, cost, upper
+    cost = cost.copy()
+    cost[:n] -= shift
+    cost[problem.total_col] += shift
+    # A finite bound (the most the segments can add up to) lets the total start at a bound too.
+    upper = upper.copy()
+    upper[problem.total_col] = float(widths.sum())
+    return shift, cost, upper
 
 
 def solve_cbc(problem: AllocationProblem, time_limit: float | None = None, mip_gap: float | None = None) -> Solution:
