@@ -8,11 +8,15 @@ the figures behind it, e.g. "the tier minimums add up to 12.0M but the total bud
 
 from __future__ import annotations
 
-import pulp
+from dataclasses import replace
+
+import highspy
+import numpy as np
 
 from sim.scenario import Problem
 
 from .problem import AllocationProblem
+from .solve import HighsModel
 
 
 def _problem(message: str, hint: str) -> Problem:
@@ -25,32 +29,27 @@ def _money(x: float) -> str:
 
 def conflicting(problem: AllocationProblem) -> list[str]:
     """Names of constraints that must be relaxed for the problem to have a solution."""
-    elastic = pulp.LpProblem("which_constraints_conflict", pulp.LpMinimize)
-    slacks: dict[str, list[pulp.LpVariable]] = {}
-    penalty = []
-    for name, constraint in problem.lp.constraints.items():
-        rhs = -constraint.constant
-        weight = 1.0 / max(1.0, abs(rhs))
-        expr = pulp.LpAffineExpression({v: a for v, a in constraint.items()})
-        up = pulp.LpVariable(f"relax_up_{name}", lowBound=0)
-        down = pulp.LpVariable(f"relax_down_{name}", lowBound=0)
-        slacks[name] = [up, down]
-        penalty += [weight * up, weight * down]
-        elastic.addConstraint(pulp.LpConstraint(expr + up - down, sense=constraint.sense, rhs=rhs), name)
-    elastic += pulp.lpSum(penalty)
     # Launch decisions are relaxed for the diagnosis, so that the duals exist.
-    integers = [v for v in elastic.variables() if v.cat != pulp.LpContinuous]
-    for v in integers:
-        v.cat = pulp.LpContinuous
-    try:
-        elastic.solve(pulp.PULP_CBC_CMD(msg=False))
-    finally:
-        for v in integers:
-            v.cat = pulp.LpInteger
+    relaxed = replace(problem.variant(cost=np.zeros(problem.n_cols), maximize=False,
+                                      objective_name="which_constraints_conflict"),
+                      integer=np.zeros(problem.n_cols, dtype=bool), launch_cols={})
+    model = HighsModel(relaxed, "highs-simplex")
+    elastic = [i for i, row in enumerate(relaxed.rows) if row.kind != "definition"]
+    weights = np.array([1.0 / max(1.0, abs(relaxed.rows[i].rhs)) for i in elastic])
+    n = len(elastic)
+    # Per elastic row two columns: one that adds to its left-hand side, one that takes away.
+    rows = np.repeat(np.array(elastic, dtype=np.int32), 2)
+    signs = np.tile([1.0, -1.0], n)
+    model.highs.addCols(2 * n, np.repeat(weights, 2), np.zeros(2 * n), np.full(2 * n, highspy.kHighsInf),
+                        2 * n, np.arange(2 * n, dtype=np.int32), rows, signs)
+    model.highs.run()
+    solution = model.highs.getSolution()
+    relaxation = np.asarray(solution.col_value)[relaxed.n_cols:].reshape(n, 2).sum(axis=1)
+    duals = np.asarray(solution.row_dual)[elastic]
     # The constraints relaxed, and those whose duals certify the conflict (the cheapest relaxation
     # touches only one side of a conflict; the duals name every side).
-    return [name for name, pair in slacks.items()
-            if sum(v.varValue or 0.0 for v in pair) > 1e-6 or abs(elastic.constraints[name].pi or 0.0) > 1e-9]
+    return [relaxed.rows[i].name for i, amount, dual in zip(elastic, relaxation, duals)
+            if amount > 1e-6 or abs(dual) > 1e-9]
 
 
 def diagnose(problem: AllocationProblem, status: str) -> list[Problem]:

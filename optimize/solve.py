@@ -1,8 +1,18 @@
 """Solving the allocation problem and reading the answer as a planner would.
 
-The solver is chosen by name: ``highs`` (the default) or ``cbc`` (the fallback). Solvers
-report duals with different signs for a maximization (CBC gives d objective / d right-hand
-side, HiGHS its negative); here every shadow price is turned into the same thing:
+The solver is chosen by name (scenario ``solver.name`` or the command line):
+
+``highs``
+    HiGHS, handed the problem's matrices directly (no Python object per variable). Dual
+    simplex, or the interior-point method with crossover above :data:`IPM_ABOVE` nonzeros
+    (never, at the measured sizes: see ``bench/README.md``).
+``highs-simplex`` / ``highs-ipm``
+    HiGHS with the method forced. The interior-point method always runs crossover, so a
+    basis, duals and reduced costs come out as with simplex.
+``cbc``
+    CBC through pulp (the fallback), on the pulp rendering of the same problem.
+
+Every shadow price is turned into the same thing whatever the solver's own sign convention:
 **how much the objective gains per unit more of the constraint's right-hand side**. So the
 budget's shadow price is the value one more unit of money would retain (net of that money
 for the ``net_value`` objective), and a capacity's is what one more offer slot is worth.
@@ -15,16 +25,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import highspy
+import numpy as np
 import pandas as pd
 import pulp
 
 from sim.allocation import Allocation
 from sim.scenario import ScenarioError
 
-from .problem import AllocationProblem, cost_per_offer
+from .problem import INF, AllocationProblem
 
-SOLVERS = ("highs", "cbc")
+SOLVERS = ("highs", "highs-simplex", "highs-ipm", "cbc")
 TOLERANCE = 1e-6
+IPM_ABOVE: float = INF
+"""Nonzeros above which ``highs`` uses the interior-point method. Dual simplex was faster at every
+size measured (up to 500 tiers x 20 levers x 20 segments x 2 periods), so it is never switched."""
 
 
 class AllocationError(ScenarioError):
@@ -32,18 +47,223 @@ class AllocationError(ScenarioError):
 
 
 def solver_for(name: str, time_limit: float | None = None, mip_gap: float | None = None) -> pulp.LpSolver:
-    """A pulp solver by its name in the scenario or on the command line."""
+    """A pulp solver by its name in the scenario or on the command line (for solving ``problem.lp``)."""
     options = {"msg": False, "timeLimit": time_limit}
-    if name == "highs":
+    if name in ("highs", "highs-simplex"):
         return pulp.HiGHS(gapRel=mip_gap, **options)
+    if name == "highs-ipm":
+        return pulp.HiGHS(gapRel=mip_gap, solver="ipm", run_crossover="on", **options)
     if name == "cbc":
         return pulp.PULP_CBC_CMD(gapRel=mip_gap, **options)
     raise ValueError(f"unknown solver '{name}': use one of {', '.join(SOLVERS)}")
 
 
-def _dual_sign(solver: str, sense: int) -> float:
-    # Both report d(objective)/d(rhs) for a minimization; for a maximization HiGHS flips it.
-    return -1.0 if solver == "highs" and sense == pulp.LpMaximize else 1.0
+def _check(name: str) -> None:
+    if name not in SOLVERS:
+        raise ValueError(f"unknown solver '{name}': use one of {', '.join(SOLVERS)}")
+
+
+@dataclass
+class Solution:
+    """A solver's answer in the problem's column and row order, signs already the planner's."""
+
+    status: str
+    """``Optimal``; ``Feasible`` (stopped at a limit with a plan that is not proven best); or why none."""
+    objective: float
+    x: np.ndarray
+    row_price: np.ndarray
+    """Objective gained per unit more of each row's right-hand side."""
+    col_price: np.ndarray
+    """Objective gained per unit more of each column (its reduced cost)."""
+    iterations: int = 0
+    """Simplex, interior-point and crossover iterations of the last run."""
+
+
+_NO_SOLUTION = {highspy.HighsModelStatus.kInfeasible: "Infeasible",
+                highspy.HighsModelStatus.kUnboundedOrInfeasible: "Infeasible",
+                highspy.HighsModelStatus.kUnbounded: "Unbounded"}
+_STOPPED = (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kIterationLimit,
+            highspy.HighsModelStatus.kInterrupt, highspy.HighsModelStatus.kSolutionLimit,
+            highspy.HighsModelStatus.kObjectiveBound, highspy.HighsModelStatus.kObjectiveTarget)
+
+
+class HighsModel:
+    """One HiGHS instance holding a problem; re-solving after a bound change starts from its basis."""
+
+    def __init__(self, problem: AllocationProblem, solver: str = "highs", time_limit: float | None = None,
+                 mip_gap: float | None = None) -> None:
+        _check(solver)
+        self.problem = problem
+        self.method = "ipm" if solver == "highs-ipm" or (
+            solver == "highs" and len(problem.row_index) > IPM_ABOVE) else "simplex"
+        self.highs = h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        if time_limit is not None:
+            h.setOptionValue("time_limit", float(time_limit))
+        if mip_gap is not None:
+            h.setOptionValue("mip_rel_gap", float(mip_gap))
+        h.setOptionValue("run_crossover", "on")
+        # Detecting parallel columns costs more than it saves: a cell's segments are parallel but
+        # for their slopes, and that is the whole problem.
+        h.setOptionValue("presolve_rule_off", 8192)
+        # HiGHS minimizes here: a maximization is handed over with its costs negated.
+        self.sign = -1.0 if problem.maximize else 1.0
+        self.shift, cost, upper = _price_shift(problem)
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = problem.n_cols, len(problem.rows)
+        lp.col_cost_ = self.sign * cost
+        lp.col_lower_ = problem.col_lower
+        lp.col_upper_ = np.where(np.isinf(upper), highspy.kHighsInf, upper)
+        lp.row_lower_ = np.maximum(problem.row_lower, -highspy.kHighsInf)
+        lp.row_upper_ = np.minimum(problem.row_upper, highspy.kHighsInf)
+        matrix = lp.a_matrix_
+        matrix.format_ = highspy.MatrixFormat.kRowwise
+        matrix.num_col_, matrix.num_row_ = problem.n_cols, len(problem.rows)
+        matrix.start_, matrix.index_, matrix.value_ = problem.row_start, problem.row_index, problem.row_value
+        lp.a_matrix_ = matrix
+        if problem.is_mip:
+            lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                               for i in problem.integer]
+        h.passModel(lp)
+        self._launches = np.array(sorted(problem.launch_cols.values()), dtype=np.int32)
+        self._lp_method()
+
+    def _lp_method(self) -> None:
+        # The MIP search runs its own LPs; "solver" only steers plain LPs (and the fixed-launch re-solve).
+        self.highs.setOptionValue("solver", "choose" if self.problem.is_mip else self.method)
+
+    def set_row_upper(self, name: str, upper: float) -> None:
+        i = self.problem.row_number[name]
+        self.highs.changeRowBounds(i, float(self.problem.rows[i].lower) if self.problem.rows[i].lower > -INF
+                                   else -highspy.kHighsInf, float(upper))
+
+    def run(self) -> Solution:
+        h = self.highs
+        h.run()
+        solution = self._read()
+        if self.problem.is_mip and solution.status in ("Optimal", "Feasible"):
+            # Duals of the linear problem with the launch decisions held where they are.
+            fixed = np.round(solution.x[self._launches])
+            n = len(self._launches)
+            h.changeColsIntegrality(n, self._launches, np.array([highspy.HighsVarType.kContinuous] * n))
+            h.changeColsBounds(n, self._launches, fixed, fixed)
+            h.setOptionValue("solver", self.method)
+            try:
+                h.run()
+                duals = self._read()
+            finally:
+                h.changeColsBounds(n, self._launches, np.zeros(n), np.ones(n))
+                h.changeColsIntegrality(n, self._launches, np.array([highspy.HighsVarType.kInteger] * n))
+                self._lp_method()
+            solution.row_price, solution.col_price = duals.row_price, duals.col_price
+            solution.iterations += duals.iterations
+        elif self.method == "ipm":
+            # The interior point gets a cold start going; warm re-solves are simplex's strength.
+            h.setOptionValue("solver", "simplex")
+        return solution
+
+    def _read(self) -> Solution:
+        h = self.highs
+        status = h.getModelStatus()
+        info = h.getInfo()
+        iterations = int(info.simplex_iteration_count + max(0, info.ipm_iteration_count)
+                         + max(0, info.crossover_iteration_count))
+        feasible = info.primal_solution_status == 2  # kSolutionStatusFeasible
+        if status == highspy.HighsModelStatus.kOptimal:
+            name = "Optimal"
+        elif status in _STOPPED and feasible:
+            name = "Feasible"
+        else:
+            name = _NO_SOLUTION.get(status, "Not Solved")
+        if name not in ("Optimal", "Feasible"):
+            empty = np.zeros(0)
+            return Solution(name, float("nan"), empty, empty, empty, iterations)
+        solution = h.getSolution()
+        x = np.asarray(solution.col_value, dtype=float)
+        row_dual = np.asarray(solution.row_dual, dtype=float) if solution.dual_valid else np.zeros(len(self.problem.rows))
+        col_dual = np.asarray(solution.col_dual, dtype=float) if solution.dual_valid else np.zeros(len(x))
+        # HiGHS reports d(minimized objective)/d(rhs); the planner's sign is that of the problem's sense.
+        row_price = self.sign * row_dual
+        if self.shift:
+            row_price[self.problem.row_number[DEFINITION]] += self.shift
+        return Solution(name, float(self.problem.cost @ x), x, row_price, self.sign * col_dual, iterations)
+
+
+DEFINITION = "total_spend_definition"
+
+
+def _price_shift(problem: AllocationProblem) -> tuple[float, np.ndarray, np.ndarray]:
+    """A first guess at the price of money, folded into the costs HiGHS starts from.
+
+    Dual simplex starts with every segment whose reduced cost is positive at its upper bound.
+    From the costs alone that is every segment worth anything: far more money than the budget,
+    and the ratio test that brings spend back down (the bound-flipping one, with a candidate per
+    segment) is quadratic in HiGHS; 200,000 segments took 15 s. Subtracting ``lam`` times the
+    equality row ``sum(spend) - total_spend = 0`` changes no feasible objective, so the problem is
+    the same; but its starting point is the greedy one that funds the segments whose return beats
+    ``lam``, the return at which the best segments fill the budget. Then only segments near that
+    price move: 0.6 s. The row's shadow price comes back as ``lam`` plus what HiGHS reports.
+    """
+    cost, upper = problem.cost, problem.col_upper
+    if not problem.maximize or DEFINITION not in problem.row_number or "budget" not in problem.row_number:
+        return 0.0, cost, upper
+    n = problem.n_segments
+    returns, widths = cost[:n], upper[:n]
+    money = problem.rows[problem.row_number["budget"]].upper
+    capped = [r.upper for r in problem.rows if r.kind == "period_budget"]
+    if capped and len(capped) == len({c[2] for c in problem.cells}):
+        money = min(money, float(sum(capped)))
+    order = np.argsort(-returns, kind="stable")
+    reach = np.searchsorted(np.cumsum(widths[order]), money)
+    shift = max(0.0, float(returns[order[reach]])) if reach < n else 0.0
+    if shift == 0.0:
+        return 0.0, cost, upper
+    cost = cost.copy()
+    cost[:n] -= shift
+    cost[problem.total_col] += shift
+    # A finite bound (the most the segments can add up to) lets the total start at a bound too.
+    upper = upper.copy()
+    upper[problem.total_col] = float(widths.sum())
+    return shift, cost, upper
+
+
+def solve_cbc(problem: AllocationProblem, time_limit: float | None = None, mip_gap: float | None = None) -> Solution:
+    """CBC through pulp on ``problem.lp``; the answer in the problem's column and row order."""
+    lp = problem.lp
+    lp.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=mip_gap))
+    status = pulp.LpStatus[lp.status]
+    if status == "Optimal" and lp.sol_status == pulp.LpSolutionIntegerFeasible:
+        status = "Feasible"
+    if status not in ("Optimal", "Feasible"):
+        empty = np.zeros(0)
+        return Solution(status, float("nan"), empty, empty, empty)
+    variables = problem.variables
+    x = np.array([v.varValue or 0.0 for v in variables])
+    objective = float(pulp.value(lp.objective) or 0.0)
+    if problem.is_mip:
+        launches = [variables[j] for j in problem.launch_cols.values()]
+        for variable in launches:
+            variable.lowBound = variable.upBound = round(variable.varValue or 0.0)
+            variable.cat = pulp.LpContinuous
+        try:
+            lp.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit))
+        finally:
+            for variable in launches:
+                variable.lowBound, variable.upBound, variable.cat = 0, 1, pulp.LpInteger
+    constraints = lp.constraints
+    # CBC reports d(objective)/d(rhs) in the problem's own sense already.
+    row_price = np.array([constraints[row.name].pi or 0.0 for row in problem.rows])
+    col_price = np.array([v.dj or 0.0 for v in variables])
+    return Solution(status, objective, x, row_price, col_price)
+
+
+def solve_solution(problem: AllocationProblem, solver: str = "highs", time_limit: float | None = None,
+                   mip_gap: float | None = None) -> Solution:
+    """The raw answer (column values, prices) of ``problem`` by the named solver."""
+    _check(solver)
+    if solver == "cbc":
+        return solve_cbc(problem, time_limit, mip_gap)
+    return HighsModel(problem, solver, time_limit, mip_gap).run()
 
 
 @dataclass(frozen=True)
@@ -53,13 +273,16 @@ class AllocationResult:
     status: str
     objective: float
     allocation: pd.DataFrame
-    """tier, lever, period, amount, offers, value, marginal_roi (value of the next unit of money)."""
+    """tier, lever, period, amount, offers, value, retained (churners avoided over the horizon),
+    marginal_roi (value of the next unit of money), curve."""
     constraints: pd.DataFrame
     """constraint, kind, about, shadow_price, slack, binding, statement."""
     reduced_costs: pd.DataFrame
     """For cells left unfunded: what a first unit of money there would change in the objective."""
     solver: str
     budget: float
+    iterations: int = 0
+    """Solver iterations (simplex, interior point, crossover) of the solve; 0 when unknown (CBC)."""
 
     def to_allocation(self) -> Allocation:
         rows = self.allocation[self.allocation["amount"] > 0]
@@ -73,6 +296,10 @@ class AllocationResult:
     def total_value(self) -> float:
         return float(self.allocation["value"].sum())
 
+    @property
+    def total_retained(self) -> float:
+        return float(self.allocation["retained"].sum())
+
     def shadow_price(self, constraint: str) -> float:
         row = self.constraints[self.constraints["constraint"] == constraint]
         return float(row["shadow_price"].iloc[0]) if len(row) else 0.0
@@ -80,64 +307,102 @@ class AllocationResult:
 
 def solve(problem: AllocationProblem, solver: str = "highs", time_limit: float | None = None,
           mip_gap: float | None = None) -> AllocationResult:
-    """Solve ``problem``; raise :class:`AllocationError` with a diagnosis if it has no solution."""
-    lp = problem.lp
-    engine = solver_for(solver, time_limit, mip_gap)
-    lp.solve(engine)
-    status = pulp.LpStatus[lp.status]
-    if status != "Optimal":
+    """Solve ``problem``; raise :class:`AllocationError` with a diagnosis if it has no solution.
+
+    The status is ``Optimal``, or ``Feasible`` when a time limit stopped a MILP with a plan not
+    proven best (within ``mip_gap``).
+    """
+    solution = solve_solution(problem, solver, time_limit, mip_gap)
+    if solution.status not in ("Optimal", "Feasible"):
         from .diagnosis import diagnose
 
-        raise AllocationError(diagnose(problem, status))
-    if problem.is_mip:
-        # Duals of the linear problem with the launch decisions held where they are.
-        fixed = {v: v.varValue for v in problem.launches.values()}
-        for variable, value in fixed.items():
-            variable.lowBound = variable.upBound = round(value or 0.0)
-            variable.cat = pulp.LpContinuous
-        try:
-            lp.solve(solver_for(solver, time_limit))
-        finally:
-            for variable in fixed:
-                variable.lowBound, variable.upBound, variable.cat = 0, 1, pulp.LpBinary
-    return _read(problem, solver, status)
+        raise AllocationError(diagnose(problem, solution.status))
+    return read(problem, solution, solver)
 
 
-def _read(problem: AllocationProblem, solver: str, status: str) -> AllocationResult:
+@dataclass(frozen=True)
+class CellFigures:
+    """Per cell (in ``problem.cells`` order), what a solution's column values mean."""
+
+    amount: np.ndarray
+    value: np.ndarray
+    retained: np.ndarray
+    marginal: np.ndarray
+
+
+def cell_figures(problem: AllocationProblem, x: np.ndarray) -> CellFigures:
+    """Amount, value and lines retained per cell, read off the curves in order of their segments.
+
+    A cell's value is its curve at its amount, as if its segments were filled in order: solvers
+    may leave a tie (equal slopes) filled out of order, and the curve is what the money buys.
+    """
+    n = problem.n_segments
+    starts = problem.seg_start[:-1]
+    if len(starts) == 0:
+        empty = np.zeros(0)
+        return CellFigures(empty, empty, empty, empty)
+    amount = np.add.reduceat(x[:n], starts)
+    amount[np.abs(amount) < TOLERANCE] = 0.0
+    per_col = np.repeat(amount, np.diff(problem.seg_start))
+    widths = problem.col_upper[:n]
+    filled = np.clip(per_col - problem.seg_offset, 0.0, widths)
+    value = np.add.reduceat(filled * problem.seg_slope, starts)
+    retained = np.add.reduceat(filled * problem.seg_retained, starts)
+    # The next unit's return: the first segment not yet filled (within a millionth, as solvers round).
+    end = problem.seg_offset + widths
+    used = per_col >= end - 1e-6 * np.maximum(1.0, end)
+    full = np.add.reduceat(used.astype(np.int64), starts)
+    nseg = np.diff(problem.seg_start)
+    nxt = np.minimum(starts + full, n - 1)
+    marginal = np.where(full < nseg, problem.seg_slope[nxt], 0.0)
+    return CellFigures(amount, value, retained, marginal)
+
+
+def read(problem: AllocationProblem, solution: Solution, solver: str) -> AllocationResult:
+    """The planner's tables from a solution."""
     scenario = problem.scenario
-    sign = _dual_sign(solver, problem.lp.sense)
-    rows = []
-    for cell, segments in problem.segments.items():
-        curve = problem.curves[cell]
-        amount = sum(v.varValue or 0.0 for v in segments)
-        amount = 0.0 if abs(amount) < TOLERANCE else amount
-        cpo = cost_per_offer(scenario, cell[0], cell[1])
-        rows.append({"tier": cell[0], "lever": cell[1], "period": cell[2], "amount": amount,
-                     "offers": amount / cpo if cpo > 0 else 0.0, "value": curve.value_at(amount),
-                     "marginal_roi": curve.marginal(amount), "curve": curve.source})
-    allocation = pd.DataFrame(rows, columns=["tier", "lever", "period", "amount", "offers", "value", "marginal_roi",
-                                             "curve"])
+    figures = cell_figures(problem, solution.x)
+    tiers = [c[0] for c in problem.cells]
+    levers = [c[1] for c in problem.cells]
+    cpo = {pair: scenario.levers[pair[1]].cost_per_offer(int(scenario.tiers[pair[0]].lines_per_account or 1))
+           for pair in set(zip(tiers, levers))}
+    per_cell_cpo = np.array([cpo[pair] for pair in zip(tiers, levers)], dtype=float)
+    offers = np.divide(figures.amount, per_cell_cpo, out=np.zeros_like(figures.amount), where=per_cell_cpo > 0)
+    allocation = pd.DataFrame({
+        "tier": tiers, "lever": levers, "period": [c[2] for c in problem.cells], "amount": figures.amount,
+        "offers": offers, "value": figures.value, "retained": figures.retained, "marginal_roi": figures.marginal,
+        "curve": [problem.curves[c].source for c in problem.cells]},
+        columns=["tier", "lever", "period", "amount", "offers", "value", "retained", "marginal_roi", "curve"])
+
+    activity = _activity(problem, solution.x)
     constraints = []
-    for name, constraint in problem.lp.constraints.items():
-        kind, about = problem.kinds.get(name, ("other", ()))
-        price = sign * (constraint.pi or 0.0)
-        slack = constraint.slack or 0.0
-        binding = abs(slack) <= 1e-6 * max(1.0, abs(constraint.constant))
-        constraints.append({"constraint": name, "kind": kind, "about": ",".join(about), "shadow_price": price,
-                            "slack": abs(slack), "binding": binding,
-                            "statement": statement(kind, about, price, binding, scenario.meta.currency)})
+    for i, row in enumerate(problem.rows):
+        if row.kind == "definition":
+            continue
+        price = float(solution.row_price[i]) + 0.0
+        rhs = row.rhs
+        slack = abs(rhs - activity[i])
+        binding = slack <= 1e-6 * max(1.0, abs(rhs))
+        constraints.append({"constraint": row.name, "kind": row.kind, "about": ",".join(row.about),
+                            "shadow_price": price, "slack": slack, "binding": binding,
+                            "statement": statement(row.kind, row.about, price, binding, scenario.meta.currency)})
     frame = pd.DataFrame(constraints, columns=["constraint", "kind", "about", "shadow_price", "slack", "binding",
                                                "statement"])
-    reduced = []
-    for cell, segments in problem.segments.items():
-        amount = sum(v.varValue or 0.0 for v in segments)
-        if amount <= TOLERANCE and segments:
-            reduced.append({"tier": cell[0], "lever": cell[1], "period": cell[2],
-                            "reduced_cost": sign * (segments[0].dj or 0.0),
-                            "first_unit_value": problem.curves[cell].slopes[0]})
-    return AllocationResult(status, float(pulp.value(problem.lp.objective) or 0.0), allocation, frame,
-                            pd.DataFrame(reduced, columns=["tier", "lever", "period", "reduced_cost", "first_unit_value"]),
-                            solver, problem.budget_total)
+    unfunded = np.flatnonzero(figures.amount <= TOLERANCE)
+    first = problem.seg_start[unfunded]
+    reduced = pd.DataFrame({"tier": [tiers[i] for i in unfunded], "lever": [levers[i] for i in unfunded],
+                            "period": [problem.cells[i][2] for i in unfunded],
+                            "reduced_cost": solution.col_price[first] + 0.0,
+                            "first_unit_value": problem.seg_slope[first]},
+                           columns=["tier", "lever", "period", "reduced_cost", "first_unit_value"])
+    return AllocationResult(solution.status, solution.objective, allocation, frame, reduced, solver,
+                            problem.budget_total, solution.iterations)
+
+
+def _activity(problem: AllocationProblem, x: np.ndarray) -> np.ndarray:
+    """Each row's left-hand side at ``x``."""
+    row_of = np.repeat(np.arange(len(problem.rows)), np.diff(problem.row_start))
+    return np.bincount(row_of, weights=problem.row_value * x[problem.row_index], minlength=len(problem.rows))
 
 
 def statement(kind: str, about: tuple[str, ...], price: float, binding: bool, currency: str) -> str:
@@ -167,6 +432,10 @@ def statement(kind: str, about: tuple[str, ...], price: float, binding: bool, cu
             side = "above its minimum" if kind == "tier_min_share" else "beyond its maximum"
             return (f"{'is binding: ' if binding else ''}each unit of money {first} could take {side} share would "
                     f"change the objective by about {price:,.3g} {currency}")
+        case "churn_goal" | "retained_goal":
+            whose = f" in {first}" if first else ""
+            return (f"{'is binding: ' if binding else ''}each more line retained{whose} costs about "
+                    f"{price:,.2f} {currency} at the margin")
         case _:
             return f"shadow price {price:,.4g}"
     gain = price * step

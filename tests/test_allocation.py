@@ -6,15 +6,18 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
+import highspy
+
 from optimize.curves import ResponseCurve, concave_fit
 from optimize.frontier import frontier
 from optimize.problem import build_problem
-from optimize.solve import AllocationError, solve
+from optimize.solve import SOLVERS as NAMES, AllocationError, HighsModel, solve
 from sim.scenario import Scenario, load_scenario
 
 from .conftest import SCENARIOS
 
-SOLVERS = ["highs", "cbc"]
+SOLVERS = ["highs", "highs-ipm", "cbc"]
+"""Every check runs on each: HiGHS's dual simplex (the default), its interior point with crossover, CBC."""
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +30,14 @@ def eligible_cells(scenario: Scenario) -> list[tuple[str, str, str]]:
             for p in scenario.meta.periods]
 
 
-def random_curve(rng: np.random.Generator, cell, scale: float = 50_000.0) -> ResponseCurve:
-    k = int(rng.integers(1, 5))
+def random_curve(rng: np.random.Generator, cell, scale: float = 50_000.0, segments: int | None = None) -> ResponseCurve:
+    k = int(rng.integers(1, 5)) if segments is None else segments
     widths = rng.uniform(0.2, 1.0, k) * scale
     slopes = np.sort(rng.uniform(0.1, 3.0, k))[::-1]
     spends = np.concatenate([[0.0], np.cumsum(widths)])
     values = np.concatenate([[0.0], np.cumsum(widths * slopes)])
-    return ResponseCurve(*cell, tuple(spends), tuple(values))
+    lines = np.concatenate([[0.0], np.cumsum(widths * slopes / 1_000.0)])
+    return ResponseCurve(*cell, tuple(spends), tuple(values), retained=tuple(lines))
 
 
 def random_instance(small: Scenario, rng: np.random.Generator) -> tuple[Scenario, dict]:
@@ -115,13 +119,13 @@ def scipy_optimum(scenario: Scenario, curves: dict) -> float | None:
     return -result.fun if result.status == 0 else None
 
 
-def test_lp_matches_an_independent_formulation_on_random_instances(small: Scenario) -> None:
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_lp_matches_an_independent_formulation_on_random_instances(small: Scenario, solver: str) -> None:
     rng = np.random.default_rng(20261122)
     compared = infeasible = 0
     for i in range(120):
         scenario, curves = random_instance(small, rng)
         expected = scipy_optimum(scenario, curves)
-        solver = SOLVERS[i % 2]
         try:
             got = solve(build_problem(scenario, curves), solver).objective
         except AllocationError:
@@ -180,24 +184,72 @@ def test_shadow_prices_agree_with_finite_differences(small: Scenario, solver: st
     assert slot.objective - base.objective == pytest.approx(moved, rel=1e-4, abs=1e-6)
 
 
-def test_both_solvers_agree_on_status_values_duals_and_slacks(small: Scenario) -> None:
-    rng = np.random.default_rng(5)
+@pytest.mark.parametrize("seed", [5, 6, 7, 8])
+def test_every_solver_agrees_on_status_values_duals_and_slacks(small: Scenario, seed: int) -> None:
+    rng = np.random.default_rng(seed)
     scenario, curves = random_instance(small, rng)
     while scipy_optimum(scenario, curves) is None:
         scenario, curves = random_instance(small, rng)
-    results = {s: solve(build_problem(scenario, curves), s) for s in SOLVERS}
-    a, b = results["highs"], results["cbc"]
-    assert a.status == b.status == "Optimal"
-    assert a.objective == pytest.approx(b.objective, rel=1e-7)
-    assert a.total_value == pytest.approx(b.total_value, rel=1e-6)
-    duals = a.constraints.set_index("constraint")["shadow_price"]
-    other = b.constraints.set_index("constraint")["shadow_price"]
-    slack_a = a.constraints.set_index("constraint")["slack"]
-    slack_b = b.constraints.set_index("constraint")["slack"]
-    # Duals are unique where the primal is not degenerate; the budget's always compares.
-    assert duals["budget"] == pytest.approx(other["budget"], rel=1e-6, abs=1e-9)
-    assert slack_a["budget"] == pytest.approx(slack_b["budget"], rel=1e-6, abs=1e-3)
-    assert (duals >= -1e-9).loc[[n for n in duals.index if n.startswith(("budget", "period", "channel", "contact"))]].all()
+    problem = build_problem(scenario, curves)
+    results = {s: solve(problem, s) for s in SOLVERS}
+    reference = results["highs"]
+    ref_rows = reference.constraints.set_index("constraint")
+    for name, other in results.items():
+        assert other.status == "Optimal", name
+        assert other.objective == pytest.approx(reference.objective, rel=1e-7, abs=1e-6), name
+        assert other.total_value == pytest.approx(reference.total_value, rel=1e-6, abs=1e-6), name
+        # Random slopes make the optimum unique: the same amounts, hence the same slacks.
+        np.testing.assert_allclose(other.allocation["amount"], reference.allocation["amount"], rtol=1e-6, atol=1e-3)
+        np.testing.assert_allclose(other.allocation["retained"], reference.allocation["retained"], rtol=1e-6,
+                                   atol=1e-6)
+        rows = other.constraints.set_index("constraint")
+        assert list(rows.index) == list(ref_rows.index), name
+        np.testing.assert_allclose(rows["slack"], ref_rows["slack"], rtol=1e-6, atol=1e-3, err_msg=name)
+        # Duals are unique where the primal is not degenerate; every solver's must be optimal duals:
+        # zero off binding rows, and the same budget price.
+        assert rows.loc["budget", "shadow_price"] == pytest.approx(ref_rows.loc["budget", "shadow_price"], rel=1e-6,
+                                                                   abs=1e-9), name
+        loose = ~rows["binding"]
+        assert (rows.loc[loose, "shadow_price"].abs() <= 1e-7).all(), name
+        assert (rows.loc[[n for n in rows.index if n.startswith(("budget", "period", "channel", "contact", "lever"))],
+                         "shadow_price"] >= -1e-9).all(), name
+        np.testing.assert_allclose(rows["shadow_price"], ref_rows["shadow_price"], rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_the_allocation_table_counts_the_churners_each_cell_avoids(small: Scenario) -> None:
+    rng = np.random.default_rng(21)
+    curves = {c: random_curve(rng, c) for c in eligible_cells(small)}
+    result = solve(build_problem(only_budget(small, 150_000), curves))
+    for row in result.allocation.itertuples():
+        assert row.retained == pytest.approx(curves[(row.tier, row.lever, row.period)].retained_at(row.amount))
+    assert result.total_retained > 0
+
+
+def test_the_written_lp_reads_like_the_plan_and_solves_to_the_same_optimum(small: Scenario, tmp_path) -> None:
+    rng = np.random.default_rng(4)
+    scenario, curves = random_instance(small, rng)
+    while scipy_optimum(scenario, curves) is None:
+        scenario, curves = random_instance(small, rng)
+    problem = build_problem(scenario, curves)
+    path = tmp_path / "plan.lp"
+    problem.write_lp(str(path))
+    text = path.read_text()
+    cell = sorted(curves)[0]
+    assert f"spend_{cell[0]}_{cell[1]}_{cell[2]}_seg0" in text
+    assert "budget:" in text and f"contact_policy_{cell[0]}_{cell[2]}" in text
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.readModel(str(path))
+    highs.run()
+    assert highs.getInfo().objective_function_value == pytest.approx(solve(problem).objective, rel=1e-7)
+
+
+def test_unknown_solver_names_list_the_known_ones(small: Scenario) -> None:
+    rng = np.random.default_rng(2)
+    problem = build_problem(only_budget(small, 1_000), {c: random_curve(rng, c) for c in eligible_cells(small)})
+    with pytest.raises(ValueError, match="highs-ipm"):
+        solve(problem, "gurobi")
+    assert set(SOLVERS) <= set(NAMES)
 
 
 def test_a_fixed_launch_cost_makes_it_worth_launching_only_with_enough_budget(small: Scenario) -> None:
@@ -215,16 +267,53 @@ def test_a_fixed_launch_cost_makes_it_worth_launching_only_with_enough_budget(sm
         assert high.objective == pytest.approx(5_000.0) and high.total_spend == pytest.approx(10_000.0)
 
 
-def test_the_frontier_is_non_decreasing_and_concave(small: Scenario) -> None:
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_the_frontier_is_non_decreasing_and_concave(small: Scenario, solver: str) -> None:
     rng = np.random.default_rng(9)
     curves = {c: random_curve(rng, c) for c in eligible_cells(small)}
     problem = build_problem(only_budget(small, 100_000, "value_within_budget"), curves)
-    table = frontier(problem, np.linspace(0, 1_500_000, 60))
+    table = frontier(problem, np.linspace(0, 1_500_000, 60), solver)
+    assert list(table.columns) == ["budget", "status", "objective", "spend", "value", "marginal_return", "note"]
     values = table["objective"].to_numpy()
     assert (np.diff(values) >= -1e-6).all()
     slopes = np.diff(values) / np.diff(table["budget"].to_numpy())
     assert (np.diff(slopes) <= 1e-9).all()
     assert problem.budget_total == 100_000  # the frontier leaves the problem as it found it
+
+
+def frontier_case(small: Scenario) -> tuple[Scenario, dict]:
+    """The small scenario's own rules (contact policy, channels, budgets per period) plus lever capacities."""
+    rng = np.random.default_rng(17)
+    curves = {c: random_curve(rng, c, scale=20_000.0, segments=20) for c in eligible_cells(small)}
+    rules = {"lever_capacity": {"bill_credit": 3_000.0, "data_bonus": 4_000.0},
+             "per_period": {"H1": 400_000.0, "H2": 300_000.0}}
+    return small.model_copy(update={"budget": small.budget.model_copy(update=rules)}), curves
+
+
+@pytest.mark.parametrize("solver", ["highs", "highs-ipm"])
+def test_the_frontier_re_solves_warm_and_matches_cold_solves(small: Scenario, solver: str) -> None:
+    scenario, curves = frontier_case(small)
+    problem = build_problem(scenario, curves)
+    budgets = np.linspace(20_000, 900_000, 25)
+    table = frontier(problem, budgets, solver)
+    warm = table.attrs["iterations"]
+    cold = []
+    for budget, row in zip(budgets, table.itertuples()):
+        # Each point equals a solve from scratch at its budget (fresh build, fresh solver).
+        alone = solve(build_problem(scenario, curves, budget=budget), "highs")
+        assert row.status == "optimal"
+        assert row.objective == pytest.approx(alone.objective, rel=1e-7, abs=1e-6)
+        assert row.marginal_return == pytest.approx(alone.shadow_price("budget"), rel=1e-6, abs=1e-9)
+        assert row.spend == pytest.approx(alone.total_spend, rel=1e-6, abs=1e-3)
+        problem.set_budget(budget)
+        model = HighsModel(problem, "highs-simplex")
+        model.highs.setOptionValue("presolve", "off")  # a cold start counted in simplex pivots alone
+        cold.append(model.run().iterations)
+    problem.set_budget(scenario.budget.total)
+    assert len(warm) == len(budgets)
+    # The warm re-solves start from the last budget's basis: a few pivots instead of a solve.
+    assert sum(warm[1:]) * 5 < sum(cold[1:]), (warm, cold)
+    assert np.median(warm[1:]) <= 2
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -234,7 +323,8 @@ def test_the_frontier_is_non_decreasing_and_concave(small: Scenario) -> None:
      "has no response curve"),
     ({"roi_floor": 50.0, "tiers": {"households": {"min": 10_000}}}, "ROI floor"),
 ], ids=["tier-minimums-over-budget", "locked-cell-without-curve", "roi-floor-unreachable"])
-def test_each_kind_of_infeasibility_is_explained(small: Scenario, change: dict, expected: str) -> None:
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_each_kind_of_infeasibility_is_explained(small: Scenario, change: dict, expected: str, solver: str) -> None:
     curves = {("households", "bill_credit", p): ResponseCurve("households", "bill_credit", p, (0.0, 100_000.0),
                                                               (0.0, 150_000.0)) for p in ("H1", "H2")}
     curves[("key_a", "account_manager", "H1")] = ResponseCurve("key_a", "account_manager", "H1", (0.0, 50_000.0),
@@ -242,7 +332,7 @@ def test_each_kind_of_infeasibility_is_explained(small: Scenario, change: dict, 
     budget = {**small.budget.model_dump(mode="python"), "per_period": {}, **change}
     scenario = Scenario.model_validate({**small.model_dump(mode="python"), "budget": budget})
     with pytest.raises(AllocationError) as info:
-        solve(build_problem(scenario, curves))
+        solve(build_problem(scenario, curves), solver)
     text = " ".join(p.message for p in info.value.problems)
     assert expected in text
 
