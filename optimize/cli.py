@@ -202,7 +202,7 @@ def _cmd_optimize(args: argparse.Namespace, console: _Console) -> int:
         return EXIT_INVALID_INPUT
     watch.lap("load")
     with _ProgressBar(console) as bar:
-        estimate = response_curves(scenario, seed=seed, progress=bar)
+        estimate = response_curves(scenario, seed=seed, progress=bar, workers=args.workers)
     watch.lap("response_curves")
     plan = plan_allocation(scenario, estimate=estimate, budget=args.budget)
     watch.lap("optimize")
@@ -310,7 +310,7 @@ def _cmd_frontier(args: argparse.Namespace, console: _Console) -> int:
     if _refuse_existing(out, console):
         return EXIT_INVALID_INPUT
     with _ProgressBar(console) as bar:
-        estimate = response_curves(scenario, seed=seed, progress=bar)
+        estimate = response_curves(scenario, seed=seed, progress=bar, workers=args.workers)
     watch.lap("response_curves")
     table = efficient_frontier(scenario, args.budgets, estimate=estimate)
     watch.lap("frontier")
@@ -347,7 +347,7 @@ def _cmd_goal(args: argparse.Namespace, console: _Console) -> int:
     if _refuse_existing(out, console):
         return EXIT_INVALID_INPUT
     with _ProgressBar(console) as bar:
-        estimate = response_curves(scenario, seed=seed, progress=bar)
+        estimate = response_curves(scenario, seed=seed, progress=bar, workers=args.workers)
     watch.lap("response_curves")
     result = least_budget(scenario, tier=args.tier, max_churn=args.max_churn, min_retained=args.min_retained,
                           estimate=estimate)
@@ -425,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
         from .solve import SOLVERS
 
         p.add_argument("--solver", choices=SOLVERS, help="LP/MILP solver (default: solver.name of the scenario)")
+        p.add_argument("--workers", type=_positive_int, default=1,
+                       help="processes running the simulations in parallel (results do not depend on it)")
 
     p = command("optimize", "measure response curves and find the allocation that retains the most value",
                 "retention optimize scenarios/small.yaml --write-lp --out results/small/plan", _cmd_optimize)
@@ -463,8 +465,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategies", nargs="+", metavar="NAME", help="only these of the scenario's strategies")
     p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
     p.add_argument("--reps", type=_positive_int, help="replications per strategy (default: run.replications)")
-    p.add_argument("--workers", type=_positive_int, default=1,
-                   help="processes simulating replications in parallel (results do not depend on it)")
     solver_option(p)
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/run-<time>-seed<N>)")
 

@@ -44,12 +44,13 @@ import numpy as np
 import pandas as pd
 
 from sim.allocation import Allocation, Cell
-from sim.engine import Calibration, Simulation, prepare
+from sim.engine import Calibration, prepare
 from sim.queue_cache import QueueCache
 from sim.results import SimulationResult
 from sim.scenario import Scenario
 
 from .curves import ResponseCurve, TierChurn, concave_fit, stated_curves
+from .parallel import Task, simulate_tasks
 
 Progress = Callable[[str, int, int], None]
 
@@ -160,7 +161,8 @@ def retained_value(base: pd.DataFrame, funded: pd.DataFrame, scenario: Scenario)
 
 
 def estimate_curves(scenario: Scenario, calibration: Calibration | None = None, *, seed: int | None = None,
-                    progress: Progress | None = None, queue_cache: QueueCache | None = None) -> CurveEstimate:
+                    progress: Progress | None = None, queue_cache: QueueCache | None = None,
+                    workers: int = 1) -> CurveEstimate:
     """Curves for every cell: the planner's where stated, measured by designed runs elsewhere.
 
     The runs share one queue-outcome cache (``queue_cache``, or a new one): they differ in who is
@@ -178,35 +180,38 @@ def estimate_curves(scenario: Scenario, calibration: Calibration | None = None, 
         calibration = prepare(scenario, seed)
     runs_scenario = estimation_scenario(scenario)
     queues = QueueCache() if queue_cache is None else queue_cache
-    done = 0
 
-    def run(allocation: Allocation, replication: int) -> pd.DataFrame:
-        nonlocal done
-        records = Simulation(runs_scenario, allocation, calibration, seed, replication, queue_cache=queues).run()
-        done += 1
-        if progress:
-            progress("estimating response curves", done, total_runs)
-        return churn_paths(SimulationResult.from_records(records, replication))
-
-    base = pd.concat([run(Allocation.empty(), r) for r in range(settings.replications)])
+    base_allocation = Allocation.empty()
+    plans: list[tuple[tuple[str, str, float] | None, Allocation]] = [(None, base_allocation)]
+    for lever, period in designs:
+        in_design = [c for c in wanted if c[1] == lever and c[2] == period]
+        for level in settings.levels:
+            plans.append(((lever, period, level), Allocation({c: level * tops[c] for c in in_design})))
+    # Replication by replication: one worker runs every design of a replication on shared queue windows.
+    tasks = [Task("", allocation, r) for r in range(settings.replications) for _, allocation in plans]
+    outcomes = simulate_tasks({"": runs_scenario}, tasks, calibration, seed, workers=workers, chunk=len(plans),
+                              stage="estimating response curves", progress=progress, queue_cache=queues)
+    paths: dict[tuple[str, str, float] | None, list[pd.DataFrame]] = {}
+    for task_index, outcome in enumerate(outcomes):
+        design = plans[task_index % len(plans)][0]
+        paths.setdefault(design, []).append(churn_paths(outcome))
+    base = pd.concat(paths[None])
     per_tier = base.groupby(level=["replication", "tier"]).agg(leavers=("expected_leavers", "sum"),
                                                                line_months=("lines", "sum"))
     churn = {tier: TierChurn(tier, float(g["leavers"].mean()), float(g["line_months"].mean()))
              for tier, g in per_tier.groupby(level="tier")}
     measured: list[dict[str, object]] = []
-    for lever, period in designs:
-        in_design = [c for c in wanted if c[1] == lever and c[2] == period]
-        for level in settings.levels:
-            allocation = Allocation({c: level * tops[c] for c in in_design})
-            funded = pd.concat([run(allocation, r) for r in range(settings.replications)])
-            gain = retained_value(base, funded, scenario)
-            for cell in in_design:
-                g = gain.xs(cell[0], level="tier")
-                measured.append({"tier": cell[0], "lever": lever, "period": period, "level": level,
-                                 "spend": level * tops[cell], "value": float(g["value"].mean()),
-                                 "value_se": _standard_error(g["value"]),
-                                 "retained_lines": float(g["retained_lines"].mean()),
-                                 "retained_lines_se": _standard_error(g["retained_lines"])})
+    for design, allocation in plans[1:]:
+        assert design is not None
+        lever, period, level = design
+        gain = retained_value(base, pd.concat(paths[design]), scenario)
+        for cell in allocation.amounts:
+            g = gain.xs(cell[0], level="tier")
+            measured.append({"tier": cell[0], "lever": lever, "period": period, "level": level,
+                             "spend": level * tops[cell], "value": float(g["value"].mean()),
+                             "value_se": _standard_error(g["value"]),
+                             "retained_lines": float(g["retained_lines"].mean()),
+                             "retained_lines_se": _standard_error(g["retained_lines"])})
     points = pd.DataFrame(measured, columns=["tier", "lever", "period", "level", "spend", "value", "value_se",
                                              "retained_lines", "retained_lines_se"])
     curves = dict(stated)

@@ -9,8 +9,6 @@ depend on the number of workers.
 
 from __future__ import annotations
 
-import multiprocessing
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sim.allocation import Allocation, Cell
-from sim.engine import Calibration, Simulation, prepare
+from sim.engine import Calibration, prepare
 from sim.queue_cache import QueueCache
 from sim.results import SimulationResult, t_quantile
 from sim.runner import Stopwatch
@@ -29,6 +27,7 @@ from .compare import by_tier_table, paired_differences, strategy_figures, summar
 from .curves import ResponseCurve
 from .estimate import CurveEstimate, estimate_curves
 from .frontier import frontier
+from .parallel import Task, simulate_tasks
 from .plan import Plan, plan_allocation
 from .problem import build_problem
 from .solve import solve
@@ -76,57 +75,21 @@ class RunOutcome:
         return table[["strategy", "tier", "lever", "period", "amount"]]
 
 
-# --- simulating strategies in parallel ----------------------------------------------------------
-
-_WORKER: dict[str, object] = {}
-
-
-def _init_worker(scenarios: dict[str, Scenario], calibration: Calibration, seed: int) -> None:
-    # One queue-outcome cache per process: strategies of a replication share its contact-center windows.
-    _WORKER.update(scenarios=scenarios, calibration=calibration, seed=seed, queues=QueueCache())
-
-
-def _init_process(scenarios: dict[str, Scenario], calibration: Calibration, seed: int) -> None:
-    # Ctrl-C reaches the whole process group; the parent alone stops the run and cleans up.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _init_worker(scenarios, calibration, seed)
-
-
-def _simulate_one(task: tuple[str, str, Allocation, int]) -> SimulationResult:
-    variant, _, allocation, replication = task
-    scenarios: dict[str, Scenario] = _WORKER["scenarios"]  # type: ignore[assignment]
-    records = Simulation(scenarios[variant], allocation, _WORKER["calibration"], _WORKER["seed"],  # type: ignore[arg-type]
-                         replication, queue_cache=_WORKER["queues"]).run()  # type: ignore[arg-type]
-    return SimulationResult.from_records(records, replication)
-
+# --- simulating strategies ----------------------------------------------------------------------
 
 def simulate_all(scenarios: dict[str, Scenario], plans: list[tuple[str, str, Allocation]], calibration: Calibration,
                  seed: int, replications: int, workers: int = 1,
                  progress: Progress | None = None) -> dict[tuple[str, str], SimulationResult]:
     """Simulate each (variant, strategy, allocation) for ``replications`` on common random numbers."""
-    # Replication by replication, so a worker simulates the strategies of one replication together and
-    # reuses its queue windows (chunks of one replication's plans).
-    tasks = [(variant, name, allocation, r) for r in range(replications) for variant, name, allocation in plans]
-    outcomes: list[SimulationResult] = []
-    if workers <= 1:
-        _init_worker(scenarios, calibration, seed)
-        for i, task in enumerate(tasks, start=1):
-            outcomes.append(_simulate_one(task))
-            if progress:
-                progress("simulating", i, len(tasks))
-    else:
-        # spawn, not fork: the parent may hold threads (the progress bar), which fork does not copy safely.
-        context = multiprocessing.get_context("spawn")
-        # Leaving the block terminates the workers, also on Ctrl-C or an error: queued replications
-        # are dropped, not finished.
-        with context.Pool(workers, initializer=_init_process, initargs=(scenarios, calibration, seed)) as pool:
-            for i, outcome in enumerate(pool.imap(_simulate_one, tasks, chunksize=len(plans)), start=1):
-                outcomes.append(outcome)
-                if progress:
-                    progress("simulating", i, len(tasks))
+    # Replication by replication, so one worker simulates all plans of a replication and reuses its
+    # queue windows.
+    keys = [(variant, name) for _ in range(replications) for variant, name, _ in plans]
+    tasks = [Task(variant, allocation, r) for r in range(replications) for variant, _, allocation in plans]
+    outcomes = simulate_tasks(scenarios, tasks, calibration, seed, workers=workers, chunk=len(plans),
+                              progress=progress)
     grouped: dict[tuple[str, str], list[SimulationResult]] = {}
-    for (variant, name, _, _), outcome in zip(tasks, outcomes):
-        grouped.setdefault((variant, name), []).append(outcome)
+    for key, outcome in zip(keys, outcomes):
+        grouped.setdefault(key, []).append(outcome)
     return {key: SimulationResult.concat(parts) for key, parts in grouped.items()}
 
 
@@ -174,7 +137,8 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
     watch.lap("calibrate")
 
     queues = QueueCache()
-    estimate = estimate_curves(scenario, calibration, seed=seed, progress=progress, queue_cache=queues)
+    estimate = estimate_curves(scenario, calibration, seed=seed, progress=progress, queue_cache=queues,
+                               workers=workers)
     watch.lap("response_curves")
     plan = plan_allocation(scenario, estimate=estimate)
     budgets = np.linspace(0.0, FRONTIER_REACH * scenario.budget.total, FRONTIER_POINTS).tolist()
@@ -190,7 +154,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
             for variant in scenario.competitors.variants:
                 robust_estimates[variant.name] = estimate_curves(variant_scenario(scenario, variant.name),
                                                                  calibration, seed=seed, progress=progress,
-                                                                 queue_cache=queues)
+                                                                 queue_cache=queues, workers=workers)
             problem = build_problem(scenario, expected_curves(scenario, robust_estimates))
             settings = scenario.solver
             robust = solve(problem, settings.name, settings.time_limit_seconds, settings.mip_gap)

@@ -50,9 +50,11 @@ class Plan:
         return self.result.reduced_costs
 
 
-def response_curves(scenario: Scenario, *, seed: int | None = None, progress: Progress | None = None) -> CurveEstimate:
-    """Every cell's response curve: stated by the planner or measured by designed simulation runs."""
-    return estimate_curves(scenario, seed=seed, progress=progress)
+def response_curves(scenario: Scenario, *, seed: int | None = None, progress: Progress | None = None,
+                    workers: int = 1) -> CurveEstimate:
+    """Every cell's response curve: stated by the planner or measured by designed simulation runs
+    (in ``workers`` processes; the curves do not depend on it)."""
+    return estimate_curves(scenario, seed=seed, progress=progress, workers=workers)
 
 
 def curve_table(estimate: CurveEstimate) -> pd.DataFrame:

@@ -1,0 +1,77 @@
+"""Many simulation runs of one scenario, in this process or in a pool of worker processes.
+
+Curve measurement and strategy comparison both run one scenario (or a few competitor
+variants) under many allocations and replications. Each run is fixed by its scenario,
+allocation, seed and replication, so where it runs changes nothing: outcomes come back in
+task order, the same bytes with one worker or several. Each process keeps one queue-outcome
+cache, and tasks are handed out in chunks of one replication, so the runs of a replication
+share their contact-center windows.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sim.allocation import Allocation
+from sim.engine import Calibration, Simulation
+from sim.queue_cache import QueueCache
+from sim.results import SimulationResult
+from sim.scenario import Scenario
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Task:
+    scenario: str
+    """Key into the scenarios handed to :func:`simulate_tasks` (a competitor variant, or '')."""
+    allocation: Allocation
+    replication: int
+
+
+_WORKER: dict[str, object] = {}
+
+
+def _init(scenarios: dict[str, Scenario], calibration: Calibration, seed: int,
+          queue_cache: QueueCache | None = None) -> None:
+    _WORKER.update(scenarios=scenarios, calibration=calibration, seed=seed,
+                   queues=queue_cache if queue_cache is not None else QueueCache())
+
+
+def _init_process(scenarios: dict[str, Scenario], calibration: Calibration, seed: int) -> None:
+    # Ctrl-C reaches the whole process group; the parent alone stops the run and cleans up.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init(scenarios, calibration, seed)
+
+
+def _run(task: Task) -> SimulationResult:
+    scenarios: dict[str, Scenario] = _WORKER["scenarios"]  # type: ignore[assignment]
+    records = Simulation(scenarios[task.scenario], task.allocation, _WORKER["calibration"],  # type: ignore[arg-type]
+                         _WORKER["seed"], task.replication, queue_cache=_WORKER["queues"]).run()  # type: ignore[arg-type]
+    return SimulationResult.from_records(records, task.replication)
+
+
+def simulate_tasks(scenarios: dict[str, Scenario], tasks: list[Task], calibration: Calibration, seed: int, *,
+                   workers: int = 1, chunk: int = 1, stage: str = "simulating", progress: Progress | None = None,
+                   queue_cache: QueueCache | None = None) -> list[SimulationResult]:
+    """Every task's result, in task order. ``chunk``: tasks handed to a worker at once (one replication's)."""
+    outcomes: list[SimulationResult] = []
+    if workers <= 1 or len(tasks) <= 1:
+        _init(scenarios, calibration, seed, queue_cache)
+        for i, task in enumerate(tasks, start=1):
+            outcomes.append(_run(task))
+            if progress:
+                progress(stage, i, len(tasks))
+        return outcomes
+    # spawn, not fork: the parent may hold threads (the progress bar), which fork does not copy safely.
+    context = multiprocessing.get_context("spawn")
+    # Leaving the block terminates the workers, also on Ctrl-C or an error: queued runs are dropped.
+    with context.Pool(workers, initializer=_init_process, initargs=(scenarios, calibration, seed)) as pool:
+        for i, outcome in enumerate(pool.imap(_run, tasks, chunksize=max(1, chunk)), start=1):
+            outcomes.append(outcome)
+            if progress:
+                progress(stage, i, len(tasks))
+    return outcomes
