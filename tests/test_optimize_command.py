@@ -89,3 +89,51 @@ def test_an_existing_folder_is_never_overwritten(plans, quick_small: Path, capfd
     assert main(["optimize", str(quick_small), "--out", str(plans[0])]) == 1
     assert "exists already" in capfd.readouterr().err
     assert (plans[0] / "allocation.csv").read_bytes() == before
+
+
+def test_frontier_command(quick_small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "frontier"
+    assert main(["-q", "frontier", str(quick_small), "--budgets", "0:400k:50", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "frontier.csv")
+    assert len(table) == 50 and table["budget"].iloc[-1] == pytest.approx(400_000)
+    value = table["value"].to_numpy()
+    assert (np.diff(value) >= -1e-6 * value.max()).all()
+
+
+def test_goal_command_finds_the_least_budget(quick_small: Path, tmp_path: Path, capfd) -> None:
+    out = tmp_path / "goal"
+    assert main(["goal", str(quick_small), "--tier", "households", "--min-retained", "20", "--out", str(out)]) == 0
+    printed = capfd.readouterr().out
+    allocation = pd.read_csv(out / "allocation.csv")
+    assert set(allocation["tier"]) == {"households"}
+    assert allocation["retained_lines"].sum() == pytest.approx(20, rel=1e-6)
+    least = allocation["amount"].sum()
+    assert f"least budget: {least:,.0f}" in printed
+    churn = pd.read_csv(out / "churn.csv").set_index("tier")
+    assert churn.loc["households", "churn_with"] < churn.loc["households", "churn_without"]
+
+
+def test_an_unreachable_goal_is_explained(quick_small: Path, tmp_path: Path, capfd) -> None:
+    assert main(["goal", str(quick_small), "--tier", "households", "--max-churn", "0.1%",
+                 "--out", str(tmp_path / "goal")]) == 1
+    err = capfd.readouterr().err
+    assert "households" in err and "0.10%" in err and "Traceback" not in err
+    assert not (tmp_path / "goal").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["frontier", "--budgets", "0:100"], "FROM:TO:N"),
+    (["frontier", "--budgets", "5M:1M:10"], "TO must be more than FROM"),
+    (["goal", "--tier", "households", "--max-churn", "150%"], "monthly rate"),
+    (["goal", "--max-churn", "1%"], "one of the arguments --tier --all-tiers is required"),
+])
+def test_bad_frontier_and_goal_arguments(quick_small: Path, args: list[str], message: str, capfd) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([args[0], str(quick_small), *args[1:]])
+    assert stop.value.code == 2
+    assert message in capfd.readouterr().err
+
+
+def test_a_goal_needs_a_target(quick_small: Path, capfd) -> None:
+    assert main(["goal", str(quick_small), "--tier", "households"]) == 2
+    assert "give a goal" in capfd.readouterr().err
