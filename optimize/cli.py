@@ -176,9 +176,8 @@ def _scenario_for(args: argparse.Namespace) -> Scenario:
     return scenario
 
 
-def _out_folder(args: argparse.Namespace, kind: str, scenario: Scenario, seed: int) -> Path | None:
-    out = Path(args.out) if args.out else _default_out(kind, scenario.meta.name, seed)
-    return out
+def _out_folder(args: argparse.Namespace, kind: str, scenario: Scenario, seed: int) -> Path:
+    return Path(args.out) if args.out else _default_out(kind, scenario.meta.name, seed)
 
 
 def _refuse_existing(out: Path, console: _Console) -> bool:
@@ -189,21 +188,37 @@ def _refuse_existing(out: Path, console: _Console) -> bool:
     return False
 
 
-def _cmd_optimize(args: argparse.Namespace, console: _Console) -> int:
-    from sim.runner import Stopwatch, manifest, write_outputs
+def _measure_curves(args: argparse.Namespace, console: _Console, kind: str):  # type: ignore[no-untyped-def]
+    """The first steps of optimize, frontier and goal: load, choose the folder, measure the curves.
 
-    from .plan import curve_table, plan_allocation, response_curves
+    Returns (scenario, seed, output folder, curve estimate, stopwatch), or None when the folder exists.
+    """
+    from sim.runner import Stopwatch
+
+    from .plan import response_curves
 
     watch = Stopwatch()
     scenario = _scenario_for(args)
     seed = scenario.run.seed if args.seed is None else args.seed
-    out = _out_folder(args, "optimize", scenario, seed)
+    out = _out_folder(args, kind, scenario, seed)
     if _refuse_existing(out, console):
-        return EXIT_INVALID_INPUT
+        return None
     watch.lap("load")
     with _ProgressBar(console) as bar:
         estimate = response_curves(scenario, seed=seed, progress=bar, workers=args.workers)
     watch.lap("response_curves")
+    return scenario, seed, out, estimate, watch
+
+
+def _cmd_optimize(args: argparse.Namespace, console: _Console) -> int:
+    from sim.runner import manifest, write_outputs
+
+    from .plan import curve_table, plan_allocation
+
+    measured = _measure_curves(args, console, "optimize")
+    if measured is None:
+        return EXIT_INVALID_INPUT
+    scenario, seed, out, estimate, watch = measured
     plan = plan_allocation(scenario, estimate=estimate, budget=args.budget)
     watch.lap("optimize")
     frames = {"allocation": plan.allocation, "shadow_prices": plan.shadow_prices,
@@ -299,19 +314,14 @@ def _cmd_compare(args: argparse.Namespace, console: _Console) -> int:
 
 
 def _cmd_frontier(args: argparse.Namespace, console: _Console) -> int:
-    from sim.runner import Stopwatch, manifest, write_outputs
+    from sim.runner import manifest, write_outputs
 
-    from .plan import curve_table, efficient_frontier, response_curves
+    from .plan import curve_table, efficient_frontier
 
-    watch = Stopwatch()
-    scenario = _scenario_for(args)
-    seed = scenario.run.seed if args.seed is None else args.seed
-    out = _out_folder(args, "frontier", scenario, seed)
-    if _refuse_existing(out, console):
+    measured = _measure_curves(args, console, "frontier")
+    if measured is None:
         return EXIT_INVALID_INPUT
-    with _ProgressBar(console) as bar:
-        estimate = response_curves(scenario, seed=seed, progress=bar, workers=args.workers)
-    watch.lap("response_curves")
+    scenario, seed, out, estimate, watch = measured
     table = efficient_frontier(scenario, args.budgets, estimate=estimate)
     watch.lap("frontier")
     written = write_outputs(out, {"frontier": table, "curves": curve_table(estimate)},
@@ -327,28 +337,25 @@ def _cmd_frontier(args: argparse.Namespace, console: _Console) -> int:
 
 
 def _cmd_goal(args: argparse.Namespace, console: _Console) -> int:
-    from sim.runner import Stopwatch, manifest, write_outputs
+    from sim.runner import manifest, write_outputs
 
-    from .plan import least_budget, response_curves
+    from .plan import least_budget
 
     if args.max_churn is None and args.min_retained is None:
         console.problem("retention goal: give a goal: --max-churn X and/or --min-retained N")
         return EXIT_USAGE
-    watch = Stopwatch()
-    scenario = _scenario_for(args)
-    if args.tier is not None and args.tier not in scenario.tiers:
-        from sim.scenario.types import did_you_mean
+    if args.tier is not None:
+        tiers = load_scenario(args.file).tiers
+        if args.tier not in tiers:
+            from sim.scenario.types import did_you_mean
 
-        console.problem(f"{args.file}: unknown tier '{args.tier}'{did_you_mean(args.tier, scenario.tiers)}\n"
-                        f"    fix: use one of: {', '.join(scenario.tiers)}")
+            console.problem(f"{args.file}: unknown tier '{args.tier}'{did_you_mean(args.tier, tiers)}\n"
+                            f"    fix: use one of: {', '.join(tiers)}")
+            return EXIT_INVALID_INPUT
+    measured = _measure_curves(args, console, "goal")
+    if measured is None:
         return EXIT_INVALID_INPUT
-    seed = scenario.run.seed if args.seed is None else args.seed
-    out = _out_folder(args, "goal", scenario, seed)
-    if _refuse_existing(out, console):
-        return EXIT_INVALID_INPUT
-    with _ProgressBar(console) as bar:
-        estimate = response_curves(scenario, seed=seed, progress=bar, workers=args.workers)
-    watch.lap("response_curves")
+    scenario, seed, out, estimate, watch = measured
     result = least_budget(scenario, tier=args.tier, max_churn=args.max_churn, min_retained=args.min_retained,
                           estimate=estimate)
     watch.lap("goal_seek")

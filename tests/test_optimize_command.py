@@ -17,17 +17,6 @@ from .conftest import SCENARIOS
 
 
 @pytest.fixture(scope="module")
-def quick_small(tmp_path_factory) -> Path:
-    """The small market with a coarser curve design (two levels, one replication), to keep the suite quick."""
-    text = (SCENARIOS / "small.yaml").read_text(encoding="utf-8")
-    assert "\nrun:\n" in text
-    text = text.replace("\nrun:\n", "\nrun:\n  estimation: {levels: [0.3, 1.0], replications: 1}\n")
-    path = tmp_path_factory.mktemp("scenario") / "small_quick.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
 def plans(tmp_path_factory, quick_small: Path) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("plans")
     outs = (base / "a", base / "b")

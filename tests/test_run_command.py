@@ -26,16 +26,6 @@ CHARTS = ("churn_by_strategy.png", "npv_by_strategy.png", "frontier.png", "alloc
 
 
 @pytest.fixture(scope="module")
-def quick_small(tmp_path_factory) -> Path:
-    """The small market with a coarse curve design, to keep the suite quick."""
-    text = (SCENARIOS / "small.yaml").read_text(encoding="utf-8")
-    text = text.replace("\nrun:\n", "\nrun:\n  estimation: {levels: [0.3, 1.0], replications: 1}\n")
-    path = tmp_path_factory.mktemp("scenario") / "small_quick.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
 def runs(tmp_path_factory, quick_small: Path) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("runs")
     one, two = base / "one", base / "two"
