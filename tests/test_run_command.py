@@ -201,3 +201,18 @@ def test_on_the_baseline_the_lp_plan_beats_uniform_spending() -> None:
     spend = outcome.summary.set_index(["strategy", "metric"])["mean"]
     assert spend[("lp_optimal", "retention_spend")] <= scenario.budget.total * 1.0001
     assert spend[("uniform", "retention_spend")] > 0.85 * scenario.budget.total
+
+
+def test_a_planner_allocation_file_is_a_strategy(quick_small: Path, tmp_path: Path) -> None:
+    plan = tmp_path / "mine.csv"
+    plan.write_text("tier,lever,period,amount\nhouseholds,data_bonus,H1,30000\nprepaid,data_bonus,H2,20000\n")
+    scenario = tmp_path / "small_mine.yaml"
+    scenario.write_text(quick_small.read_text(encoding="utf-8")
+                        + "\nstrategies: [no_retention, {name: mine, allocation: mine.csv}]\n", encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["-q", "run", str(scenario), "--reps", "2", "--out", str(out)]) == 0
+    allocation = pd.read_csv(out / "allocation.csv")
+    mine = allocation[allocation["strategy"] == "mine"]
+    assert mine["amount"].sum() == pytest.approx(50_000)
+    spend = pd.read_csv(out / "summary.csv").set_index(["strategy", "metric"])["mean"]
+    assert 0 < spend[("mine", "retention_spend")] <= 50_000
