@@ -59,6 +59,8 @@ def simulate_tasks(scenarios: dict[str, Scenario], tasks: list[Task], calibratio
                    queue_cache: QueueCache | None = None) -> list[SimulationResult]:
     """Every task's result, in task order. ``chunk``: tasks handed to a worker at once (one replication's)."""
     outcomes: list[SimulationResult] = []
+    if progress:
+        progress(stage, 0, len(tasks))  # the bar's clock starts now, not at the first finished chunk
     if workers <= 1 or len(tasks) <= 1:
         _init(scenarios, calibration, seed, queue_cache)
         for i, task in enumerate(tasks, start=1):
