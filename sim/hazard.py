@@ -187,7 +187,7 @@ def _calibration_population(scenario: Scenario, rng: np.random.Generator, scale:
     states = build_population(scenario, rng, scale)
     minimum = CALIBRATION_UNITS // 10
     for i, (state, tier) in enumerate(zip(states, scenario.tiers.values())):
-        if state.size < minimum:
+        if state.size < minimum and scenario.population is None:  # a table's tier is all its rows already
             boosted = scenario.model_copy(update={"tiers": {tier_name: t for tier_name, t in scenario.tiers.items()
                                                             if t is tier}})
             factor = minimum / max(tier.unit_count, 1)

@@ -177,8 +177,18 @@ def build_population(scenario: Scenario, rng: np.random.Generator, scale: float 
     """The subscriber base at the start of month 1, one :class:`TierState` per tier."""
     states = []
     horizon = scenario.meta.horizon_months
+    table = None
+    if scenario.population is not None:
+        # A customer table: the tiers' units are its rows (import here: the reader needs the population's types).
+        from .customers.population import apply_rows, choose_rows, load_table_population
+
+        table = load_table_population(scenario)
     for index, (name, tier) in enumerate(scenario.tiers.items()):
         units = initial_units(tier, scale)
+        rows = None
+        if table is not None:
+            rows = choose_rows(table, name, units, rng)
+            units = rows.size
         # Room for the expected gross adds plus a margin, so growth rarely needs a copy.
         room = int(units * (tier.gross_add_rate * horizon * 1.2 + 0.02)) + 16
         arrays = _empty(units + room)
@@ -186,6 +196,8 @@ def build_population(scenario: Scenario, rng: np.random.Generator, scale: float 
         weight = tier.unit_count / units
         state = TierState(name=name, index=index, lines_per_unit=lines_per_unit, weight=weight, size=units, **arrays)
         fill_new_units(state, tier, slice(0, units), 1, region_shares(scenario, tier), rng, at_start=True)
+        if table is not None and rows is not None:
+            apply_rows(state, table, rows, list(scenario.network.regions))
         if tier.kind == "enterprise":
             state.account_of_line = np.repeat(np.arange(units, dtype=np.int32), lines_per_unit)
         states.append(state)

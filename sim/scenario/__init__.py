@@ -19,12 +19,12 @@ Units are stated once in :mod:`sim.scenario.types`.
 """
 
 from .errors import KeyPath, Problem, ScenarioError, format_path
-from .loader import load_scenario, scenario_to_yaml, validate_document
+from .loader import load_scenario, scenario_to_yaml, validate_as, validate_document
 from .model import Scenario
 from .schema import json_schema
 from .yaml_source import YamlDocument, parse_yaml, read_yaml
 
 __all__ = [
     "KeyPath", "Problem", "Scenario", "ScenarioError", "YamlDocument", "format_path", "json_schema",
-    "load_scenario", "parse_yaml", "read_yaml", "scenario_to_yaml", "validate_document",
+    "load_scenario", "parse_yaml", "read_yaml", "scenario_to_yaml", "validate_as", "validate_document",
 ]

@@ -83,9 +83,9 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def _model_at(path: KeyPath) -> type[BaseModel] | None:
+def _model_at(path: KeyPath, root: type[BaseModel] = Scenario) -> type[BaseModel] | None:
     """The section model that the mapping at ``path`` must follow, for did-you-mean hints."""
-    current: Any = Scenario
+    current: Any = root
     for part in path:
         current = _unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
@@ -162,7 +162,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
     return tuple(path)
 
 
-def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any]) -> Problem:
+def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any], root: type[BaseModel] = Scenario) -> Problem:
     kind: str = error["type"]
     # pydantic appends "[key]" for dict-key errors and names the validator step in some locs.
     raw_loc = tuple(error["loc"])
@@ -178,7 +178,7 @@ def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any]) -> Problem:
     elif kind == "missing":
         parent, key = path[:-1], path[-1]
         message = f"'{key}' is missing"
-        model = _model_at(parent)
+        model = _model_at(parent, root)
         field = model.model_fields.get(str(key)) if model else None
         description = f" ({field.description.splitlines()[0]})" if field and field.description else ""
         hint = f"add '{key}:' here{description}"
@@ -186,7 +186,7 @@ def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any]) -> Problem:
         use_key_position = True
     elif kind == "extra_forbidden":
         parent, key = path[:-1], str(path[-1])
-        model = _model_at(parent)
+        model = _model_at(parent, root)
         allowed = list(model.model_fields) if model else []
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         message = f"unknown key '{key}'" + (f"; did you mean '{close[0]}'?" if close else "")
@@ -224,10 +224,19 @@ def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any]) -> Problem:
 
 def validate_document(doc: YamlDocument) -> Scenario:
     """Validate parsed YAML data as a scenario; raise :class:`ScenarioError` listing every problem."""
+    return validate_as(doc, Scenario, _validation_context(doc.data) if isinstance(doc.data, dict) else {})
+
+
+M = typing.TypeVar("M", bound=BaseModel)
+
+
+def validate_as(doc: YamlDocument, model: type[M], context: dict[str, Any] | None = None) -> M:
+    """Validate parsed YAML data as ``model`` (a scenario, or another file of the planner's such as a
+    customer-table mapping); raise :class:`ScenarioError` listing every problem with its line."""
     try:
-        return Scenario.model_validate(doc.data, context=_validation_context(doc.data))
+        return model.model_validate(doc.data, context=context or {})
     except ValidationError as exc:
-        problems = [_problem_from_error(doc, e) for e in exc.errors(include_url=False)]
+        problems = [_problem_from_error(doc, e, model) for e in exc.errors(include_url=False)]
         problems.sort(key=lambda p: (p.line or 0, p.column or 0))
         raise ScenarioError(problems) from None
 
@@ -237,7 +246,9 @@ def load_scenario(path: str | Path) -> Scenario:
 
     Raises :class:`ScenarioError` naming every problem with its file, line, key path and fix.
     """
-    return validate_document(read_yaml(path))
+    scenario = validate_document(read_yaml(path))
+    scenario._source_dir = str(Path(path).resolve().parent)
+    return scenario
 
 
 def scenario_to_yaml(scenario: Scenario) -> str:

