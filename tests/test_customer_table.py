@@ -222,3 +222,30 @@ def test_an_existing_scenario_is_not_replaced_without_force(tmp_path: Path, capf
     assert (tmp_path / "tiny.yaml").read_text() == "keep me"
 
 
+
+
+def test_a_parquet_table_reads_like_its_csv(tmp_path: Path, capfd) -> None:
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    (tmp_path / "table.csv").write_text(GOOD_CSV, encoding="utf-8")
+    frame = pd.read_csv(tmp_path / "table.csv")
+    frame.to_parquet(tmp_path / "table.parquet")
+    (tmp_path / "mapping.yaml").write_text(textwrap.dedent(GOOD_MAPPING), encoding="utf-8")
+    for source, out in (("table.csv", "from_csv.yaml"), ("table.parquet", "from_parquet.yaml")):
+        assert main(["-q", "calibrate", str(tmp_path / source), "--map", str(tmp_path / "mapping.yaml"),
+                     "--out", str(tmp_path / out), "--report", str(tmp_path / f"report-{out}")]) == 0
+    csv_scenario, parquet_scenario = (load_scenario(tmp_path / n) for n in ("from_csv.yaml", "from_parquet.yaml"))
+    assert csv_scenario.tiers == parquet_scenario.tiers
+    assert csv_scenario.population.effects == pytest.approx(parquet_scenario.population.effects)
+
+
+def test_rows_that_are_accounts_make_enterprise_tiers(tmp_path: Path, capfd) -> None:
+    lines = GOOD_CSV.splitlines()
+    csv = "\n".join([lines[0] + ",lines"] + [f"{row},{5 + i % 3}" for i, row in enumerate(lines[1:])]) + "\n"
+    mapping = GOOD_MAPPING.replace("churn: left}", "churn: left, lines: lines}")
+    code, err = _calibrate(tmp_path, csv, mapping, capfd)
+    assert code == 0, err
+    scenario = load_scenario(tmp_path / "tiny.yaml")
+    for tier in scenario.tiers.values():
+        assert tier.kind == "enterprise" and tier.lines_per_account == 6 and tier.accounts == 120
