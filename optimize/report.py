@@ -33,24 +33,31 @@ def _png(figure: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
-def churn_curves(outcome: RunOutcome) -> bytes:
-    """Mean monthly churn per strategy, month by month."""
+def _monthly_lines(series: dict[str, pd.Series], ylabel: str, title: str) -> bytes:
+    """One line per named series over the months (values already in the unit of ``ylabel``)."""
     figure, axis = plt.subplots(figsize=(8, 4.2))
-    for name, result in outcome.results.items():
-        m = result.monthly.groupby(["replication", "month"])[["churned_lines", "lines_start"]].sum()
-        rate = (m["churned_lines"] / m["lines_start"]).groupby(level="month").mean()
-        axis.plot(rate.index, rate.to_numpy() * 100, label=name, linewidth=1.6)
+    for label, values in series.items():
+        axis.plot(values.index, values.to_numpy(), label=label, linewidth=1.6)
     axis.set_xlabel("month")
-    axis.set_ylabel("monthly churn, % of lines")
-    axis.set_title("Churn by strategy (mean over replications)")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     return _png(figure)
 
 
+def churn_curves(outcome: RunOutcome) -> bytes:
+    """Mean monthly churn per strategy, month by month."""
+    series = {}
+    for name, result in outcome.results.items():
+        m = result.monthly.groupby(["replication", "month"])[["churned_lines", "lines_start"]].sum()
+        series[name] = (m["churned_lines"] / m["lines_start"]).groupby(level="month").mean() * 100
+    return _monthly_lines(series, "monthly churn, % of lines", "Churn by strategy (mean over replications)")
+
+
 def frontier_chart(outcome: RunOutcome) -> bytes:
     """Value retained and its marginal return against the total budget."""
-    table = outcome.frontier[outcome.frontier["status"] == "optimal"]
+    table = outcome.frontier[outcome.frontier["status"].isin(["optimal", "feasible"])]
     figure, axis = plt.subplots(figsize=(8, 4.2))
     axis.plot(table["budget"], table["value"], color="#1f77b4", linewidth=2, label="value retained")
     axis.axvline(outcome.scenario.budget.total, color="grey", linestyle="--", linewidth=1, label="scenario budget")
@@ -92,16 +99,9 @@ def allocation_heatmap(outcome: RunOutcome, strategy: str) -> bytes:
 def market_shares(outcome: RunOutcome, strategy: str) -> bytes:
     """Market share per operator and month under ``strategy`` (mean over replications)."""
     market = outcome.results[strategy].market
-    shares = market.groupby(["month", "operator"])["share"].mean().unstack("operator")
-    figure, axis = plt.subplots(figsize=(8, 4.2))
-    for operator in shares.columns:
-        axis.plot(shares.index, shares[operator] * 100, label=operator, linewidth=1.6)
-    axis.set_xlabel("month")
-    axis.set_ylabel("market share, %")
-    axis.set_title(f"Market shares under '{strategy}'")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    return _png(figure)
+    shares = market.groupby(["month", "operator"])["share"].mean().unstack("operator") * 100
+    return _monthly_lines({str(op): shares[op] for op in shares.columns}, "market share, %",
+                          f"Market shares under '{strategy}'")
 
 
 def npv_chart(outcome: RunOutcome) -> bytes:
