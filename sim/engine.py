@@ -26,7 +26,7 @@ import simpy
 from . import kernels
 from .allocation import Allocation
 from .competition import Competition
-from .hazard import F32, TierHazard, calibrate, dense_logit, log_odds_factor, logit_coefficients
+from .hazard import F32, TierHazard, calibrate, dense_logit, log_odds_factor, logit_coefficients, probability
 from .offers import Budget, LeverBook, affordable, apply_acceptance, make_offers, offer_costs
 from .outages import Outage, draw_outages
 from .population import ACTIVE, PROPENSITY_STEP, TierState, build_population, fill_new_units, region_shares
@@ -166,6 +166,7 @@ class Simulation:
         self.records = Records()
         self.month_outages = MonthOutages()
         self.backfire: dict[int, list[tuple[np.ndarray, float]]] = {}
+        self._rows_by_region: dict[int, tuple[int, int, list[np.ndarray]]] = {}
         self.initial_units = [state.size for state in self.tiers]
         self.hotline = Hotline(scenario, self.streams, self.tiers, queue_cache)
         self.env = simpy.Environment()
@@ -259,6 +260,20 @@ class Simulation:
             if month > self.env.now:
                 yield self.env.timeout(month - self.env.now)
 
+    def _region_rows(self, state: TierState, region: int) -> np.ndarray:
+        """Rows of the tier's units in ``region``: regions never change, so the lists only grow with
+        gross adds, until churned rows are dropped and they are listed anew."""
+        compactions, counted, known = self._rows_by_region.get(
+            state.index, (-1, 0, []))
+        if compactions != state.compactions:
+            counted, known = 0, [np.zeros(0, np.int32)] * len(self.region_quality)
+        if counted < state.size:
+            fresh = state.region[counted: state.size]
+            known = [np.concatenate([rows, (counted + np.flatnonzero(fresh == r)).astype(np.int32)])
+                     for r, rows in enumerate(known)]
+        self._rows_by_region[state.index] = (state.compactions, state.size, known)
+        return known[region]
+
     def _outage_hits(self, outage: Outage, rng: np.random.Generator) -> None:
         regions = list(self.scenario.network.regions.values())
         region = regions[outage.region]
@@ -267,10 +282,11 @@ class Simulation:
         outage_key = round(outage.start * 1e9)
         for state, tier in zip(self.tiers, self.tier_params):
             # A keyed draw per unit of the region, so every strategy's run sees the same lines hit.
-            mask = np.empty(state.size, dtype=bool)
-            kernels.outage_mask(mask, state.size, outage.region, state.region, state.status, state.uid,
+            rows = self._region_rows(state, outage.region)
+            mask = np.empty(rows.size, dtype=bool)
+            kernels.outage_mask(mask, rows, state.status, state.uid,
                                 self.streams.salt("outage_hits", outage_key, state.index), F32(outage.severity))
-            hit = np.flatnonzero(mask)
+            hit = np.compress(mask, rows).astype(np.int64)
             del mask
             kernels.lower_satisfaction(hit, state.satisfaction, F32(region.outage_satisfaction_drop))
             if hit.size == 0:
@@ -309,7 +325,7 @@ class Simulation:
             self._sparse_effects(state, hazard, logit, month)
             # One pass over the rows: probabilities, one keyed churn draw per unit, the active units' sums.
             leaving, expected, active_units, satisfaction = kernels.churn_draws(
-                logit, state.status, state.satisfaction, state.uid, self.streams.salt("churn", month, state.index))
+                probability(logit), state.status, state.satisfaction, state.uid, self.streams.salt("churn", month, state.index))
             del logit
             price = self.competition.our_price[name]
             revenue = active_units * state.lines_per_unit * tier.arpu * price
@@ -352,7 +368,7 @@ class Simulation:
         """The month's outages and offers' backfire, on the rows they concern."""
         for units, drop in zip(self.month_outages.affected.get(state.index, []),
                                self.month_outages.drops.get(state.index, [])):
-            logit[units] += F32(hazard.network_gap * drop)
+            kernels.add_to_rows(logit, units, F32(hazard.network_gap * drop))
         for units, shift in self.backfire.pop(state.index, []):
             logit[units] += F32(shift)
 

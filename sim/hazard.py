@@ -110,6 +110,16 @@ def dense_logit(state: TierState, hazard: TierHazard, view: MarketView, month: i
     return logit
 
 
+def probability(logit: np.ndarray) -> np.ndarray:
+    """Logistic function in place (float32): the monthly churn probability. In numpy, whose exp is
+    vectorized (several times the speed of a compiled loop calling the C library's exp per row)."""
+    np.negative(logit, out=logit)
+    np.exp(logit, out=logit)
+    logit += F32(1.0)
+    np.reciprocal(logit, out=logit)
+    return logit
+
+
 def baseline_view(scenario: Scenario) -> MarketView:
     """The market at list prices with no campaigns: the conditions the stated churn refers to."""
     competitors = [scenario.market.operators[c] for c in scenario.market.competitors]

@@ -94,13 +94,13 @@ def _append(found, count, block, m):
 
 
 @njit(cache=True)
-def churn_draws(logit, status, satisfaction, uid, salt):
-    """Churn decisions from the month's logits: one keyed uniform per active unit.
+def churn_draws(probability, status, satisfaction, uid, salt):
+    """Churn decisions from the month's probabilities: one keyed uniform per active unit.
 
     Returns the leaving rows, the sum of the active units' probabilities, their count and their
     satisfaction sum.
     """
-    n = logit.size
+    n = probability.size
     leaving = np.empty(max(64, n // 32), np.int64)
     block = np.empty(BLOCK, np.int64)
     count, active = 0, 0
@@ -110,7 +110,7 @@ def churn_draws(logit, status, satisfaction, uid, salt):
         for i in range(a, min(n, a + BLOCK)):
             if status[i] != 0:
                 continue
-            p = np.float32(1.0) / (np.float32(1.0) + np.float32(math.exp(-logit[i])))
+            p = probability[i]
             active += 1
             expected += p
             total_satisfaction += satisfaction[i]
@@ -246,11 +246,19 @@ def settle_calls(units, uid, salt, waits, abandoned, satisfaction, complaints, c
 
 
 @njit(cache=True)
-def outage_mask(mask, n, region_code, region, status, uid, salt, severity):
-    """``mask[:n]``: the active units of the region an outage hits (a keyed uniform below ``severity``).
-    Regions and hits are interleaved at random: a mask, then numpy's search for its rows, beats a branch."""
-    for i in range(n):
-        mask[i] = (region[i] == region_code) & (status[i] == 0) & (uniform32(unit_bits(salt, uid[i])) < severity)
+def outage_mask(mask, rows, status, uid, salt, severity):
+    """``mask``: which of ``rows`` (the region's) are active units an outage hits (a keyed uniform below
+    ``severity``). Hits are interleaved at random: a mask, then numpy's search for its rows, beats a branch."""
+    for j in range(rows.size):
+        i = rows[j]
+        mask[j] = (status[i] == 0) & (uniform32(unit_bits(salt, uid[i])) < severity)
+
+
+@njit(cache=True)
+def add_to_rows(values, rows, amount):
+    """``values[rows] += amount`` (rows may repeat: each adds), without numpy's fancy-index temporaries."""
+    for r in range(rows.size):
+        values[rows[r]] += amount
 
 
 @njit(cache=True)

@@ -87,6 +87,8 @@ class TierState:
     """(month, units) of recent complaints, to let them age out after three months."""
     next_uid: int = 0
     """The uid the next unit to join takes."""
+    compactions: int = 0
+    """How many times rows were dropped (row numbers kept from before are stale)."""
 
     @property
     def capacity(self) -> int:
@@ -124,6 +126,7 @@ class TierState:
                 kept = kernels.compact(getattr(self, name), self.status, n)
         kernels.compact(self.status, self.status, n)  # last: the others read it
         self.size = kept
+        self.compactions += 1
         uids = self.uid[:kept]
         self.complaint_log = [(month, np.searchsorted(uids, u)) for month, u in logged if u.size]
         if self.account_of_line is not None:
