@@ -39,6 +39,8 @@ MIN_BURST_CALLS = 250
 about a tenth of the wait's spread), more when its share of the month's calls asks for more."""
 OUTAGE_CALL_TAIL_HOURS = 1.0
 """Callers about an outage keep calling for this long after it ends."""
+EMPTY_OUTCOME = QueueOutcome(np.zeros(0), np.zeros(0, dtype=bool))
+"""Stands for a regime with no simulated call (its calls are not settled)."""
 
 
 class Hotline:
@@ -154,35 +156,40 @@ class Hotline:
         complaint_cut = np.uint64(cc.complaint_share * 2**32)
         abandoned_cut = np.uint64(cc.abandoned_complaint_share * 2**32)
 
-        def settle(state: TierState, units: np.ndarray, outcome, regime: int) -> None:
-            if units.size == 0 or outcome is None or outcome.calls == 0:
+        def settle(state: TierState, units: np.ndarray, outcomes: list[QueueOutcome | None], regimes: list[int],
+                   burst_share: float = 0.0) -> None:
+            """Settle ``units``' calls on the ``outcomes`` of ``regimes`` (see :func:`sim.kernels.settle_calls`)."""
+            if units.size == 0:
+                return
+            kept = [o if o is not None else EMPTY_OUTCOME for o in outcomes]
+            offsets = np.cumsum([0] + [o.calls for o in kept])
+            if offsets[-1] == 0:
                 return
             # Keyed by the calling unit: the same caller meets the same fate in every strategy's run.
+            salts = np.array([self.streams.salt("call_outcome", month, state.index, r) for r in regimes], np.uint64)
             # An account's satisfaction is its lines' average: one line's bad call moves it by 1/lines.
-            complainers, in_target, gone, complaints, wait_sum = kernels.settle_calls(
-                units, state.uid, self.streams.salt("call_outcome", month, state.index, regime), outcome.waits,
-                outcome.abandoned, state.satisfaction, state.complaints, complaint_cut, abandoned_cut,
-                impact.per_minute_waited, impact.abandoned, impact.complaint, float(state.lines_per_unit), target)
+            complainers, settled, in_target, gone, complaints, wait_sum = kernels.settle_calls(
+                units, state.uid, salts, np.concatenate([o.waits for o in kept]),
+                np.concatenate([o.abandoned for o in kept]), offsets,
+                self.streams.salt("call_time", month, state.index), burst_share, state.satisfaction,
+                state.complaints, complaint_cut, abandoned_cut, impact.per_minute_waited, impact.abandoned,
+                impact.complaint, float(state.lines_per_unit), target)
             if complainers.size:
                 state.complaint_log.append((month, complainers))
             w = state.weight
-            totals["calls"] += units.size * w
+            totals["calls"] += settled * w
             totals["answered_in_target"] += in_target * w
             totals["abandoned"] += gone * w
             totals["complaints"] += complaints * w
             totals["wait_sum"] += wait_sum * w
 
+        # Normal calls fall in the outage bursts by the share of the month the bursts last.
+        split = burst_share if bursts and burst_share > 0 else 0.0
         for state in self.tiers:
             units = base_callers.get(state.index, np.zeros(0, dtype=np.int64))
-            if bursts and burst_share > 0 and units.size:
-                which = kernels.call_regimes(units, state.uid, self.streams.salt("call_time", month, state.index),
-                                             burst_share, len(bursts))
-                for b, outcome in enumerate(bursts):
-                    settle(state, np.compress(which == b, units), outcome, b + 1)
-                units = np.compress(which < 0, units)
-            settle(state, units, base, 0)
+            settle(state, units, [base] + (bursts if split else []), list(range(1 + (len(bursts) if split else 0))), split)
             for b, ((outage, callers, _), outcome) in enumerate(zip(outage_calls, bursts)):
-                settle(state, callers.get(state.index, np.zeros(0, dtype=np.int64)), outcome, b + 1)
+                settle(state, callers.get(state.index, np.zeros(0, dtype=np.int64)), [outcome], [b + 1])
         calls = totals["calls"]
         return {
             "month": month, "agents": cc.agents_in(month), "calls": calls,

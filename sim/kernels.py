@@ -196,35 +196,35 @@ def poisson_calls(rows, uid, salt, mean):
 
 
 @njit(cache=True)
-def call_regimes(units, uid, salt, burst_share, bursts):
-    """Per call, the outage burst it falls in (``-1``: normal load), from a keyed uniform of the caller."""
-    which = np.empty(units.size, np.int16)
-    for j in range(units.size):
-        when = uniform64(unit_bits(salt, uid[units[j]]))
-        if when < burst_share:
-            which[j] = min(int(when / burst_share * bursts), bursts - 1)
-        else:
-            which[j] = -1
-    return which
+def settle_calls(units, uid, salts, waits, abandoned, offsets, time_salt, burst_share, satisfaction, complaints,
+                 complaint_cut, abandoned_cut, per_minute, abandoned_loss, complaint_loss, lines_per_unit, target):
+    """Each call takes the outcome of a simulated call of its regime, and what it does to the caller:
+    satisfaction lost to waiting, hanging up and complaining; complaints counted.
 
-
-@njit(cache=True)
-def settle_calls(units, uid, salt, waits, abandoned, satisfaction, complaints, complaint_cut, abandoned_cut,
-                 per_minute, abandoned_loss, complaint_loss, lines_per_unit, target):
-    """Each call takes the outcome of a simulated call, picked by its caller's hash, and what it does to
-    the caller: satisfaction lost to waiting, hanging up and complaining; complaints counted.
-
-    The hash's high 32 bits pick the simulated call, its low 32 bits decide the complaint. Returns the
-    complainers and the totals (answered within ``target``, abandoned, complaints, minutes waited).
+    Regime ``r`` has the simulated calls ``offsets[r]:offsets[r + 1]`` of ``waits`` and ``abandoned``
+    and its own stream ``salts[r]``. A call is in regime 0 (the normal load), unless a keyed uniform
+    of its caller (stream ``time_salt``) falls below ``burst_share``: it then came in during one of
+    the other regimes (the outage bursts, evenly). Calls of a regime with no simulated call are not
+    settled. Per call, one hash: its high 32 bits pick the simulated call, its low 32 bits decide
+    the complaint. Returns the complainers and the totals (calls settled, answered within
+    ``target``, abandoned, complaints, minutes waited).
     """
-    calls = np.uint64(waits.size)
+    bursts = salts.size - 1
     complainers = np.empty(units.size, np.int64)
-    count, in_target, gone_count = 0, 0, 0
+    settled, count, in_target, gone_count = 0, 0, 0, 0
     wait_sum = 0.0
     for j in range(units.size):
         i = units[j]
-        bits = unit_bits(salt, uid[i])
-        pick = ((bits >> _U64(32)) * calls) >> _U64(32)
+        r = 0
+        if burst_share > 0.0:
+            when = uniform64(unit_bits(time_salt, uid[i]))
+            if when < burst_share:
+                r = 1 + min(int(when / burst_share * bursts), bursts - 1)
+        calls = offsets[r + 1] - offsets[r]
+        if calls == 0:
+            continue
+        bits = unit_bits(salts[r], uid[i])
+        pick = offsets[r] + np.int64(((bits >> _U64(32)) * _U64(calls)) >> _U64(32))
         wait = waits[pick]
         gone = abandoned[pick]
         low = bits & _U64(0xFFFFFFFF)
@@ -233,6 +233,7 @@ def settle_calls(units, uid, salt, waits, abandoned, satisfaction, complaints, c
         # Clipped at each call rather than once at the end: the same result, as losses only lower it.
         satisfaction[i] = min(max(satisfaction[i] - np.float32(loss / lines_per_unit), np.float32(0.0)),
                               np.float32(1.0))
+        settled += 1
         if complaint:
             complaints[i] += np.uint8(1)
             complainers[count] = i
@@ -242,7 +243,7 @@ def settle_calls(units, uid, salt, waits, abandoned, satisfaction, complaints, c
         elif wait <= target:
             in_target += 1
         wait_sum += wait
-    return complainers[:count].copy(), in_target, gone_count, count, wait_sum
+    return complainers[:count].copy(), settled, in_target, gone_count, count, wait_sum
 
 
 @njit(cache=True)

@@ -164,14 +164,18 @@ def top_scored(scores: ModelScores | ArrayScores, k: int,
 
 
 def _best(rows: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` best of ``rows`` (ascending) by score, best first, ties to the lower row: a partition
-    finds the k-th score, and only the ``k`` rows kept are sorted."""
-    if rows.size > k:
-        cut = np.partition(scores, rows.size - k)[rows.size - k]
-        above = scores > cut
-        # Of the rows scoring exactly the k-th score, the first ones in row order fill the k.
-        tied = scores == cut
-        keep = above | (tied & (np.cumsum(tied) <= k - np.count_nonzero(above)))
-        rows, scores = rows[keep], scores[keep]
-    np.negative(scores, out=scores)
-    return rows[np.argsort(scores, kind="stable")]
+    """The ``k`` best of ``rows`` by score, best first, ties to the lower row.
+
+    Each row gets one int64 key, its score's order-reversing bits above its row number: the keys are
+    unique and sort in rank order, so numpy's (vectorized) integer partition and sort rank exactly.
+    """
+    # Adding +0 turns -0 into +0, which ties with it as a float but not as bits.
+    bits = (np.asarray(scores, dtype=np.float32) + np.float32(0.0)).view(np.uint32).astype(np.uint64)
+    # IEEE floats order as integers once negatives have every bit flipped and positives the sign bit.
+    negative = bits >= np.uint64(0x80000000)
+    bits ^= np.where(negative, np.uint64(0xFFFFFFFF), np.uint64(0x80000000))
+    keys = ((np.uint64(0xFFFFFFFF) - bits) << np.uint64(32)) | rows.astype(np.uint64)
+    if keys.size > k:
+        keys = np.partition(keys, k - 1)[:k]
+    keys.sort()
+    return (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
