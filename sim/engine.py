@@ -263,8 +263,7 @@ class Simulation:
     def _region_rows(self, state: TierState, region: int) -> np.ndarray:
         """Rows of the tier's units in ``region``: regions never change, so the lists only grow with
         gross adds, until churned rows are dropped and they are listed anew."""
-        compactions, counted, known = self._rows_by_region.get(
-            state.index, (-1, 0, []))
+        compactions, counted, known = self._rows_by_region.get(state.index, (-1, 0, []))
         if compactions != state.compactions:
             counted, known = 0, [np.zeros(0, np.int32)] * len(self.region_quality)
         if counted < state.size:
@@ -321,11 +320,13 @@ class Simulation:
             hazard = self.calibration.hazards[name]
             view = self.competition.view(name, month)
             # Dense drivers, complaints and running offers in one pass; outages and backfire on their rows.
-            logit = dense_logit(state, hazard, view, month, self.region_quality, lever_log_odds=self.lever_log_odds)
+            logit = dense_logit(state, hazard, view, month, self.region_quality,
+                                lever_log_odds=self.lever_log_odds)
             self._sparse_effects(state, hazard, logit, month)
             # One pass over the rows: probabilities, one keyed churn draw per unit, the active units' sums.
             leaving, expected, active_units, satisfaction = kernels.churn_draws(
-                probability(logit), state.status, state.satisfaction, state.uid, self.streams.salt("churn", month, state.index))
+                probability(logit), state.status, state.satisfaction, state.uid,
+                self.streams.salt("churn", month, state.index))
             del logit
             price = self.competition.our_price[name]
             revenue = active_units * state.lines_per_unit * tier.arpu * price
@@ -476,8 +477,8 @@ class Simulation:
             renew = 0 < share < 1
             rate = min(1.0, share / (term * (1.0 - share))) if renew else 0.0
             kernels.age_rows(state.size, state.satisfaction, F32(tier.satisfaction), F32(SATISFACTION_RECOVERY),
-                             state.status, state.contract_end, state.uid, self.streams.salt("renewal", month, state.index),
-                             month, F32(rate), term, renew)
+                             state.status, state.contract_end, state.uid,
+                             self.streams.salt("renewal", month, state.index), month, F32(rate), term, renew)
 
     # --- the simpy processes ---------------------------------------------------------------------
     def _calendar(self) -> simpy.events.ProcessGenerator:

@@ -187,7 +187,8 @@ class Hotline:
         split = burst_share if bursts and burst_share > 0 else 0.0
         for state in self.tiers:
             units = base_callers.get(state.index, np.zeros(0, dtype=np.int64))
-            settle(state, units, [base] + (bursts if split else []), list(range(1 + (len(bursts) if split else 0))), split)
+            regimes = [base] + bursts if split else [base]
+            settle(state, units, regimes, list(range(len(regimes))), split)
             for b, ((outage, callers, _), outcome) in enumerate(zip(outage_calls, bursts)):
                 settle(state, callers.get(state.index, np.zeros(0, dtype=np.int64)), [outcome], [b + 1])
         calls = totals["calls"]
