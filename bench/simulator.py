@@ -425,6 +425,7 @@ def churn_check(engine, reference, scenario) -> dict:
 # orchestration
 # ------------------------------------------------------------------------------------------------
 def machine() -> dict:
+    import numba
     import numpy
     import pandas
     import simpy
@@ -450,7 +451,7 @@ def machine() -> dict:
         nproc = os.cpu_count()
     return {"nproc": nproc, "cpu_model": cpu, "memory_bytes": mem, "python": platform.python_version(),
             "numpy": numpy.__version__, "pandas": pandas.__version__, "simpy": simpy.__version__,
-            "platform": platform.platform()}
+            "numba": numba.__version__, "platform": platform.platform()}
 
 
 def source_state() -> dict:

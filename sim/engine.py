@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from . import kernels
 from .allocation import Allocation
 from .competition import Competition
-from .hazard import F32, TierHazard, calibrate, dense_logit, draw_churn, log_odds_factor
+from .hazard import F32, TierHazard, calibrate, dense_logit, log_odds_factor, logit_coefficients, probability
 from .offers import Budget, LeverBook, affordable, apply_acceptance, make_offers, offer_costs
 from .outages import Outage, draw_outages
 from .population import ACTIVE, PROPENSITY_STEP, TierState, build_population, fill_new_units, region_shares
@@ -33,7 +34,7 @@ from .hotline import Hotline
 from .queue_cache import QueueCache
 from .scenario import Scenario
 from .streams import RandomStreams
-from .targeting import noise_for_auc, rank_scores, top_units
+from .targeting import ModelScores, noise_for_auc, top_scored
 
 COMPLAINT_MONTHS = 3
 """Complaints count in the hazard for this many months."""
@@ -44,6 +45,9 @@ OUTAGE_FULL_EFFECT_HOURS = 24.0
 """An outage of a day or more lowers the month's perceived quality by the region's full drop."""
 MONTH_EPSILON = 0.001
 """Within month m, the hotline serves calls at m - 2e and billing runs at m - e (in months)."""
+COMPACT_SHARE = 0.15
+"""A tier drops its churned units' rows once they are this share of its rows: every monthly pass
+costs per row, and compacting costs about as much as a dozen months of passes over the dropped rows."""
 
 
 @dataclass
@@ -162,8 +166,7 @@ class Simulation:
         self.records = Records()
         self.month_outages = MonthOutages()
         self.backfire: dict[int, list[tuple[np.ndarray, float]]] = {}
-        self._rows_by_region: dict[int, list[np.ndarray]] = {}
-        self._rows_counted: dict[int, int] = {}
+        self._rows_by_region: dict[int, tuple[int, int, list[np.ndarray]]] = {}
         self.initial_units = [state.size for state in self.tiers]
         self.hotline = Hotline(scenario, self.streams, self.tiers, queue_cache)
         self.env = simpy.Environment()
@@ -200,23 +203,24 @@ class Simulation:
             wanted = sum(self._offers_wanted(state, name, i, lever, month) for i, lever in funded)
             if wanted <= 0:  # each lever recounts below, after the levers before it used shared capacity
                 continue
-            logit = dense_logit(state, self.calibration.hazards[name], view, month, self.region_quality)
-            n = state.size
-            scores = rank_scores(logit, self.calibration.ranking_noise[name], state.model_error[:n], PROPENSITY_STEP)
+            coef, by_region = logit_coefficients(self.calibration.hazards[name], view, month, self.region_quality,
+                                                 state.lines_per_unit)
+            # The month-start logit (dense drivers only) blurred by the model's error, row by row as needed.
+            scores = ModelScores(state, coef, by_region, month, self.calibration.ranking_noise[name], PROPENSITY_STEP)
             last_offer = month - spacing
 
             def eligible(rows: np.ndarray, state: TierState = state, last_offer: int = last_offer) -> np.ndarray:
                 # Checked on the short list of high scores only, not on every row.
                 return (state.status[rows] == ACTIVE) & (state.last_offer[rows] <= last_offer)
 
-            ranked = top_units(scores, wanted, eligible)
+            ranked = top_scored(scores, wanted, eligible)
             taken = 0
             for i, lever in funded:
                 count = min(self._offers_wanted(state, name, i, lever, month), ranked.size - taken)
                 if count <= 0:
                     continue
                 lever_name = self.lever_names[i]
-                draws = partial(self.streams.unit_uniforms, "offers", month=month, tier=state.index, lever=i)
+                draws = partial(self._unit_uniforms, state, "offers", month, state.index, i)
                 result = make_offers(state, i, lever, lever_name, ranked[taken: taken + count],
                                      self.budget.allowance(name, lever_name, month),
                                      self.budget.cell_left(name, lever_name, month),
@@ -228,6 +232,11 @@ class Simulation:
                 declined = result.offered[~result.accepted]
                 if lever.backfire and declined.size:
                     self.backfire.setdefault(state.index, []).append((declined, log_odds_factor(lever.backfire)))
+
+    def _unit_uniforms(self, state: TierState, source: str, *key: int | np.ndarray) -> np.ndarray:
+        """Keyed uniforms of the units in rows ``key[-1]`` (by uid: the same whatever row a unit is in)."""
+        *parts, rows = key
+        return self.streams.unit_uniforms(source, state.uid[rows], *parts)
 
     def _offers_wanted(self, state: TierState, tier: str, lever_index: int, lever, month: int) -> int:
         """Offers of a lever this month: what its cell's monthly allowance buys, within the capacities left."""
@@ -252,14 +261,16 @@ class Simulation:
                 yield self.env.timeout(month - self.env.now)
 
     def _region_rows(self, state: TierState, region: int) -> np.ndarray:
-        """Rows of the tier's units in ``region`` (regions never change, so this only grows)."""
-        known = self._rows_by_region.setdefault(state.index, [np.zeros(0, np.int32)] * len(self.region_quality))
-        counted = self._rows_counted.get(state.index, 0)
+        """Rows of the tier's units in ``region``: regions never change, so the lists only grow with
+        gross adds, until churned rows are dropped and they are listed anew."""
+        compactions, counted, known = self._rows_by_region.get(state.index, (-1, 0, []))
+        if compactions != state.compactions:
+            counted, known = 0, [np.zeros(0, np.int32)] * len(self.region_quality)
         if counted < state.size:
             fresh = state.region[counted: state.size]
-            for r in range(len(known)):
-                known[r] = np.concatenate([known[r], (counted + np.flatnonzero(fresh == r)).astype(np.int32)])
-            self._rows_counted[state.index] = state.size
+            known = [np.concatenate([rows, (counted + np.flatnonzero(fresh == r)).astype(np.int32)])
+                     for r, rows in enumerate(known)]
+        self._rows_by_region[state.index] = (state.compactions, state.size, known)
         return known[region]
 
     def _outage_hits(self, outage: Outage, rng: np.random.Generator) -> None:
@@ -269,14 +280,14 @@ class Simulation:
         affected_total = 0
         outage_key = round(outage.start * 1e9)
         for state, tier in zip(self.tiers, self.tier_params):
+            # A keyed draw per unit of the region, so every strategy's run sees the same lines hit.
             rows = self._region_rows(state, outage.region)
-            if rows.size == 0:
-                continue
-            # One draw per row of the region, so every strategy's run sees the same lines hit.
-            draws = self.streams.child("outage_hits", outage_key, state.index).random(rows.size, dtype=np.float32)
-            # np.compress, not a boolean index: several times faster on millions of rows.
-            hit = np.compress(draws < outage.severity, rows)
-            hit = np.compress(state.status[hit] == ACTIVE, hit)
+            mask = np.empty(rows.size, dtype=bool)
+            kernels.outage_mask(mask, rows, state.status, state.uid,
+                                self.streams.salt("outage_hits", outage_key, state.index), F32(outage.severity))
+            hit = np.compress(mask, rows).astype(np.int64)
+            del mask
+            kernels.lower_satisfaction(hit, state.satisfaction, F32(region.outage_satisfaction_drop))
             if hit.size == 0:
                 continue
             affected_total += hit.size * state.lines_per_unit * state.weight
@@ -284,12 +295,10 @@ class Simulation:
             # A short outage weighs in the month's perceived quality by its share of a day.
             weight = min(1.0, outage.hours / OUTAGE_FULL_EFFECT_HOURS)
             self.month_outages.drops.setdefault(state.index, []).append(region.outage_quality_drop * weight)
-            state.satisfaction[hit] = np.maximum(state.satisfaction[hit] - F32(region.outage_satisfaction_drop), 0.0)
             # Each affected line may call; an account's lines call separately.
             if state.lines_per_unit == 1:
-                calling = self.streams.unit_uniforms("outage_call", hit, outage.region, round(outage.start * 1e9),
-                                                     state.index) < region.outage_call_share
-                callers[state.index] = np.compress(calling, hit)
+                salt = self.streams.salt("outage_call", outage.region, outage_key, state.index)
+                callers[state.index] = kernels.keyed_below(hit, state.uid, salt, region.outage_call_share)
             else:
                 calls_per_unit = rng.binomial(state.lines_per_unit, region.outage_call_share, size=hit.size)
                 callers[state.index] = np.repeat(hit, calls_per_unit)
@@ -310,11 +319,14 @@ class Simulation:
         for state, tier, name in zip(self.tiers, self.tier_params, self.scenario.tiers):
             hazard = self.calibration.hazards[name]
             view = self.competition.view(name, month)
-            logit = dense_logit(state, hazard, view, month, self.region_quality)
+            # Dense drivers, complaints and running offers in one pass; outages and backfire on their rows.
+            logit = dense_logit(state, hazard, view, month, self.region_quality,
+                                lever_log_odds=self.lever_log_odds)
             self._sparse_effects(state, hazard, logit, month)
-            # One pass over the rows: probabilities, one churn draw per row, the active units' sums.
-            leaving, expected, active_units, satisfaction = draw_churn(
-                logit, state, self.streams.child("churn", month, state.index))
+            # One pass over the rows: probabilities, one keyed churn draw per unit, the active units' sums.
+            leaving, expected, active_units, satisfaction = kernels.churn_draws(
+                probability(logit), state.status, state.satisfaction, state.uid,
+                self.streams.salt("churn", month, state.index))
             del logit
             price = self.competition.our_price[name]
             revenue = active_units * state.lines_per_unit * tier.arpu * price
@@ -348,19 +360,16 @@ class Simulation:
             self.records.tier_months.append(row)
         self._competitor_flows(month, lines_to)
         self._age(month)
+        for state in self.tiers:
+            churned_rows = state.size - state.active_units()
+            if churned_rows > COMPACT_SHARE * state.size:
+                state.compact()
 
     def _sparse_effects(self, state: TierState, hazard: TierHazard, logit: np.ndarray, month: int) -> None:
-        n = state.size
+        """The month's outages and offers' backfire, on the rows they concern."""
         for units, drop in zip(self.month_outages.affected.get(state.index, []),
                                self.month_outages.drops.get(state.index, [])):
-            logit[units] += F32(hazard.network_gap * drop)
-        if hazard.complaints and state.complaint_log:
-            recent = np.unique(np.concatenate([u for _, u in state.complaint_log]))
-            # Per line of the account, so that a large account's many calls do not count as many grievances.
-            logit[recent] += F32(hazard.complaints / state.lines_per_unit) * state.complaints[recent]
-        under_offer = np.flatnonzero(state.effect_until[:n] >= month)
-        if under_offer.size:
-            logit[under_offer] += self.lever_log_odds[state.effect_lever[under_offer]]
+            kernels.add_to_rows(logit, units, F32(hazard.network_gap * drop))
         for units, shift in self.backfire.pop(state.index, []):
             logit[units] += F32(shift)
 
@@ -371,7 +380,7 @@ class Simulation:
                 and (not lv.tiers or name in lv.tiers) and self.budget.cell_left(name, self.lever_names[i], month) > 0]
         if not desk or leaving.size == 0 or reach <= 0:
             return leaving[:0]
-        callers = leaving[self.streams.unit_uniforms("save_desk", leaving, month, state.index) < reach]
+        callers = leaving[self._unit_uniforms(state, "save_desk", month, state.index, leaving) < reach]
         saved = []
         for i, lever in desk:
             if callers.size == 0:
@@ -381,7 +390,7 @@ class Simulation:
             callers = callers[:limit]
             if callers.size == 0:
                 continue
-            accepted = self.streams.unit_uniforms("save_desk", callers, month, state.index, i + 1) < lever.acceptance
+            accepted = self._unit_uniforms(state, "save_desk", month, state.index, i + 1, callers) < lever.acceptance
             costs = offer_costs(lever, accepted, state.lines_per_unit)
             paid = affordable(costs, self.budget.cell_left(name, lever_name, month))
             offered, accepted, costs = callers[:paid], accepted[:paid], costs[:paid]
@@ -452,31 +461,24 @@ class Simulation:
         self.competition.watch_shares(ours, month)
 
     def _age(self, month: int) -> None:
-        """Complaints older than three months stop counting; satisfaction recovers part of the way."""
+        """Complaints older than three months stop counting; satisfaction recovers part of the way;
+        out-of-contract lines re-sign.
+
+        Lines re-sign at the rate that keeps the tier's contract share steady: in steady state the flow
+        into contract, rate * (1 - share), equals the flow out, share / term. Each unit's renewal is its
+        own keyed draw, so it does not depend on who else is out of contract.
+        """
         for state, tier in zip(self.tiers, self.tier_params):
             expired = [u for m, u in state.complaint_log if m <= month - COMPLAINT_MONTHS + 1]
             state.complaint_log = [(m, u) for m, u in state.complaint_log if m > month - COMPLAINT_MONTHS + 1]
             for units in expired:
                 np.subtract.at(state.complaints, units, 1)
-            sat = state.satisfaction[: state.size]
-            sat += (F32(tier.satisfaction) - sat) * F32(SATISFACTION_RECOVERY)
-            self._renew_contracts(state, tier, month)
-
-    def _renew_contracts(self, state: TierState, tier, month: int) -> None:
-        """Out-of-contract lines re-sign at the rate that keeps the tier's contract share steady.
-
-        In steady state the flow into contract, rate * (1 - share), equals the flow out, share / term.
-        """
-        share, term = tier.contract.share, tier.contract.term_months
-        if share <= 0 or share >= 1:
-            return
-        rate = min(1.0, share / (term * (1.0 - share)))
-        out = np.flatnonzero((state.contract_end[: state.size] <= month) & state.active_mask())
-        if out.size:
-            # One draw per row of the tier, so a unit's renewal does not depend on who else is out of contract.
-            draws = self.streams.child("renewal", month, state.index).random(state.size, dtype=np.float32)
-            signing = np.compress(draws[out] < rate, out)
-            state.contract_end[signing] = month + term
+            share, term = tier.contract.share, tier.contract.term_months
+            renew = 0 < share < 1
+            rate = min(1.0, share / (term * (1.0 - share))) if renew else 0.0
+            kernels.age_rows(state.size, state.satisfaction, F32(tier.satisfaction), F32(SATISFACTION_RECOVERY),
+                             state.status, state.contract_end, state.uid,
+                             self.streams.salt("renewal", month, state.index), month, F32(rate), term, renew)
 
     # --- the simpy processes ---------------------------------------------------------------------
     def _calendar(self) -> simpy.events.ProcessGenerator:

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .population import ACTIVE, PROPENSITY_STEP, TierState, build_population
+from . import kernels
+from .population import PROPENSITY_STEP, TierState, build_population
 from .scenario import Scenario
 from .scenario.tiers import Tier
 
@@ -73,19 +74,10 @@ class TierHazard:
                           self.out_of_contract, self.tenure_per_month, self.competitor_pressure, self.region_quality)
 
 
-BLOCK = 1 << 16
-"""Rows per block in the dense passes: each block's temporaries stay in the CPU cache, and no pass
-allocates a temporary the size of the tier (fresh memory costs more than the arithmetic on it)."""
-
-
-def dense_logit(state: TierState, hazard: TierHazard, view: MarketView, month: int,
-                region_quality: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """The logit of every unit's hazard from its dense attributes (float32, rows ``[0, size)``).
-
-    Sparse effects (complaints, outages, offers, backfire) are added by the caller on the
-    few rows they concern.
-    """
-    n = state.size
+def logit_coefficients(hazard: TierHazard, view: MarketView, month: int, region_quality: np.ndarray,
+                       lines_per_unit: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The tier's logit as a few float32 numbers for :mod:`sim.kernels`: ``coef`` (see
+    :data:`sim.kernels.LOGIT_COEFFICIENTS`) and the region term per one-byte region code."""
     # Terms that are the same for every unit of the tier fold into one scalar.
     scalar = (hazard.base + hazard.price_gap * view.price_gap + hazard.satisfaction
               + hazard.competitor_pressure * view.pressure + hazard.tenure_per_month * month)
@@ -93,54 +85,34 @@ def dense_logit(state: TierState, hazard: TierHazard, view: MarketView, month: i
     scalar += float(network[0])
     # The region's term relative to region 0, looked up from the one-byte region code.
     by_region = (network - network[0]).astype(F32)
+    # Complaints count per line of an account, so that a large account's many calls do not count as many grievances.
+    coef = np.array([scalar, -hazard.satisfaction, hazard.out_of_contract, -hazard.tenure_per_month,
+                     PROPENSITY_STEP, hazard.complaints / lines_per_unit], dtype=F32)
+    return coef, by_region
+
+
+def dense_logit(state: TierState, hazard: TierHazard, view: MarketView, month: int,
+                region_quality: np.ndarray, out: np.ndarray | None = None, *,
+                lever_log_odds: np.ndarray | None = None) -> np.ndarray:
+    """The logit of every unit's hazard (float32, rows ``[0, size)``).
+
+    From the dense attributes only; with ``lever_log_odds`` (per lever) also the complaints and the
+    offers running. Outages and backfire, which concern few rows, are added by the caller.
+    """
+    n = state.size
+    coef, by_region = logit_coefficients(hazard, view, month, region_quality, state.lines_per_unit)
     logit = out[:n] if out is not None else np.empty(n, dtype=F32)
-    scratch = np.empty(min(n, BLOCK), dtype=F32)
-    for a in range(0, n, BLOCK):
-        b = min(n, a + BLOCK)
-        block, term = logit[a:b], scratch[: b - a]
-        np.multiply(state.satisfaction[a:b], F32(-hazard.satisfaction), out=block)
-        np.take(by_region, state.region[a:b], out=term)
-        block += term
-        if hazard.out_of_contract:
-            np.less_equal(state.contract_end[a:b], month, out=term, casting="unsafe")
-            term *= F32(hazard.out_of_contract)
-            block += term
-        if hazard.tenure_per_month:
-            np.multiply(state.join_month[a:b], F32(-hazard.tenure_per_month), out=term)
-            block += term
-        np.multiply(state.propensity[a:b], F32(PROPENSITY_STEP), out=term)
-        block += term
-        block += F32(scalar)
+    sparse = lever_log_odds is not None
+    odds = lever_log_odds if sparse else np.zeros(1, F32)
+    kernels.logit_rows(logit, n, month, state.satisfaction, state.region, state.contract_end, state.join_month,
+                       state.propensity, by_region, coef, state.complaints, state.effect_until, state.effect_lever,
+                       odds, sparse)
     return logit
 
 
-def draw_churn(logit: np.ndarray, state: TierState, rng: np.random.Generator) -> tuple[np.ndarray, float, int, float]:
-    """Turn ``logit`` into churn probabilities in place (0 for churned rows) and draw who leaves.
-
-    One uniform per row from ``rng`` (the same numbers as one draw over the tier), block by block.
-    Returns the leaving rows, the sum of the probabilities, the active units and their satisfaction sum.
-    """
-    n = logit.size
-    leaving = []
-    expected, active_units, satisfaction = 0.0, 0, 0.0
-    draws = np.empty(min(n, BLOCK), dtype=F32)
-    active = np.empty(min(n, BLOCK), dtype=bool)
-    for a in range(0, n, BLOCK):
-        b = min(n, a + BLOCK)
-        p, u, live = logit[a:b], draws[: b - a], active[: b - a]
-        probability(p)
-        np.equal(state.status[a:b], ACTIVE, out=live)
-        p *= live  # churned rows cannot churn again
-        rng.random(out=u, dtype=F32)
-        leaving.append(a + np.flatnonzero(u < p))
-        expected += float(np.sum(p, dtype=np.float64))
-        active_units += int(np.count_nonzero(live))
-        satisfaction += float(np.dot(state.satisfaction[a:b], live.view(np.uint8).astype(F32)))
-    return (np.concatenate(leaving) if leaving else np.zeros(0, np.int64)), expected, active_units, satisfaction
-
-
 def probability(logit: np.ndarray) -> np.ndarray:
-    """Logistic function in place (float32): the monthly churn probability."""
+    """Logistic function in place (float32): the monthly churn probability. In numpy, whose exp is
+    vectorized (several times the speed of a compiled loop calling the C library's exp per row)."""
     np.negative(logit, out=logit)
     np.exp(logit, out=logit)
     logit += F32(1.0)

@@ -17,9 +17,9 @@ import math
 
 import numpy as np
 
-from .hazard import BLOCK, F32
+from . import kernels
 from .outages import Outage
-from .population import ACTIVE, TierState
+from .population import TierState
 from .queue import QueueOutcome, simulate_queue
 from .queue_cache import QueueCache
 from .scenario import Scenario
@@ -39,6 +39,8 @@ MIN_BURST_CALLS = 250
 about a tenth of the wait's spread), more when its share of the month's calls asks for more."""
 OUTAGE_CALL_TAIL_HOURS = 1.0
 """Callers about an outage keep calling for this long after it ends."""
+EMPTY_OUTCOME = QueueOutcome(np.zeros(0), np.zeros(0, dtype=bool))
+"""Stands for a regime with no simulated call (its calls are not settled)."""
 
 
 class Hotline:
@@ -93,44 +95,21 @@ class Hotline:
         return MIN_BURST_CALLS * 2 ** max(0, math.ceil(math.log2(max(wanted, 1.0) / MIN_BURST_CALLS)))
 
     def callers(self, state: TierState, call_rate: float, month: int) -> np.ndarray:
-        """Units calling this month in normal times (a unit appears once per call).
+        """Units calling this month in normal times (rows; a unit appears once per call).
 
-        Calls per unit are Poisson; each unit's count comes from its own row of a draw over the tier,
-        so a line's calls do not depend on which other lines are still with us.
+        Calls per unit are Poisson (an account's lines call separately, so its mean is per line times
+        lines), each unit's count from its own keyed draws, so a line's calls do not depend on which
+        other lines are still with us nor on the row it sits in.
         """
-        n = state.size
         mean = call_rate * state.lines_per_unit
-        if n == 0 or mean <= 0:
+        if state.size == 0 or mean <= 0:
             return np.zeros(0, dtype=np.int64)
-        rng = self.streams.child("calls", month, state.index)
-        if state.lines_per_unit > 1:
-            counts = rng.poisson(mean, size=n)
-            counts[state.status[:n] != ACTIVE] = 0
-            calling = np.flatnonzero(counts)
-            return np.repeat(calling, counts[calling])
-        # Inverse CDF of a Poisson with a small mean, on one uniform per row: most rows do not call,
-        # so the rows that do are found first and only they are counted further.
-        # Block by block (the same numbers as one draw over the tier), keeping only the rows that call.
-        none = np.float32(math.exp(-mean))
-        block = np.empty(min(n, BLOCK), dtype=np.float32)
-        found, draws = [], []
-        for a in range(0, n, BLOCK):
-            u = block[: min(n, a + BLOCK) - a]
-            rng.random(out=u, dtype=np.float32)
-            rows = np.flatnonzero(u > none)
-            rows = np.compress(state.status[a + rows] == ACTIVE, rows)  # np.compress: faster than a boolean index
-            found.append(a + rows)
-            draws.append(u[rows])
-        calling, u = np.concatenate(found), np.concatenate(draws)
-        term = math.exp(-mean) * mean
-        cdf = math.exp(-mean) + term
-        counts = np.ones(calling.size, dtype=np.int8)
-        most = max(3, int(mean + 6.0 * math.sqrt(mean) + 3.0))  # beyond it the Poisson tail is below 1e-6
-        for k in range(2, most + 1):
-            counts += u > np.float32(cdf)
-            term *= mean / k
-            cdf += term
-        return np.repeat(calling, counts)
+        salt = self.streams.salt("calls", month, state.index)
+        mask = np.empty(state.size, dtype=bool)
+        kernels.may_call(mask, state.size, state.status, state.uid, salt, mean)
+        calling = np.flatnonzero(mask)
+        del mask
+        return np.repeat(calling, kernels.poisson_calls(calling, state.uid, salt, mean))
 
     def serve(self, month: int, outage_calls: list[tuple[Outage, dict[int, np.ndarray]]]) -> dict[str, float]:
         """Serve the month's calls (normal ones and those ``outage_calls`` brought); return the month's record."""
@@ -173,50 +152,45 @@ class Hotline:
         totals = {"calls": 0.0, "answered_in_target": 0.0, "abandoned": 0.0, "complaints": 0.0, "wait_sum": 0.0}
         target = cc.service_level.answer_within_seconds / 60.0
 
-        def settle(state: TierState, units: np.ndarray, outcome, regime: int) -> None:
-            if units.size == 0 or outcome is None or outcome.calls == 0:
+        impact = cc.satisfaction_impact
+        complaint_cut = np.uint64(cc.complaint_share * 2**32)
+        abandoned_cut = np.uint64(cc.abandoned_complaint_share * 2**32)
+
+        def settle(state: TierState, units: np.ndarray, outcomes: list[QueueOutcome | None], regimes: list[int],
+                   burst_share: float = 0.0) -> None:
+            """Settle ``units``' calls on the ``outcomes`` of ``regimes`` (see :func:`sim.kernels.settle_calls`)."""
+            if units.size == 0:
+                return
+            kept = [o if o is not None else EMPTY_OUTCOME for o in outcomes]
+            offsets = np.cumsum([0] + [o.calls for o in kept])
+            if offsets[-1] == 0:
                 return
             # Keyed by the calling unit: the same caller meets the same fate in every strategy's run.
-            # One hash per call: its high 32 bits pick the simulated call whose outcome it takes, its low
-            # 32 bits decide the complaint (two independent uniforms at the cost of one).
-            bits = self.streams.unit_bits("call_outcome", units, month, state.index, regime)
-            pick = bits >> np.uint64(32)
-            pick *= np.uint64(outcome.calls)
-            pick >>= np.uint64(32)
-            waits = outcome.waits[pick]
-            gone = outcome.abandoned[pick]
-            bits &= np.uint64(0xFFFFFFFF)
-            complaint = bits < np.where(gone, np.uint64(cc.abandoned_complaint_share * 2**32),
-                                        np.uint64(cc.complaint_share * 2**32))
-            impact = cc.satisfaction_impact
-            loss = impact.per_minute_waited * waits + impact.abandoned * gone + impact.complaint * complaint
+            salts = np.array([self.streams.salt("call_outcome", month, state.index, r) for r in regimes], np.uint64)
             # An account's satisfaction is its lines' average: one line's bad call moves it by 1/lines.
-            np.subtract.at(state.satisfaction, units, (loss / state.lines_per_unit).astype(F32))
-            complainers = units[complaint]
+            complainers, settled, in_target, gone, complaints, wait_sum = kernels.settle_calls(
+                units, state.uid, salts, np.concatenate([o.waits for o in kept]),
+                np.concatenate([o.abandoned for o in kept]), offsets,
+                self.streams.salt("call_time", month, state.index), burst_share, state.satisfaction,
+                state.complaints, complaint_cut, abandoned_cut, impact.per_minute_waited, impact.abandoned,
+                impact.complaint, float(state.lines_per_unit), target)
             if complainers.size:
-                np.add.at(state.complaints, complainers, 1)
                 state.complaint_log.append((month, complainers))
             w = state.weight
-            totals["calls"] += units.size * w
-            totals["answered_in_target"] += int(np.count_nonzero(~gone & (waits <= target))) * w
-            totals["abandoned"] += int(gone.sum()) * w
-            totals["complaints"] += int(complaint.sum()) * w
-            totals["wait_sum"] += float(waits.sum()) * w
+            totals["calls"] += settled * w
+            totals["answered_in_target"] += in_target * w
+            totals["abandoned"] += gone * w
+            totals["complaints"] += complaints * w
+            totals["wait_sum"] += wait_sum * w
 
+        # Normal calls fall in the outage bursts by the share of the month the bursts last.
+        split = burst_share if bursts and burst_share > 0 else 0.0
         for state in self.tiers:
             units = base_callers.get(state.index, np.zeros(0, dtype=np.int64))
-            if bursts and burst_share > 0 and units.size:
-                when = self.streams.unit_uniforms("call_time", units, month, state.index)
-                in_burst = when < burst_share
-                which = np.minimum((when / burst_share * len(bursts)).astype(np.int64), len(bursts) - 1)
-                for b, outcome in enumerate(bursts):
-                    settle(state, np.compress(in_burst & (which == b), units), outcome, b + 1)
-                units = np.compress(~in_burst, units)
-            settle(state, units, base, 0)
+            regimes = [base] + bursts if split else [base]
+            settle(state, units, regimes, list(range(len(regimes))), split)
             for b, ((outage, callers, _), outcome) in enumerate(zip(outage_calls, bursts)):
-                settle(state, callers.get(state.index, np.zeros(0, dtype=np.int64)), outcome, b + 1)
-        for state in self.tiers:
-            np.clip(state.satisfaction[: state.size], 0.0, 1.0, out=state.satisfaction[: state.size])
+                settle(state, callers.get(state.index, np.zeros(0, dtype=np.int64)), [outcome], [b + 1])
         calls = totals["calls"]
         return {
             "month": month, "agents": cc.agents_in(month), "calls": calls,

@@ -6,7 +6,9 @@ every coefficient of a tier is a scalar in the monthly computation and no per-li
 lookup of tier parameters is needed. Enterprise tiers also keep ``account_of_line``,
 mapping each line to its account, so that results can be read per line.
 
-Arrays grow by a quarter when gross adds exceed the room reserved at the start.
+Arrays grow by a quarter when gross adds exceed the room reserved at the start. Rows of
+churned units are dropped from time to time (:meth:`TierState.compact`); each unit keeps its
+``uid``, the order in which it joined, which keys every draw made for it (:mod:`sim.kernels`).
 Memory per row is listed in :data:`BYTES_PER_UNIT`.
 """
 
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import kernels
 from .scenario import Scenario
 from .scenario.tiers import Tier
 
@@ -27,6 +30,7 @@ ACTIVE = np.uint8(0)
 """``status`` of a unit still with us; churned units hold 1 + the destination operator's index."""
 
 _FIELDS: dict[str, np.dtype] = {
+    "uid": np.dtype(np.int32),
     "region": np.dtype(np.uint8),
     "status": np.dtype(np.uint8),
     "churn_month": np.dtype(np.int16),
@@ -54,6 +58,9 @@ class TierState:
     weight: float
     """Real units each simulated unit stands for (1 / the tier's simulated share)."""
     size: int
+    uid: np.ndarray
+    """The unit's number within its tier, in the order units joined (rows stay in that order, so a
+    unit's row is found by a binary search of its uid)."""
     region: np.ndarray
     status: np.ndarray
     churn_month: np.ndarray
@@ -78,6 +85,10 @@ class TierState:
     account_of_line: np.ndarray | None = None
     complaint_log: list[tuple[int, np.ndarray]] = field(default_factory=list)
     """(month, units) of recent complaints, to let them age out after three months."""
+    next_uid: int = 0
+    """The uid the next unit to join takes."""
+    compactions: int = 0
+    """How many times rows were dropped (row numbers kept from before are stale)."""
 
     @property
     def capacity(self) -> int:
@@ -104,6 +115,22 @@ class TierState:
             grown = np.empty(new_capacity, dtype=dtype)
             grown[: self.size] = old[: self.size]
             setattr(self, name, grown)
+
+    def compact(self) -> None:
+        """Drop the rows of churned units, keeping the others in order (and their complaints' log)."""
+        n = self.size
+        logged = [(month, self.uid[rows[self.status[rows] == ACTIVE]]) for month, rows in self.complaint_log]
+        kept = n
+        for name in _FIELDS:
+            if name != "status":
+                kept = kernels.compact(getattr(self, name), self.status, n)
+        kernels.compact(self.status, self.status, n)  # last: the others read it
+        self.size = kept
+        self.compactions += 1
+        uids = self.uid[:kept]
+        self.complaint_log = [(month, np.searchsorted(uids, u)) for month, u in logged if u.size]
+        if self.account_of_line is not None:
+            self.account_of_line = np.repeat(np.arange(kept, dtype=np.int32), self.lines_per_unit)
 
     def nbytes(self) -> int:
         total = sum(getattr(self, name).nbytes for name in _FIELDS)
@@ -145,6 +172,8 @@ def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares
                    rng: np.random.Generator, *, at_start: bool) -> None:
     """Give units in ``rows`` their starting attributes: region, tenure, contract, satisfaction."""
     n = rows.stop - rows.start
+    state.uid[rows] = np.arange(state.next_uid, state.next_uid + n, dtype=np.int32)
+    state.next_uid += n
     state.region[rows] = rng.choice(len(shares), size=n, p=shares).astype(np.uint8) if len(shares) > 1 else 0
     state.status[rows] = ACTIVE
     state.churn_month[rows] = NO_MONTH

@@ -34,7 +34,7 @@ from .scenario import Problem, Scenario, ScenarioError, scenario_to_yaml
 Progress = Callable[[str, int, int], None]
 """Called with (stage, done, total) as work advances."""
 
-_VERSIONED = ("numpy", "pandas", "simpy", "pulp", "pydantic", "pyyaml")
+_VERSIONED = ("numpy", "numba", "pandas", "simpy", "pulp", "pydantic", "pyyaml")
 
 
 class OutputExistsError(ScenarioError):

@@ -56,12 +56,16 @@ class RandomStreams:
     def unit_bits(self, source: str, units: np.ndarray, *key: int) -> np.ndarray:
         """64 random bits per unit, fixed by (seed, replication, source, key, unit): two independent
         draws from one hash when a caller needs two (the high and the low 32 bits)."""
-        salt = _mix(np.uint64(self.seed & _MASK), self.replication, _source_key(source), *key)
+        salt = self.salt(source, *key)
         x = units.astype(np.uint64)
         with np.errstate(over="ignore"):
             x *= np.uint64(0x9E3779B97F4A7C15)
             x += salt
         return _splitmix64_inplace(x)
+
+    def salt(self, source: str, *key: int) -> np.uint64:
+        """The key of a stream of per-unit draws: :mod:`sim.kernels` hashes it with each unit's uid."""
+        return _mix(np.uint64(self.seed & _MASK), self.replication, _source_key(source), *key)
 
     def child(self, source: str, *key: int) -> np.random.Generator:
         """A generator for one sub-part of a source (one tier's churn draws), independent of the others."""

@@ -1,0 +1,304 @@
+"""The per-row passes of a month, compiled (numba): one loop per pass instead of a chain of numpy calls.
+
+Each loop reads a unit's few bytes once, keeps its arithmetic in registers and writes only what
+the pass changes; numpy would allocate or stream a temporary per operation. Everything that is
+drawn per unit comes from a hash of (the stream's salt, the unit's ``uid``): the same line draws
+the same number whatever row it sits in and whoever else is still with us, which is what lets the
+engine drop churned rows (:meth:`sim.population.TierState.compact`) under common random numbers.
+
+The hash is the one of :meth:`sim.streams.RandomStreams.unit_bits` (splitmix64 of
+``uid * golden + salt``), so a draw made here equals the same draw made in numpy.
+
+Every function is compiled on first use and cached on disk (``cache=True``): a new process loads
+the machine code instead of compiling it again.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_U64 = np.uint64
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_F32_UNIT = np.float32(1.0 / (1 << 24))
+_F64_UNIT = 1.0 / (1 << 53)
+
+LOGIT_COEFFICIENTS = 6
+"""Length of the ``coef`` vector of a tier's logit: scalar part, -satisfaction, out of contract,
+-tenure per month, propensity step, complaints per line (see :func:`sim.hazard.logit_coefficients`)."""
+
+
+@njit(inline="always", cache=True)
+def unit_bits(salt: np.uint64, uid: int) -> np.uint64:
+    """64 random bits for unit ``uid`` of the stream ``salt`` (splitmix64, as in :mod:`sim.streams`)."""
+    x = _U64(uid) * _GOLDEN + salt + _GOLDEN
+    x = (x ^ (x >> _U64(30))) * _M1
+    x = (x ^ (x >> _U64(27))) * _M2
+    return x ^ (x >> _U64(31))
+
+
+@njit(inline="always", cache=True)
+def uniform32(bits: np.uint64) -> np.float32:
+    """A float32 uniform in [0, 1) from the top 24 bits."""
+    # Through int64: x86 converts signed integers to floats in one instruction, unsigned ones not.
+    return np.float32(np.int64(bits >> _U64(40))) * _F32_UNIT
+
+
+@njit(inline="always", cache=True)
+def uniform64(bits: np.uint64) -> float:
+    """A float64 uniform in [0, 1) from the top 53 bits (as :meth:`RandomStreams.unit_uniforms`)."""
+    return float(np.int64(bits >> _U64(11))) * _F64_UNIT
+
+
+@njit(inline="always", cache=True)
+def _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, coef):
+    # Branch-free (a comparison times its coefficient), so that the loops vectorize.
+    x = satisfaction[i] * coef[1] + by_region[region[i]]
+    x += np.float32(contract_end[i] <= month) * coef[2]
+    x += np.float32(join_month[i]) * coef[3]
+    x += np.float32(propensity[i]) * coef[4]
+    return x + coef[0]
+
+
+@njit(cache=True)
+def logit_rows(out, n, month, satisfaction, region, contract_end, join_month, propensity, by_region, coef,
+               complaints, effect_until, effect_lever, lever_log_odds, sparse):
+    """The logit of rows ``[0, n)`` into ``out``; with ``sparse``, also the complaints and running offers
+    (dense per row here: a loop pays nothing for the rows they leave alone)."""
+    for i in range(n):
+        x = _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, coef)
+        if sparse:
+            x += coef[5] * np.float32(complaints[i])
+            x += lever_log_odds[effect_lever[i]] * np.float32(effect_until[i] >= month)
+        out[i] = x
+
+
+BLOCK = 1 << 14
+"""Rows per block in passes that collect rows: each block's finds go to a fixed buffer, appended to the
+growing result after the block. (An array reassigned inside the hot loop costs numba five times the work.)"""
+
+
+@njit(cache=True)
+def _append(found, count, block, m):
+    """``block[:m]`` appended to ``found[:count]``, ``found`` doubled when full; returns the (new) array."""
+    if count + m > found.size:
+        bigger = np.empty(max(2 * found.size, count + m), found.dtype)
+        bigger[:count] = found[:count]
+        found = bigger
+    found[count: count + m] = block[:m]
+    return found
+
+
+@njit(cache=True)
+def churn_draws(probability, status, satisfaction, uid, salt):
+    """Churn decisions from the month's probabilities: one keyed uniform per active unit.
+
+    Returns the leaving rows, the sum of the active units' probabilities, their count and their
+    satisfaction sum.
+    """
+    n = probability.size
+    leaving = np.empty(max(64, n // 32), np.int64)
+    block = np.empty(BLOCK, np.int64)
+    count, active = 0, 0
+    expected, total_satisfaction = 0.0, 0.0
+    for a in range(0, n, BLOCK):
+        m = 0
+        for i in range(a, min(n, a + BLOCK)):
+            if status[i] != 0:
+                continue
+            p = probability[i]
+            active += 1
+            expected += p
+            total_satisfaction += satisfaction[i]
+            if uniform32(unit_bits(salt, uid[i])) < p:
+                block[m] = i
+                m += 1
+        leaving = _append(leaving, count, block, m)
+        count += m
+    return leaving[:count].copy(), expected, active, total_satisfaction
+
+
+@njit(cache=True)
+def scores_at(rows, month, satisfaction, region, contract_end, join_month, propensity, by_region, coef,
+              model_error, use_logit, blur):
+    """The churn model's score of ``rows``: the logit (when ``use_logit``) plus its error times ``blur``."""
+    out = np.empty(rows.size, np.float32)
+    for j in range(rows.size):
+        i = rows[j]
+        x = np.float32(0.0)
+        if use_logit:
+            x = _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, coef)
+        out[j] = x + np.float32(model_error[i]) * blur
+    return out
+
+
+@njit(cache=True)
+def score_mask(mask, threshold, n, month, satisfaction, region, contract_end, join_month, propensity,
+               by_region, coef, model_error, use_logit, blur):
+    """``mask[:n]``: the rows whose score (as :func:`scores_at`) is at least ``threshold``."""
+    for i in range(n):
+        x = np.float32(0.0)
+        if use_logit:
+            x = _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, coef)
+        mask[i] = x + np.float32(model_error[i]) * blur >= threshold
+
+
+POISSON_PART_MEAN = 16.0
+"""Larger means are drawn as a sum of Poisson parts of at most this mean (a sum of independent
+Poisson counts is Poisson): the inverse CDF stays exact where exp(-mean) would underflow."""
+
+
+@njit(cache=True)
+def _poisson_parts(mean):
+    parts = max(1, int(math.ceil(mean / POISSON_PART_MEAN)))
+    return parts, mean / parts
+
+
+@njit(cache=True)
+def may_call(mask, n, status, uid, salt, mean):
+    """``mask[:n]``: the active units with a call at all, as far as their first draw tells (every
+    active unit when the mean has several parts). Most units do not call, and a mask that numpy then
+    turns into rows costs a third of collecting the rows here, one by one."""
+    parts, part_mean = _poisson_parts(mean)
+    if parts > 1:
+        for i in range(n):
+            mask[i] = status[i] == 0
+        return
+    none = math.exp(-part_mean)
+    for i in range(n):
+        mask[i] = (status[i] == 0) & (uniform64(unit_bits(salt, uid[i])) >= none)
+
+
+@njit(cache=True)
+def poisson_calls(rows, uid, salt, mean):
+    """Each row's Poisson(``mean``) count of calls, by the inverse CDF of one keyed uniform per unit and
+    part (the same first draw as :func:`may_call`)."""
+    parts, part_mean = _poisson_parts(mean)
+    none = math.exp(-part_mean)
+    most = max(3, int(part_mean + 6.0 * math.sqrt(part_mean) + 3.0))  # beyond it the tail is below 1e-6
+    counts = np.zeros(rows.size, np.int64)
+    for r in range(rows.size):
+        for part in range(parts):
+            u = uniform64(unit_bits(salt, uid[rows[r]] * parts + part))
+            if u < none:
+                continue
+            k, term, cdf = 1, none * part_mean, none + none * part_mean
+            while u >= cdf and k < most:
+                k += 1
+                term *= part_mean / k
+                cdf += term
+            counts[r] += k
+    return counts
+
+
+@njit(cache=True)
+def settle_calls(units, uid, salts, waits, abandoned, offsets, time_salt, burst_share, satisfaction, complaints,
+                 complaint_cut, abandoned_cut, per_minute, abandoned_loss, complaint_loss, lines_per_unit, target):
+    """Each call takes the outcome of a simulated call of its regime, and what it does to the caller:
+    satisfaction lost to waiting, hanging up and complaining; complaints counted.
+
+    Regime ``r`` has the simulated calls ``offsets[r]:offsets[r + 1]`` of ``waits`` and ``abandoned``
+    and its own stream ``salts[r]``. A call is in regime 0 (the normal load), unless a keyed uniform
+    of its caller (stream ``time_salt``) falls below ``burst_share``: it then came in during one of
+    the other regimes (the outage bursts, evenly). Calls of a regime with no simulated call are not
+    settled. Per call, one hash: its high 32 bits pick the simulated call, its low 32 bits decide
+    the complaint. Returns the complainers and the totals (calls settled, answered within
+    ``target``, abandoned, complaints, minutes waited).
+    """
+    bursts = salts.size - 1
+    complainers = np.empty(units.size, np.int64)
+    settled, count, in_target, gone_count = 0, 0, 0, 0
+    wait_sum = 0.0
+    for j in range(units.size):
+        i = units[j]
+        r = 0
+        if burst_share > 0.0:
+            when = uniform64(unit_bits(time_salt, uid[i]))
+            if when < burst_share:
+                r = 1 + min(int(when / burst_share * bursts), bursts - 1)
+        calls = offsets[r + 1] - offsets[r]
+        if calls == 0:
+            continue
+        bits = unit_bits(salts[r], uid[i])
+        pick = offsets[r] + np.int64(((bits >> _U64(32)) * _U64(calls)) >> _U64(32))
+        wait = waits[pick]
+        gone = abandoned[pick]
+        low = bits & _U64(0xFFFFFFFF)
+        complaint = low < (abandoned_cut if gone else complaint_cut)
+        loss = per_minute * wait + abandoned_loss * gone + complaint_loss * complaint
+        # Clipped at each call rather than once at the end: the same result, as losses only lower it.
+        satisfaction[i] = min(max(satisfaction[i] - np.float32(loss / lines_per_unit), np.float32(0.0)),
+                              np.float32(1.0))
+        settled += 1
+        if complaint:
+            complaints[i] += np.uint8(1)
+            complainers[count] = i
+            count += 1
+        if gone:
+            gone_count += 1
+        elif wait <= target:
+            in_target += 1
+        wait_sum += wait
+    return complainers[:count].copy(), settled, in_target, gone_count, count, wait_sum
+
+
+@njit(cache=True)
+def outage_mask(mask, rows, status, uid, salt, severity):
+    """``mask``: which of ``rows`` (the region's) are active units an outage hits (a keyed uniform below
+    ``severity``). Hits are interleaved at random: a mask, then numpy's search for its rows, beats a branch."""
+    for j in range(rows.size):
+        i = rows[j]
+        mask[j] = (status[i] == 0) & (uniform32(unit_bits(salt, uid[i])) < severity)
+
+
+@njit(cache=True)
+def add_to_rows(values, rows, amount):
+    """``values[rows] += amount`` (rows may repeat: each adds), without numpy's fancy-index temporaries."""
+    for r in range(rows.size):
+        values[rows[r]] += amount
+
+
+@njit(cache=True)
+def lower_satisfaction(rows, satisfaction, drop):
+    """Satisfaction of ``rows`` down by ``drop``, not below 0."""
+    for r in range(rows.size):
+        i = rows[r]
+        satisfaction[i] = max(satisfaction[i] - drop, np.float32(0.0))
+
+
+@njit(cache=True)
+def keyed_below(rows, uid, salt, share):
+    """The rows whose keyed uniform is below ``share``."""
+    out = np.empty(rows.size, np.int64)
+    count = 0
+    for j in range(rows.size):
+        if uniform64(unit_bits(salt, uid[rows[j]])) < share:
+            out[count] = rows[j]
+            count += 1
+    return out[:count].copy()
+
+
+@njit(cache=True)
+def age_rows(n, satisfaction, usual, recovery, status, contract_end, uid, salt, month, rate, term, renew):
+    """The month's end for rows ``[0, n)``: satisfaction recovers part of the way to the tier's usual
+    level, and (with ``renew``) active units out of contract re-sign with probability ``rate``."""
+    for i in range(n):
+        satisfaction[i] += (usual - satisfaction[i]) * recovery
+        if renew and status[i] == 0 and contract_end[i] <= month:
+            if uniform32(unit_bits(salt, uid[i])) < rate:
+                contract_end[i] = month + term
+
+
+@njit(cache=True)
+def compact(values, status, n):
+    """Move the active rows of ``values[:n]`` to its front, in order (in place); returns their count."""
+    kept = 0
+    for i in range(n):
+        if status[i] == 0:
+            values[kept] = values[i]
+            kept += 1
+    return kept
