@@ -13,14 +13,16 @@ import json
 import logging
 import signal
 import sys
-from datetime import datetime
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import TextIO
 
 from sim import __version__
 from sim.allocation import Allocation
 from sim.scenario import Scenario, ScenarioError, json_schema, load_scenario
+
+from . import arguments
+from .console import Console, ProgressBar
 
 EXIT_OK = 0
 EXIT_INVALID_INPUT = 1
@@ -42,35 +44,7 @@ EXIT_CODES_HELP = f"""exit codes:
 log = logging.getLogger("retention")
 
 
-class _Console:
-    """Where the command writes: results to stdout, problems to stderr; --quiet keeps only problems."""
-
-    def __init__(self, quiet: bool, out: TextIO | None = None, err: TextIO | None = None) -> None:
-        self.quiet = quiet
-        self._out = out
-        self._err = err
-
-    # Looked up when written, not when defined, so a redirected sys.stdout is honoured.
-    @property
-    def out(self) -> TextIO:
-        return self._out or sys.stdout
-
-    @property
-    def err(self) -> TextIO:
-        return self._err or sys.stderr
-
-    def info(self, text: str) -> None:
-        if not self.quiet:
-            print(text, file=self.out)
-
-    def data(self, text: str) -> None:
-        print(text, file=self.out)
-
-    def problem(self, text: str) -> None:
-        print(text, file=self.err)
-
-
-def _cmd_validate(args: argparse.Namespace, console: _Console) -> int:
+def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
     status = EXIT_OK
     for file in args.files:
         try:
@@ -86,7 +60,7 @@ def _cmd_validate(args: argparse.Namespace, console: _Console) -> int:
     return status
 
 
-def _cmd_schema(args: argparse.Namespace, console: _Console) -> int:
+def _cmd_schema(args: argparse.Namespace, console: Console) -> int:
     text = json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
@@ -96,42 +70,12 @@ def _cmd_schema(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
-class _ProgressBar:
-    """A progress bar on stderr per stage (hidden with --quiet or when stderr is not a terminal and CI is set)."""
-
-    def __init__(self, console: _Console) -> None:
-        self.enabled = not console.quiet
-        self._bar = None
-        self._tasks: dict[str, object] = {}
-
-    def __enter__(self) -> "_ProgressBar":
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=Console(stderr=True), transient=False)
-            self._bar.__enter__()
-        return self
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if self._bar is None:
-            return
-        if stage not in self._tasks:
-            self._tasks[stage] = self._bar.add_task(stage, total=total)
-        self._bar.update(self._tasks[stage], completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-
-
 def _default_out(kind: str, scenario_name: str, seed: int) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("results") / scenario_name / f"{kind}-{stamp}-seed{seed}"
 
 
-def _cmd_simulate(args: argparse.Namespace, console: _Console) -> int:
+def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
     from sim.runner import Stopwatch, manifest, simulate, tables, write_outputs
 
     watch = Stopwatch()
@@ -147,7 +91,7 @@ def _cmd_simulate(args: argparse.Namespace, console: _Console) -> int:
                         "runs are never overwritten")
         return EXIT_INVALID_INPUT
     watch.lap("load")
-    with _ProgressBar(console) as bar:
+    with ProgressBar(console) as bar:
         result = simulate(scenario, allocation, seed=seed, replications=reps, progress=bar)
     watch.lap("simulate")
     frames = tables(result)
@@ -180,7 +124,7 @@ def _out_folder(args: argparse.Namespace, kind: str, scenario: Scenario, seed: i
     return Path(args.out) if args.out else _default_out(kind, scenario.meta.name, seed)
 
 
-def _refuse_existing(out: Path, console: _Console) -> bool:
+def _refuse_existing(out: Path, console: Console) -> bool:
     if out.exists():
         console.problem(f"{out}: the output folder exists already\n    fix: choose another --out folder; "
                         "runs are never overwritten")
@@ -188,7 +132,7 @@ def _refuse_existing(out: Path, console: _Console) -> bool:
     return False
 
 
-def _measure_curves(args: argparse.Namespace, console: _Console, kind: str):  # type: ignore[no-untyped-def]
+def _measure_curves(args: argparse.Namespace, console: Console, kind: str):  # type: ignore[no-untyped-def]
     """The first steps of optimize, frontier and goal: load, choose the folder, measure the curves.
 
     Returns (scenario, seed, output folder, curve estimate, stopwatch), or None when the folder exists.
@@ -204,13 +148,13 @@ def _measure_curves(args: argparse.Namespace, console: _Console, kind: str):  # 
     if _refuse_existing(out, console):
         return None
     watch.lap("load")
-    with _ProgressBar(console) as bar:
+    with ProgressBar(console) as bar:
         estimate = response_curves(scenario, seed=seed, progress=bar, workers=args.workers)
     watch.lap("response_curves")
     return scenario, seed, out, estimate, watch
 
 
-def _cmd_optimize(args: argparse.Namespace, console: _Console) -> int:
+def _cmd_optimize(args: argparse.Namespace, console: Console) -> int:
     from sim.runner import manifest, write_outputs
 
     from .plan import curve_table, plan_allocation
@@ -246,7 +190,7 @@ def _cmd_optimize(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
-def _cmd_run(args: argparse.Namespace, console: _Console) -> int:
+def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     from .outputs import write_run
     from .pipeline import run
 
@@ -262,7 +206,7 @@ def _cmd_run(args: argparse.Namespace, console: _Console) -> int:
     out = _out_folder(args, "run", scenario, seed)
     if _refuse_existing(out, console):
         return EXIT_INVALID_INPUT
-    with _ProgressBar(console) as bar:
+    with ProgressBar(console) as bar:
         outcome = run(scenario, args.file, seed=seed, replications=args.reps, strategies=args.strategies,
                       workers=args.workers, progress=bar)
         bar("writing", 0, 1)
@@ -273,7 +217,7 @@ def _cmd_run(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
-def _print_summary(outcome, console: _Console) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(outcome, console: Console) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
     from rich.table import Table
 
@@ -301,7 +245,7 @@ def _print_summary(outcome, console: _Console) -> None:  # type: ignore[no-untyp
     Console(file=console.out, width=160).print(table)
 
 
-def _cmd_compare(args: argparse.Namespace, console: _Console) -> int:
+def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
     from .runs import compare_runs
 
     table = compare_runs([Path(p) for p in args.runs])
@@ -313,7 +257,7 @@ def _cmd_compare(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
-def _cmd_frontier(args: argparse.Namespace, console: _Console) -> int:
+def _cmd_frontier(args: argparse.Namespace, console: Console) -> int:
     from sim.runner import manifest, write_outputs
 
     from .plan import curve_table, efficient_frontier
@@ -336,7 +280,7 @@ def _cmd_frontier(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
-def _cmd_goal(args: argparse.Namespace, console: _Console) -> int:
+def _cmd_goal(args: argparse.Namespace, console: Console) -> int:
     from sim.runner import manifest, write_outputs
 
     from .plan import least_budget
@@ -375,7 +319,7 @@ def _cmd_goal(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
-def _cmd_calibrate(args: argparse.Namespace, console: _Console) -> int:
+def _cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     import pandas as pd
 
     from sim.customers.calibrate import calibrate
@@ -412,7 +356,7 @@ def _cmd_calibrate(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
-Handler = Callable[[argparse.Namespace, _Console], int]
+Handler = Callable[[argparse.Namespace, Console], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -461,22 +405,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
     p.add_argument("--allocation", metavar="CSV", help="retention money per cell: columns tier,lever,period,amount")
     p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
-    p.add_argument("--reps", type=_positive_int, help="replications (default: run.replications of the scenario)")
-    p.add_argument("--scale", type=_share, help="simulate this share of the lines, 0 < S <= 1 (default: run.scale)")
+    p.add_argument("--reps", type=arguments.positive_int, help="replications (default: run.replications of the scenario)")
+    p.add_argument("--scale", type=arguments.share, help="simulate this share of the lines, 0 < S <= 1 (default: run.scale)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/simulate-<time>-seed<N>)")
 
     def solver_option(p: argparse.ArgumentParser) -> None:
         from .solve import SOLVERS
 
         p.add_argument("--solver", choices=SOLVERS, help="LP/MILP solver (default: solver.name of the scenario)")
-        p.add_argument("--workers", type=_positive_int, default=1,
+        p.add_argument("--workers", type=arguments.positive_int, default=1,
                        help="processes running the simulations in parallel (results do not depend on it)")
 
     p = command("optimize", "measure response curves and find the allocation that retains the most value",
                 "retention optimize scenarios/small.yaml --write-lp --out results/small/plan", _cmd_optimize)
     p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
     solver_option(p)
-    p.add_argument("--budget", type=_money, help="total budget to allocate (default: budget.total of the scenario)")
+    p.add_argument("--budget", type=arguments.money, help="total budget to allocate (default: budget.total of the scenario)")
     p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
     p.add_argument("--write-lp", action="store_true", help="also write the problem as allocation.lp (CPLEX LP format)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/optimize-<time>-seed<N>)")
@@ -484,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("frontier", "value retained and its marginal return against the total budget",
                 "retention frontier scenarios/small.yaml --budgets 0:400k:50", _cmd_frontier)
     p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
-    p.add_argument("--budgets", type=_budgets, required=True, metavar="FROM:TO:N",
+    p.add_argument("--budgets", type=arguments.budgets, required=True, metavar="FROM:TO:N",
                    help="N budgets evenly from FROM to TO, e.g. 0:72M:50")
     solver_option(p)
     p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
@@ -497,8 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--tier", metavar="T", help="the tier whose churn or retained lines the goal is about")
     who.add_argument("--all-tiers", action="store_true", help="the goal holds for every tier (churn) or in total")
     what = p.add_argument_group("goal (at least one)")
-    what.add_argument("--max-churn", type=_rate, metavar="X", help="mean monthly churn at most X: 1.5%% or 0.015")
-    what.add_argument("--min-retained", type=_lines, metavar="N", help="at least N churners avoided over the horizon")
+    what.add_argument("--max-churn", type=arguments.rate, metavar="X", help="mean monthly churn at most X: 1.5%% or 0.015")
+    what.add_argument("--min-retained", type=arguments.lines, metavar="N", help="at least N churners avoided over the horizon")
     solver_option(p)
     p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/goal-<time>-seed<N>)")
@@ -518,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
     p.add_argument("--strategies", nargs="+", metavar="NAME", help="only these of the scenario's strategies")
     p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
-    p.add_argument("--reps", type=_positive_int, help="replications per strategy (default: run.replications)")
+    p.add_argument("--reps", type=arguments.positive_int, help="replications per strategy (default: run.replications)")
     solver_option(p)
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/run-<time>-seed<N>)")
 
@@ -527,80 +471,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by 'retention run'")
     p.add_argument("--out", metavar="CSV", help="write the comparison to a CSV file instead of printing it")
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _money(text: str) -> float:
-    """An amount of money: 2500000, 2,500,000, 2.5M or 750k."""
-    cleaned = text.strip().replace(",", "").replace("_", "")
-    factor = {"k": 1e3, "m": 1e6, "b": 1e9}.get(cleaned[-1:].lower(), 1.0)
-    if factor != 1.0:
-        cleaned = cleaned[:-1]
-    try:
-        value = float(cleaned) * factor
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an amount (write e.g. 2500000, 2.5M or 750k)") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"'{text}' must be a finite amount of at least 0")
-    return value
-
-
-def _budgets(text: str) -> list[float]:
-    """FROM:TO:N as N evenly spaced budgets."""
-    parts = text.split(":")
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"'{text}' is not FROM:TO:N (e.g. 0:72M:50)")
-    low, high = _money(parts[0]), _money(parts[1])
-    try:
-        count = int(parts[2])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"N in '{text}' must be a whole number") from None
-    if not 2 <= count <= 10_000:
-        raise argparse.ArgumentTypeError("N must be between 2 and 10000")
-    if high <= low:
-        raise argparse.ArgumentTypeError(f"TO must be more than FROM in '{text}'")
-    return [low + (high - low) * i / (count - 1) for i in range(count)]
-
-
-def _rate(text: str) -> float:
-    """A monthly rate: 1.5% or 0.015."""
-    cleaned = text.strip()
-    try:
-        value = float(cleaned[:-1]) / 100 if cleaned.endswith("%") else float(cleaned)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a rate (write 1.5% or 0.015)") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' must be a monthly rate from 0 up to (not including) 100%")
-    return value
-
-
-def _lines(text: str) -> float:
-    try:
-        value = float(text.replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of lines") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError("must be more than 0 and at most 1")
-    return value
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -616,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
-    console = _Console(quiet=args.quiet)
+    console = Console(quiet=args.quiet)
     # A kill (SIGTERM) stops the run like Ctrl-C: staged files are removed, nothing half-written stays.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
