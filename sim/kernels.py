@@ -300,9 +300,13 @@ def age_rows(n, satisfaction, usual, recovery, status, contract_end, uid, salt, 
     level, and (with ``renew``) active units out of contract re-sign with probability ``rate``."""
     for i in range(n):
         satisfaction[i] += (usual - satisfaction[i]) * recovery
-        if renew and status[i] == 0 and contract_end[i] <= month:
-            if uniform32(unit_bits(salt, uid[i])) < rate:
-                contract_end[i] = month + term
+    if renew:
+        signed = np.int16(month + term)
+        # Branch-free (every row hashed, a select to write), so that it vectorizes: branching on each
+        # row's status and contract to skip the hash ran at a third of the speed.
+        for i in range(n):
+            due = (status[i] == 0) & (contract_end[i] <= month) & (uniform32(unit_bits(salt, uid[i])) < rate)
+            contract_end[i] = signed if due else contract_end[i]
 
 
 @njit(cache=True)
