@@ -310,21 +310,11 @@ def age_rows(n, satisfaction, usual, recovery, status, contract_end, uid, salt, 
 
 
 @njit(cache=True)
-def compact(values, status, n):
-    """Move the active rows of ``values[:n]`` to its front, in order (in place); returns their count."""
-    kept = 0
-    for i in range(n):
-        if status[i] == 0:
-            values[kept] = values[i]
-            kept += 1
-    return kept
-
-
-@njit(cache=True)
 def compact_all(n, status, uid, region, churn_month, join_month, contract_end, satisfaction, complaints,
                 last_offer, effect_until, effect_lever, propensity, model_error):
-    """:func:`compact` of every attribute of a tier in one pass: ``status`` is read once and each kept
-    row is moved while it is in cache, instead of one pass per array. Returns the rows kept."""
+    """Move the active rows of every attribute of a tier to the front, in order (in place), in one pass:
+    ``status`` is read once and each kept row is moved while it is in cache, instead of one pass per
+    array. Returns the rows kept."""
     kept = 0
     for i in range(n):
         if status[i] == 0:
