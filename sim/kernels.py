@@ -94,32 +94,44 @@ def _append(found, count, block, m):
 
 
 @njit(cache=True)
-def churn_draws(probability, status, satisfaction, uid, salt):
+def churn_mask(mask, probability, status, uid, salt):
+    """``mask``: the active units whose keyed uniform falls below their churn probability.
+
+    Branch-free, so that the hash vectorizes (64-bit multiplies in SIMD lanes); numpy's ``flatnonzero``
+    then lists the few leavers. One loop that branched on ``status`` and collected rows as it went
+    ran at a third of the speed.
+    """
+    for i in range(probability.size):
+        mask[i] = (status[i] == 0) & (uniform32(unit_bits(salt, uid[i])) < probability[i])
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def active_sums(probability, status, satisfaction):
+    """The active units' probability sum, count and satisfaction sum. Reassociating the sums lets
+    them run in SIMD lanes: a single running sum waits on each add's latency."""
+    expected, total_satisfaction, active = 0.0, 0.0, 0
+    for i in range(probability.size):
+        on = status[i] == 0
+        expected += probability[i] * on
+        total_satisfaction += satisfaction[i] * on
+        active += on
+    return expected, active, total_satisfaction
+
+
+def churn_draws(probability: np.ndarray, status: np.ndarray, satisfaction: np.ndarray, uid: np.ndarray,
+                salt: np.uint64) -> tuple[np.ndarray, float, int, float]:
     """Churn decisions from the month's probabilities: one keyed uniform per active unit.
 
     Returns the leaving rows, the sum of the active units' probabilities, their count and their
     satisfaction sum.
     """
     n = probability.size
-    leaving = np.empty(max(64, n // 32), np.int64)
-    block = np.empty(BLOCK, np.int64)
-    count, active = 0, 0
-    expected, total_satisfaction = 0.0, 0.0
-    for a in range(0, n, BLOCK):
-        m = 0
-        for i in range(a, min(n, a + BLOCK)):
-            if status[i] != 0:
-                continue
-            p = probability[i]
-            active += 1
-            expected += p
-            total_satisfaction += satisfaction[i]
-            if uniform32(unit_bits(salt, uid[i])) < p:
-                block[m] = i
-                m += 1
-        leaving = _append(leaving, count, block, m)
-        count += m
-    return leaving[:count].copy(), expected, active, total_satisfaction
+    mask = np.empty(n, dtype=np.bool_)
+    churn_mask(mask, probability, status[:n], uid[:n], salt)
+    leaving = np.flatnonzero(mask)
+    del mask
+    expected, active, total_satisfaction = active_sums(probability, status[:n], satisfaction[:n])
+    return leaving, float(expected), int(active), float(total_satisfaction)
 
 
 @njit(cache=True)
@@ -288,17 +300,37 @@ def age_rows(n, satisfaction, usual, recovery, status, contract_end, uid, salt, 
     level, and (with ``renew``) active units out of contract re-sign with probability ``rate``."""
     for i in range(n):
         satisfaction[i] += (usual - satisfaction[i]) * recovery
-        if renew and status[i] == 0 and contract_end[i] <= month:
-            if uniform32(unit_bits(salt, uid[i])) < rate:
-                contract_end[i] = month + term
+    if renew:
+        signed = np.int16(month + term)
+        # Branch-free (every row hashed, a select to write), so that it vectorizes: branching on each
+        # row's status and contract to skip the hash ran at a third of the speed.
+        for i in range(n):
+            due = (status[i] == 0) & (contract_end[i] <= month) & (uniform32(unit_bits(salt, uid[i])) < rate)
+            contract_end[i] = signed if due else contract_end[i]
 
 
 @njit(cache=True)
-def compact(values, status, n):
-    """Move the active rows of ``values[:n]`` to its front, in order (in place); returns their count."""
+def compact_all(n, status, uid, region, churn_month, join_month, contract_end, satisfaction, complaints,
+                last_offer, effect_until, effect_lever, propensity, model_error):
+    """Move the active rows of every attribute of a tier to the front, in order (in place), in one pass:
+    ``status`` is read once and each kept row is moved while it is in cache, instead of one pass per
+    array. Returns the rows kept."""
     kept = 0
     for i in range(n):
         if status[i] == 0:
-            values[kept] = values[i]
+            if kept != i:
+                uid[kept] = uid[i]
+                region[kept] = region[i]
+                churn_month[kept] = churn_month[i]
+                join_month[kept] = join_month[i]
+                contract_end[kept] = contract_end[i]
+                satisfaction[kept] = satisfaction[i]
+                complaints[kept] = complaints[i]
+                last_offer[kept] = last_offer[i]
+                effect_until[kept] = effect_until[i]
+                effect_lever[kept] = effect_lever[i]
+                propensity[kept] = propensity[i]
+                model_error[kept] = model_error[i]
+                status[kept] = 0
             kept += 1
     return kept

@@ -120,11 +120,8 @@ class TierState:
         """Drop the rows of churned units, keeping the others in order (and their complaints' log)."""
         n = self.size
         logged = [(month, self.uid[rows[self.status[rows] == ACTIVE]]) for month, rows in self.complaint_log]
-        kept = n
-        for name in _FIELDS:
-            if name != "status":
-                kept = kernels.compact(getattr(self, name), self.status, n)
-        kernels.compact(self.status, self.status, n)  # last: the others read it
+        # Every attribute in one pass, passed by name (a new field must be added to the kernel too).
+        kept = kernels.compact_all(n, **{name: getattr(self, name) for name in _FIELDS})
         self.size = kept
         self.compactions += 1
         uids = self.uid[:kept]
