@@ -54,14 +54,53 @@ def uniform64(bits: np.uint64) -> float:
     return float(np.int64(bits >> _U64(11))) * _F64_UNIT
 
 
+SMALL_TABLE = 8
+"""Look-up tables (region terms, lever log-odds) of at most this many entries are read as a chain of
+selects on the code instead of an indexed load: the loops then vectorize (a gather per row kept them
+scalar, at twice the time). Larger tables take the indexed load."""
+
+
 @njit(inline="always", cache=True)
-def _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, coef):
+def _small(table):
+    """``table`` as a tuple of ``SMALL_TABLE`` float32 numbers (zeros past its end), held in registers."""
+    p = np.zeros(SMALL_TABLE, np.float32)
+    p[:table.size] = table
+    return (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7])
+
+
+@njit(inline="always", cache=True)
+def _pick(t, k):
+    """``t[k]`` of a :func:`_small` table, branch-free: the same number as the indexed load."""
+    v = t[0]
+    v = t[1] if k == 1 else v
+    v = t[2] if k == 2 else v
+    v = t[3] if k == 3 else v
+    v = t[4] if k == 4 else v
+    v = t[5] if k == 5 else v
+    v = t[6] if k == 6 else v
+    v = t[7] if k == 7 else v
+    return v
+
+
+@njit(inline="always", cache=True)
+def _dense_terms(i, month, satisfaction, region_term, contract_end, join_month, propensity, coef):
     # Branch-free (a comparison times its coefficient), so that the loops vectorize.
-    x = satisfaction[i] * coef[1] + by_region[region[i]]
+    x = satisfaction[i] * coef[1] + region_term
     x += np.float32(contract_end[i] <= month) * coef[2]
     x += np.float32(join_month[i]) * coef[3]
     x += np.float32(propensity[i]) * coef[4]
     return x + coef[0]
+
+
+@njit(inline="always", cache=True)
+def _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, coef):
+    return _dense_terms(i, month, satisfaction, by_region[region[i]], contract_end, join_month, propensity, coef)
+
+
+@njit(inline="always", cache=True)
+def _coefficients(coef):
+    """``coef`` as a tuple, held in registers (the loops write float32 arrays, which could alias it)."""
+    return (coef[0], coef[1], coef[2], coef[3], coef[4], coef[5])
 
 
 @njit(cache=True)
@@ -69,10 +108,21 @@ def logit_rows(out, n, month, satisfaction, region, contract_end, join_month, pr
                complaints, effect_until, effect_lever, lever_log_odds, sparse):
     """The logit of rows ``[0, n)`` into ``out``; with ``sparse``, also the complaints and running offers
     (dense per row here: a loop pays nothing for the rows they leave alone)."""
+    c = _coefficients(coef)
+    if by_region.size <= SMALL_TABLE and lever_log_odds.size <= SMALL_TABLE:
+        regions, levers = _small(by_region), _small(lever_log_odds)
+        for i in range(n):
+            x = _dense_terms(i, month, satisfaction, _pick(regions, region[i]), contract_end, join_month,
+                             propensity, c)
+            if sparse:
+                x += c[5] * np.float32(complaints[i])
+                x += _pick(levers, effect_lever[i]) * np.float32(effect_until[i] >= month)
+            out[i] = x
+        return
     for i in range(n):
-        x = _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, coef)
+        x = _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, c)
         if sparse:
-            x += coef[5] * np.float32(complaints[i])
+            x += c[5] * np.float32(complaints[i])
             x += lever_log_odds[effect_lever[i]] * np.float32(effect_until[i] >= month)
         out[i] = x
 
@@ -152,10 +202,20 @@ def scores_at(rows, month, satisfaction, region, contract_end, join_month, prope
 def score_mask(mask, threshold, n, month, satisfaction, region, contract_end, join_month, propensity,
                by_region, coef, model_error, use_logit, blur):
     """``mask[:n]``: the rows whose score (as :func:`scores_at`) is at least ``threshold``."""
+    if not use_logit:
+        for i in range(n):
+            mask[i] = np.float32(0.0) + np.float32(model_error[i]) * blur >= threshold
+        return
+    c = _coefficients(coef)
+    if by_region.size <= SMALL_TABLE:
+        regions = _small(by_region)
+        for i in range(n):
+            x = _dense_terms(i, month, satisfaction, _pick(regions, region[i]), contract_end, join_month,
+                             propensity, c)
+            mask[i] = x + np.float32(model_error[i]) * blur >= threshold
+        return
     for i in range(n):
-        x = np.float32(0.0)
-        if use_logit:
-            x = _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, coef)
+        x = _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, c)
         mask[i] = x + np.float32(model_error[i]) * blur >= threshold
 
 
