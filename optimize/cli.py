@@ -70,9 +70,9 @@ def _cmd_schema(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _default_out(kind: str, scenario_name: str, seed: int) -> Path:
+def _default_out(kind: str, scenario_name: str, seed: int | None = None) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("results") / scenario_name / f"{kind}-{stamp}-seed{seed}"
+    return Path("results") / scenario_name / (f"{kind}-{stamp}" + (f"-seed{seed}" if seed is not None else ""))
 
 
 def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
@@ -132,8 +132,10 @@ def _refuse_existing(out: Path, console: Console) -> bool:
     return False
 
 
-def _measure_curves(args: argparse.Namespace, console: Console, kind: str):  # type: ignore[no-untyped-def]
-    """The first steps of optimize, frontier and goal: load, choose the folder, measure the curves.
+def _measure_curves(args: argparse.Namespace, console: Console, kind: str,  # type: ignore[no-untyped-def]
+                    scenario: Scenario | None = None):
+    """The first steps of optimize, frontier and goal: load (unless given), choose the folder, measure
+    the curves.
 
     Returns (scenario, seed, output folder, curve estimate, stopwatch), or None when the folder exists.
     """
@@ -142,7 +144,7 @@ def _measure_curves(args: argparse.Namespace, console: Console, kind: str):  # t
     from .plan import response_curves
 
     watch = Stopwatch()
-    scenario = _scenario_for(args)
+    scenario = scenario or _scenario_for(args)
     seed = scenario.run.seed if args.seed is None else args.seed
     out = _out_folder(args, kind, scenario, seed)
     if _refuse_existing(out, console):
@@ -283,20 +285,19 @@ def _cmd_frontier(args: argparse.Namespace, console: Console) -> int:
 def _cmd_goal(args: argparse.Namespace, console: Console) -> int:
     from sim.runner import manifest, write_outputs
 
-    from .plan import least_budget
+    from .plan import ALLOCATION_COLUMNS, least_budget
 
     if args.max_churn is None and args.min_retained is None:
         console.problem("retention goal: give a goal: --max-churn X and/or --min-retained N")
         return EXIT_USAGE
-    if args.tier is not None:
-        tiers = load_scenario(args.file).tiers
-        if args.tier not in tiers:
-            from sim.scenario.types import did_you_mean
+    scenario = _scenario_for(args)
+    if args.tier is not None and args.tier not in scenario.tiers:
+        from sim.scenario.types import did_you_mean
 
-            console.problem(f"{args.file}: unknown tier '{args.tier}'{did_you_mean(args.tier, tiers)}\n"
-                            f"    fix: use one of: {', '.join(tiers)}")
-            return EXIT_INVALID_INPUT
-    measured = _measure_curves(args, console, "goal")
+        console.problem(f"{args.file}: unknown tier '{args.tier}'{did_you_mean(args.tier, scenario.tiers)}\n"
+                        f"    fix: use one of: {', '.join(scenario.tiers)}")
+        return EXIT_INVALID_INPUT
+    measured = _measure_curves(args, console, "goal", scenario)
     if measured is None:
         return EXIT_INVALID_INPUT
     scenario, seed, out, estimate, watch = measured
@@ -304,7 +305,7 @@ def _cmd_goal(args: argparse.Namespace, console: Console) -> int:
                           estimate=estimate)
     watch.lap("goal_seek")
     funded = result.allocation[result.allocation["amount"] > 0].rename(columns={"retained": "retained_lines"})
-    allocation = funded[["tier", "lever", "period", "amount", "offers", "retained_lines", "value", "marginal_roi"]]
+    allocation = funded[ALLOCATION_COLUMNS]
     plan = Allocation({(r.tier, r.lever, r.period): float(r.amount) for r in allocation.itertuples()})
     written = write_outputs(out, {"allocation": allocation, "churn": result.churn, "shadow_prices": result.constraints},
                             manifest(scenario, args.file, seed, scenario.run.estimation.replications, plan,
@@ -330,8 +331,7 @@ def _cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
         console.problem(f"{out}: the scenario file exists already\n    fix: choose another --out file, "
                         "or add --force to replace it")
         return EXIT_INVALID_INPUT
-    report = Path(args.report) if args.report else Path("results") / out.stem / (
-        f"calibrate-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    report = Path(args.report) if args.report else _default_out("calibrate", out.stem)
     if _refuse_existing(report, console):
         return EXIT_INVALID_INPUT
     result = calibrate(args.data, args.map, out)

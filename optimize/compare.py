@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.results import SimulationResult, summarize, t_quantile
+from sim.results import SimulationResult, mean_interval, summarize
 from sim.scenario import Scenario
 
 from .estimate import churn_paths, retained_value
@@ -121,11 +121,7 @@ def paired_differences(figures: dict[str, pd.DataFrame], baseline: str) -> pd.Da
         diff = frame.set_index("replication")[list(METRICS)] - base[list(METRICS)]
         n = len(diff)
         for metric in METRICS:
-            x = diff[metric].to_numpy(dtype=float)
-            x = x[np.isfinite(x)]
-            k = len(x)
-            mean = float(x.mean()) if k else float("nan")
-            half = t_quantile(k - 1) * float(x.std(ddof=1)) / np.sqrt(k) if k > 1 else float("nan")
+            mean, _, half, k = mean_interval(diff[metric].to_numpy(dtype=float))
             rows.append({"strategy": name, "baseline": baseline, "metric": metric, "difference": mean,
                          "ci_low": mean - half, "ci_high": mean + half, "replications": n,
                          "significant": bool(k > 1 and (mean - half > 0 or mean + half < 0))})

@@ -84,23 +84,24 @@ def diagnose(problem: AllocationProblem, status: str) -> list[Problem]:
                                   "lower the locked amounts or raise budget.total"))
     for name in names:
         kind, about = problem.kinds.get(name, ("other", ()))
+        others = ", ".join(n for n in names if n != name)
         if kind == "period_budget":
             found.append(_problem(
                 f"period {about[0]}'s budget ({_money(plan.per_period[about[0]])}) cannot hold what other constraints "
-                f"put in that period ({', '.join(n for n in names if n != name)})",
+                f"put in that period ({others})",
                 "raise budget.per_period or lower the minimums and locked cells of that period"))
         elif kind in ("lever_capacity", "channel_capacity", "contact_policy"):
             found.append(_problem(
                 f"{name.replace('_', ' ')} allows fewer offers than the minimums and locked cells need "
-                f"(conflicting with: {', '.join(n for n in names if n != name) or 'the spending rules'})",
+                f"(conflicting with: {others or 'the spending rules'})",
                 "raise the capacity, relax the contact policy, or lower the minimums"))
         elif kind == "roi_floor":
             found.append(_problem(
                 f"no allocation meets the ROI floor of {plan.roi_floor} together with "
-                f"{', '.join(n for n in names if n != name) or 'the other constraints'}",
+                f"{others or 'the other constraints'}",
                 "lower budget.roi_floor, or the minimums and locked cells that force low-return spend"))
         elif kind in ("tier_max", "tier_max_share", "tier_min_share"):
-            found.append(_problem(f"{name.replace('_', ' ')} conflicts with {', '.join(n for n in names if n != name)}",
+            found.append(_problem(f"{name.replace('_', ' ')} conflicts with {others}",
                                   "loosen one of them under budget.tiers"))
         elif kind == "min_spend":
             found.append(_problem(f"lever {about[0]} must spend at least its minimum in {about[1]} if used, which "

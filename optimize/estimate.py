@@ -37,7 +37,6 @@ Where the planner states no curve for a cell, the simulator measures one. The de
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,12 +46,11 @@ from sim.allocation import Allocation, Cell
 from sim.engine import Calibration, prepare
 from sim.queue_cache import QueueCache
 from sim.results import SimulationResult
+from sim.runner import Progress
 from sim.scenario import Scenario
 
 from .curves import ResponseCurve, TierChurn, concave_fit, stated_curves
 from .parallel import Task, simulate_tasks
-
-Progress = Callable[[str, int, int], None]
 
 UNLIMITED = 1e15
 """A channel capacity no run reaches (a finite number: offer limits are counted in whole offers)."""

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sim.allocation import Allocation
 from sim.engine import Calibration, Simulation
 from sim.queue_cache import QueueCache
 from sim.results import SimulationResult
+from sim.runner import Progress
 from sim.scenario import Scenario
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ depend on the number of workers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,8 +17,8 @@ import pandas as pd
 from sim.allocation import Allocation, Cell
 from sim.engine import Calibration, prepare
 from sim.queue_cache import QueueCache
-from sim.results import SimulationResult, t_quantile
-from sim.runner import Stopwatch
+from sim.results import SimulationResult, mean_interval
+from sim.runner import Progress, Stopwatch
 from sim.scenario import Scenario
 
 from .compare import by_tier_table, paired_differences, strategy_figures, summary_table
@@ -31,8 +30,6 @@ from .plan import Plan, plan_allocation
 from .problem import build_problem
 from .solve import solve
 from .strategies import csv_allocation, rule_allocation
-
-Progress = Callable[[str, int, int], None]
 
 REFERENCE = "no_retention"
 FRONTIER_POINTS = 50
@@ -160,7 +157,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
             allocations[strategy.name] = robust.to_allocation()
             curves_of[strategy.name] = problem.curves
         elif strategy.kind == "csv":
-            allocations[strategy.name] = csv_allocation(scenario, strategy, scenario_file)
+            allocations[strategy.name] = csv_allocation(scenario, strategy)
         else:
             allocations[strategy.name] = rule_allocation(scenario, strategy.kind)
     watch.lap("optimize")
@@ -204,9 +201,7 @@ def _predicted(curves_of: dict[str, dict[Cell, ResponseCurve]], figures: dict[st
         lines = sum(curves[c].retained_at(a) for c, a in amounts.items() if c in curves)
         f = figures[name]
         for metric, predicted in (("value_retained", value), ("lines_retained", lines)):
-            x = f[metric].to_numpy(dtype=float)
-            half = t_quantile(len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else float("nan")
-            mean = float(x.mean())
+            mean, _, half, _ = mean_interval(f[metric].to_numpy(dtype=float))
             rows.append({"strategy": name, "metric": metric, "predicted": predicted, "simulated": mean,
                          "ci_low": mean - half, "ci_high": mean + half,
                          "gap": mean - predicted, "gap_share": (mean - predicted) / predicted if predicted else np.nan})

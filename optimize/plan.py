@@ -32,12 +32,8 @@ class Plan:
     @property
     def allocation(self) -> pd.DataFrame:
         """tier, lever, period, amount, offers, retained_lines, value, marginal_roi: one row per funded cell."""
-        table = self.result.allocation
-        funded = table[table["amount"] > 0].copy()
-        curves = self.problem.curves
-        funded["retained_lines"] = [curves[(r.tier, r.lever, r.period)].retained_at(r.amount)
-                                    for r in funded.itertuples()]
-        return funded[ALLOCATION_COLUMNS].reset_index(drop=True)
+        table = self.result.allocation.rename(columns={"retained": "retained_lines"})
+        return table.loc[table["amount"] > 0, ALLOCATION_COLUMNS].reset_index(drop=True)
 
     @property
     def shadow_prices(self) -> pd.DataFrame:

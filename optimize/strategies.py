@@ -98,10 +98,11 @@ def rule_allocation(scenario: Scenario, kind: str, budget: float | None = None) 
     raise ValueError(f"'{kind}' is not a rule of thumb")
 
 
-def csv_allocation(scenario: Scenario, strategy: Strategy, scenario_file: str | Path | None) -> Allocation:
-    """A ``csv`` strategy's file, relative to the scenario file."""
+def csv_allocation(scenario: Scenario, strategy: Strategy) -> Allocation:
+    """A ``csv`` strategy's file, relative to the scenario file (or the working folder for a scenario
+    built in Python)."""
     assert strategy.allocation is not None
     path = Path(strategy.allocation)
-    if not path.is_absolute() and scenario_file is not None:
-        path = Path(scenario_file).resolve().parent / path
+    if not path.is_absolute() and scenario._source_dir is not None:
+        path = Path(scenario._source_dir) / path
     return Allocation.read_csv(path, scenario)

@@ -31,6 +31,19 @@ def t_quantile(df: int) -> float:
     return T_975[df]
 
 
+def mean_interval(values: np.ndarray) -> tuple[float, float, float, int]:
+    """Mean, standard deviation and half-width of the 95% t-interval over the finite values, and their
+    count; a figure undefined in some replications (ROI without spend) is left out. The spread and
+    half-width are NaN below two values."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    k = len(x)
+    mean = float(x.mean()) if k else float("nan")
+    sd = float(x.std(ddof=1)) if k > 1 else float("nan")
+    half = t_quantile(k - 1) * sd / np.sqrt(k) if k > 1 else float("nan")
+    return mean, sd, half, k
+
+
 @dataclass(frozen=True)
 class SimulationResult:
     """Tables of one or more replications of one allocation."""
@@ -134,12 +147,7 @@ def summarize(per_replication: pd.DataFrame, by: list[str] | None = None) -> pd.
         key = key if isinstance(key, tuple) else (key,)
         n = len(frame)
         for column in values:
-            x = frame[column].to_numpy(dtype=float)
-            x = x[np.isfinite(x)]  # a figure undefined in some replications (ROI without spend) is left out
-            k = len(x)
-            mean = float(x.mean()) if k else float("nan")
-            sd = float(x.std(ddof=1)) if k > 1 else float("nan")
-            half = t_quantile(k - 1) * sd / np.sqrt(k) if k > 1 else float("nan")
+            mean, sd, half, k = mean_interval(frame[column].to_numpy(dtype=float))
             rows.append({**dict(zip(by, key)), "metric": column, "mean": mean, "sd": sd,
                          "ci_low": mean - half if k > 1 else mean, "ci_high": mean + half if k > 1 else mean,
                          "replications": k})

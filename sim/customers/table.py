@@ -10,6 +10,7 @@ column the engine uses is an error, never a NaN in a result.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from ..scenario import Problem, ScenarioError
 from ..scenario.types import did_you_mean
 from .mapping import Mapping
 
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+"""What a scenario accepts as a tier name."""
 MAX_LISTED = 5
 """Problems listed per column; the rest are counted."""
 TERM = {"month_to_month": 0, "one_year": 12, "two_year": 24}
@@ -221,9 +224,7 @@ def _tiers(check: _Checker, mapping: Mapping) -> np.ndarray | None:
 
 
 def _is_name(text: str) -> bool:
-    import re
-
-    return re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", text) is not None
+    return _NAME.fullmatch(text) is not None
 
 
 def _every_tier_has_churners(table: CustomerTable, mapping: Mapping) -> None:
