@@ -27,8 +27,8 @@ from .streams import RandomStreams
 
 QUEUE_WARMUP_HANDLING_TIMES = 10.0
 QUEUE_WARMUP_PATIENCE_TIMES = 4.0
-"""The simulated queue warms up before its calls are recorded: with impatient callers the queue forgets
-its start within a few patience times, without them within a few handling times."""
+"""A normal-load window opens in a draw from the queue's long-run state; only a queue with none (patient
+callers and a load of at least the agents) warms up before its calls are recorded, from empty."""
 LOAD_STEP = 0.01
 """Normal loads are simulated on a grid of 1% steps (log scale) and shared by months on the same step."""
 PRIVATE_CACHE_BYTES = 2 * 2**20
@@ -39,6 +39,8 @@ MIN_BURST_CALLS = 250
 about a tenth of the wait's spread), more when its share of the month's calls asks for more."""
 OUTAGE_CALL_TAIL_HOURS = 1.0
 """Callers about an outage keep calling for this long after it ends."""
+NO_CALLS = np.zeros(0, dtype=np.uint8)
+"""Calls per row when there are none (and, to :func:`sim.kernels.settle_calls`, one call per listed unit)."""
 EMPTY_OUTCOME = QueueOutcome(np.zeros(0), np.zeros(0, dtype=bool))
 """Stands for a regime with no simulated call (its calls are not settled)."""
 
@@ -56,7 +58,8 @@ class Hotline:
         self.cache = cache if cache is not None else QueueCache(PRIVATE_CACHE_BYTES)
 
     def _window(self, stream: tuple[int, ...], rate: float, agents: int, minutes: float, warmup: float,
-                start: tuple[tuple, QueueOutcome] | None = None) -> tuple[tuple, QueueOutcome]:
+                start: tuple[tuple, QueueOutcome] | None = None,
+                stationary: bool = False) -> tuple[tuple, QueueOutcome]:
         """One simulated window of the queue, keyed by everything its outcome depends on.
 
         ``stream`` keys the window's random numbers within the replication; ``start`` is the key and
@@ -64,10 +67,10 @@ class Hotline:
         """
         cc = self.scenario.contact_center
         key = ("queue", self.streams.seed, self.streams.replication, stream, rate, agents, cc.handling_minutes,
-               cc.patience_minutes, minutes, warmup, start[0] if start else None)
+               cc.patience_minutes, minutes, warmup, start[0] if start else None, stationary)
         outcome = self.cache.get(key, lambda: simulate_queue(
             rate, agents, cc.handling_minutes, cc.patience_minutes, minutes, self.streams.child("queue", *stream),
-            warmup_minutes=warmup, start=start[1].end if start else None))
+            warmup_minutes=warmup, start=start[1].end if start else None, stationary=stationary))
         return key, outcome
 
     def _normal_load(self, rate: float, agents: int, open_minutes: float, sample: int,
@@ -79,7 +82,8 @@ class Hotline:
         """
         bucket = round(math.log(rate) / LOAD_STEP)
         rate = math.exp(bucket * LOAD_STEP)
-        return self._window((bucket + 10_000_000, agents), rate, agents, min(open_minutes, sample / rate), warmup)
+        return self._window((bucket + 10_000_000, agents), rate, agents, min(open_minutes, sample / rate), warmup,
+                            stationary=True)
 
     @staticmethod
     def _burst_calls(sample: int, burst_calls: float, month_calls: float) -> int:
@@ -94,8 +98,8 @@ class Hotline:
         wanted = sample * burst_calls / month_calls if month_calls > 0 else 0.0
         return MIN_BURST_CALLS * 2 ** max(0, math.ceil(math.log2(max(wanted, 1.0) / MIN_BURST_CALLS)))
 
-    def callers(self, state: TierState, call_rate: float, month: int) -> np.ndarray:
-        """Units calling this month in normal times (rows; a unit appears once per call).
+    def call_counts(self, state: TierState, call_rate: float, month: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Each row's calls this month in normal times (0 for churned rows), the calling rows, and the sum.
 
         Calls per unit are Poisson (an account's lines call separately, so its mean is per line times
         lines), each unit's count from its own keyed draws, so a line's calls do not depend on which
@@ -103,13 +107,13 @@ class Hotline:
         """
         mean = call_rate * state.lines_per_unit
         if state.size == 0 or mean <= 0:
-            return np.zeros(0, dtype=np.int64)
-        salt = self.streams.salt("calls", month, state.index)
-        mask = np.empty(state.size, dtype=bool)
-        kernels.may_call(mask, state.size, state.status, state.uid, salt, mean)
-        calling = np.flatnonzero(mask)
-        del mask
-        return np.repeat(calling, kernels.poisson_calls(calling, state.uid, salt, mean))
+            return NO_CALLS, np.zeros(0, dtype=np.int64), 0
+        # Up to a mean of 60, even the count's cut-off (four parts of at most 41 calls) fits in a byte.
+        counts = np.empty(state.size, dtype=np.uint8 if mean <= 60.0 else np.int32)
+        calling = np.empty(state.size, dtype=bool)
+        total = kernels.call_counts(counts, calling, state.size, state.status, state.uid,
+                                    self.streams.salt("calls", month, state.index), mean)
+        return counts, np.flatnonzero(calling), int(total)
 
     def serve(self, month: int, outage_calls: list[tuple[Outage, dict[int, np.ndarray]]]) -> dict[str, float]:
         """Serve the month's calls (normal ones and those ``outage_calls`` brought); return the month's record."""
@@ -117,13 +121,13 @@ class Hotline:
         open_minutes = cc.open_hours_per_month * 60.0
         # The queue runs at full scale (queueing has economies of scale); simulated callers sample its outcomes.
         agents = cc.agents_in(month)
-        base_callers: dict[int, np.ndarray] = {}
+        base_calls: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         base_count = 0.0
         for state, tier in zip(self.tiers, self.tier_params):
-            callers = self.callers(state, tier.call_rate, month)
-            if callers.size:
-                base_callers[state.index] = callers
-                base_count += callers.size * state.weight
+            counts, callers, total = self.call_counts(state, tier.call_rate, month)
+            if total:
+                base_calls[state.index] = counts, callers
+                base_count += total * state.weight
         outage_calls = [(o, c, sum(a.size * self.tiers[t].weight for t, a in c.items())) for o, c in outage_calls]
         # Outage calls come in during the outage and the hour after it.
         burst_minutes = [min(open_minutes, 60.0 * (o.hours + OUTAGE_CALL_TAIL_HOURS)) for o, _, _ in outage_calls]
@@ -157,8 +161,9 @@ class Hotline:
         abandoned_cut = np.uint64(cc.abandoned_complaint_share * 2**32)
 
         def settle(state: TierState, units: np.ndarray, outcomes: list[QueueOutcome | None], regimes: list[int],
-                   burst_share: float = 0.0) -> None:
-            """Settle ``units``' calls on the ``outcomes`` of ``regimes`` (see :func:`sim.kernels.settle_calls`)."""
+                   burst_share: float = 0.0, counts: np.ndarray = NO_CALLS) -> None:
+            """Settle ``units``' calls (``counts`` per row, else one each) on the ``outcomes`` of ``regimes``
+            (see :func:`sim.kernels.settle_calls`)."""
             if units.size == 0:
                 return
             kept = [o if o is not None else EMPTY_OUTCOME for o in outcomes]
@@ -169,7 +174,7 @@ class Hotline:
             salts = np.array([self.streams.salt("call_outcome", month, state.index, r) for r in regimes], np.uint64)
             # An account's satisfaction is its lines' average: one line's bad call moves it by 1/lines.
             complainers, settled, in_target, gone, complaints, wait_sum = kernels.settle_calls(
-                units, state.uid, salts, np.concatenate([o.waits for o in kept]),
+                units, counts, state.uid, salts, np.concatenate([o.waits for o in kept]),
                 np.concatenate([o.abandoned for o in kept]), offsets,
                 self.streams.salt("call_time", month, state.index), burst_share, state.satisfaction,
                 state.complaints, complaint_cut, abandoned_cut, impact.per_minute_waited, impact.abandoned,
@@ -186,9 +191,9 @@ class Hotline:
         # Normal calls fall in the outage bursts by the share of the month the bursts last.
         split = burst_share if bursts and burst_share > 0 else 0.0
         for state in self.tiers:
-            units = base_callers.get(state.index, np.zeros(0, dtype=np.int64))
+            counts, callers = base_calls.get(state.index, (NO_CALLS, np.zeros(0, dtype=np.int64)))
             regimes = [base] + bursts if split else [base]
-            settle(state, units, regimes, list(range(len(regimes))), split)
+            settle(state, callers, regimes, list(range(len(regimes))), split, counts)
             for b, ((outage, callers, _), outcome) in enumerate(zip(outage_calls, bursts)):
                 settle(state, callers.get(state.index, np.zeros(0, dtype=np.int64)), [outcome], [b + 1])
         calls = totals["calls"]

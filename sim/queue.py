@@ -12,9 +12,10 @@ real call takes the outcome of a simulated call of the same load: sampling with
 weights, whose error is the window's sampling error (reported as the standard
 error of the mean wait, by batch means).
 
-A window can open on the state another window ended in (:class:`QueueState`):
-an outage burst starts from the hotline as normal load leaves it, without a
-warm-up of its own.
+A window opens in a state (:class:`QueueState`): a draw from the queue's
+long-run law (exact for exponential handling and patience, so no warm-up), or
+the state another window ended in: an outage burst starts from the hotline as
+normal load leaves it.
 """
 
 from __future__ import annotations
@@ -68,38 +69,77 @@ class QueueOutcome:
         return float(means.std(ddof=1) / math.sqrt(batches))
 
 
+def stationary_state(arrivals_per_minute: float, agents: int, handling_minutes: float,
+                     patience_minutes: float | None, rng: np.random.Generator) -> QueueState | None:
+    """A draw from the queue's long-run state (M/M/c+M, or M/M/c without patience); None if it has none.
+
+    The number of callers in the system is a birth-death chain: callers arrive at rate lambda, and with
+    n of them in, min(n, c) are served at rate 1/handling and the other n - c give up at rate
+    1/patience. Its long-run law is pi(n) proportional to the product over k <= n of
+    lambda / (min(k, c) / handling + max(k - c, 0) / patience). Handling and patience are exponential,
+    so what each busy agent has left and how long each waiting caller still waits are fresh
+    exponential draws (memorylessness): the window then opens exactly as a queue that has run forever,
+    with no warm-up bias and no warm-up calls. Patient callers and a load of at least c Erlangs have
+    no long-run state (the queue grows without bound).
+    """
+    load = arrivals_per_minute * handling_minutes
+    if agents <= 0 or arrivals_per_minute <= 0 or (not patience_minutes and load >= agents):
+        return None
+    abandon = 1.0 / patience_minutes if patience_minutes else 0.0
+    # Enough states that the tail left out weighs less than e^-40 of the mode; doubled until it does.
+    size = 2 * agents + 64
+    while True:
+        n = np.arange(1, size + 1, dtype=np.float64)
+        leaving = np.minimum(n, agents) / handling_minutes + np.maximum(n - agents, 0.0) * abandon
+        log_weight = np.concatenate([[0.0], np.cumsum(math.log(arrivals_per_minute) - np.log(leaving))])
+        if log_weight[-1] < log_weight.max() - 40.0 and log_weight[-1] < log_weight[-2]:
+            break
+        size *= 2
+    weight = np.exp(log_weight - log_weight.max())
+    in_system = int(rng.choice(weight.size, p=weight / weight.sum()))
+    busy, waiting = min(in_system, agents), max(in_system - agents, 0)
+    return QueueState(rng.exponential(handling_minutes, busy),
+                      rng.exponential(patience_minutes, waiting) if patience_minutes else np.full(waiting, np.inf),
+                      rng.exponential(handling_minutes, waiting))
+
+
 def simulate_queue(arrivals_per_minute: float, agents: int, handling_minutes: float,
                    patience_minutes: float | None, minutes: float, rng: np.random.Generator,
                    warmup_minutes: float = 0.0, max_calls: int | None = None,
-                   start: QueueState | None = None) -> QueueOutcome:
+                   start: QueueState | None = None, stationary: bool = False) -> QueueOutcome:
     """Run the queue with Poisson arrivals for ``warmup + minutes``; return the calls after the warm-up.
 
-    Handling and patience times are exponential. The queue opens empty, or in the state ``start``
-    (its busy agents and waiting callers are served first and not reported); calls arriving during
-    the warm-up bring it to the state it is in when the window opens, and are not reported either.
+    Handling and patience times are exponential. The queue opens empty, in the state ``start``, or
+    (``stationary``) in a draw from its long-run state (:func:`stationary_state`; the warm-up is then
+    only used when there is no such state). The busy agents and waiting callers of the opening state
+    are served first and not reported; calls arriving during the warm-up bring the queue to the state
+    it is in when the window opens, and are not reported either.
     """
     if agents <= 0 or arrivals_per_minute <= 0 or minutes <= 0:
         n = int(rng.poisson(arrivals_per_minute * minutes)) if arrivals_per_minute > 0 and minutes > 0 else 0
         # No agent: every caller waits until they give up (or for the whole window).
         waits = rng.exponential(patience_minutes, n) if patience_minutes else np.full(n, minutes)
         return QueueOutcome(waits.astype(np.float64), np.ones(n, dtype=bool))
+    if stationary and start is None:
+        start = stationary_state(arrivals_per_minute, agents, handling_minutes, patience_minutes, rng)
+        warmup_minutes = 0.0 if start is not None else warmup_minutes
     start = start or QueueState()
     early = int(rng.poisson(arrivals_per_minute * warmup_minutes)) if warmup_minutes > 0 else 0
     late = int(rng.poisson(arrivals_per_minute * minutes))
     if max_calls is not None:
         late = min(late, max_calls)
     # Arrival times: uniform order statistics within each phase (a Poisson process given its count).
-    # The starting state's callers come first, at time 0: busy agents as callers who never give up.
-    held = start.busy.size + start.waiting_patience.size
+    # The starting state's waiting callers come first, at time 0; its busy agents take nobody until free.
+    held = start.waiting_patience.size
     arrival_times = np.concatenate([np.zeros(held), np.sort(rng.random(early)) * warmup_minutes,
                                     warmup_minutes + np.sort(rng.random(late)) * minutes])
     skipped = held + early
-    service = np.concatenate([start.busy, start.waiting_service, rng.exponential(handling_minutes, early + late)])
+    service = np.concatenate([start.waiting_service, rng.exponential(handling_minutes, early + late)])
     patience = None
     if patience_minutes or held:
         drawn = rng.exponential(patience_minutes, early + late) if patience_minutes else np.full(early + late, np.inf)
-        patience = np.concatenate([np.full(start.busy.size, np.inf), start.waiting_patience, drawn])
-    waits, abandoned = serve_in_order(arrival_times, service, patience, agents)
+        patience = np.concatenate([start.waiting_patience, drawn])
+    waits, abandoned = serve_in_order(arrival_times, service, patience, agents, busy=start.busy)
     end = state_at(warmup_minutes + minutes, arrival_times[held:], waits[held:], abandoned[held:],
                    service[held:], patience[held:] if patience is not None else None)
     return QueueOutcome(waits[skipped:], abandoned[skipped:], end)
@@ -136,24 +176,66 @@ class Desk(simpy.Resource):
         super().__init__(env, capacity)
         self.users = _Agents()  # type: ignore[assignment]
 
+    def hold(self, minutes: np.ndarray) -> None:
+        """Agents already busy when the queue opens, for ``minutes`` each, in the ``Resource``'s busy set.
+
+        They take no caller until they are free. One timer runs at a time, to the next agent due, so an
+        agent that frees after the last caller is through costs no event (see :func:`serve_in_order`).
+        """
+        ends = np.sort(minutes).tolist()
+        if not ends:
+            return
+        tokens = [object() for _ in ends]
+        for token in tokens:
+            self.users.append(token)  # type: ignore[arg-type]
+        due = [0]
+
+        def free(event: simpy.Event) -> None:
+            # The agent this timer was for, and any other due by now, each then taking the next caller
+            # waiting (a ``Resource`` grants one request per release).
+            k = due[0]
+            while True:
+                self.users.remove(tokens[k])  # type: ignore[arg-type]
+                self._trigger_put(None)
+                k += 1
+                if k == len(ends) or ends[k] > self._env.now:
+                    break
+            due[0] = k
+            if k < len(ends):
+                self._env.timeout(ends[k] - self._env.now).callbacks.append(free)
+
+        self._env.timeout(ends[0]).callbacks.append(free)
+
 
 def serve_in_order(arrival_times: np.ndarray, service: np.ndarray, patience: np.ndarray | None,
-                   agents: int) -> tuple[np.ndarray, np.ndarray]:
+                   agents: int, busy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Serve calls first come, first served by ``agents`` (a simpy ``Resource``); return (waits, abandoned).
 
     ``arrival_times`` are sorted minutes; a caller whose wait would exceed their patience hangs up.
+    ``busy``: minutes each agent busy at the start still has to go (at most ``agents`` of them).
     Each call is a chain of simpy events (arrival, request, handling timeout, release) with
     callbacks, not a process of its own: the same queue without a generator per call.
     """
     count = arrival_times.size
     env = simpy.Environment()
     desk = Desk(env, agents)
+    if busy is not None:
+        desk.hold(busy)
     arrivals = arrival_times.tolist()
     handling = service.tolist()
     limits = patience.tolist() if patience is not None else None
     waits = [0.0] * count
     abandoned = [False] * count
     arrived = [0.0] * count
+    # Once every caller has been answered or has hung up, the waits are known: the calls still being
+    # handled then change nothing, and the queue stops without playing out their ends.
+    unresolved = [count]
+    finished = env.event()
+
+    def resolved() -> None:
+        unresolved[0] -= 1
+        if unresolved[0] == 0:
+            finished.succeed()
 
     def done(event: simpy.Event) -> None:
         desk.release(event.value)
@@ -161,6 +243,7 @@ def serve_in_order(arrival_times: np.ndarray, service: np.ndarray, patience: np.
     def answer(request: simpy.Event) -> None:
         i = request.call  # type: ignore[attr-defined]
         waited = env.now - arrived[i]
+        resolved()
         if limits is not None and waited > limits[i]:
             # The caller hung up at arrived + patience. In a first-come-first-served queue a caller
             # who gave up delays nobody, so they keep their place and leave the moment an agent
@@ -173,18 +256,27 @@ def serve_in_order(arrival_times: np.ndarray, service: np.ndarray, patience: np.
         waits[i] = waited
         env.timeout(handling[i], request).callbacks.append(done)
 
-    def arrive(event: simpy.Event) -> None:
-        i = event.value
+    def call(i: int) -> None:
         arrived[i] = env.now
         request = desk.request()
         request.call = i  # type: ignore[attr-defined]
         request.callbacks.append(answer)
+
+    def arrive(event: simpy.Event) -> None:
+        i = event.value
+        call(i)
         if i + 1 < count:
             env.timeout(arrivals[i + 1] - env.now, i + 1).callbacks.append(arrive)
 
+    # Callers there from the start (a window opening on a state) queue up at once, in order, with no
+    # arrival event each.
+    first = int(np.searchsorted(arrival_times, 0.0, side="right"))
+    for i in range(first):
+        call(i)
+    if first < count:
+        env.timeout(arrivals[first], first).callbacks.append(arrive)
     if count:
-        env.timeout(arrivals[0], 0).callbacks.append(arrive)
-    env.run()
+        env.run(until=finished)
     return np.array(waits), np.array(abandoned, dtype=bool)
 
 

@@ -11,7 +11,7 @@ import pytest
 from sim.allocation import Allocation
 from sim.engine import Simulation, baseline_conditions, prepare
 from sim.population import tier_scale
-from sim.queue import erlang_c, serve_in_order, simulate_queue
+from sim.queue import erlang_c, serve_in_order, simulate_queue, stationary_state
 from sim.results import SimulationResult
 from sim.runner import simulate
 from sim.scenario import load_scenario
@@ -64,12 +64,58 @@ def test_erlang_c_formula_on_a_hand_computed_case() -> None:
     assert mean_wait == pytest.approx((1 / 3) * 5.0 / (2 - 1))
 
 
-def _first_come_first_served(arrivals, service, patience, agents):
+@pytest.mark.parametrize("utilisation", [0.7, 0.9])
+def test_the_long_run_state_matches_erlang_c(utilisation: float) -> None:
+    # Without abandonment, the long-run chance that every agent is busy is Erlang C, and the mean
+    # number waiting is Little's law on its mean wait: Lq = lambda * Wq.
+    agents, handling = 10, 5.0
+    rate = utilisation * agents / handling
+    rng = np.random.default_rng(8)
+    states = [stationary_state(rate, agents, handling, None, rng) for _ in range(20_000)]
+    all_busy = np.array([s.busy.size == agents for s in states])
+    waiting = np.array([s.waiting_patience.size for s in states], dtype=float)
+    p_wait, mean_wait = erlang_c(rate, agents, handling)
+    assert abs(all_busy.mean() - p_wait) < 4 * math.sqrt(p_wait * (1 - p_wait) / all_busy.size)
+    assert abs(waiting.mean() - rate * mean_wait) < 4 * waiting.std() / math.sqrt(waiting.size)
+    # Every agent's work left is exponential with the handling mean (memoryless).
+    busy = np.concatenate([s.busy for s in states])
+    assert busy.mean() == pytest.approx(handling, rel=0.02)
+    assert stationary_state(2.0, agents, handling, None, rng) is None  # 10 Erlangs on 10 agents: none
+
+
+def test_a_queue_opened_in_its_long_run_state_has_no_warm_up_bias() -> None:
+    # Callers of short windows opened in a long-run draw, pooled, already wait as Erlang C says (a
+    # Poisson caller at any moment of the window sees the long-run state), where windows opened on an
+    # empty queue make them wait far less.
+    agents, handling, rate = 10, 5.0, 1.8
+    p_wait, mean_wait = erlang_c(rate, agents, handling)
+    rng = np.random.default_rng(9)
+    waits = np.concatenate([simulate_queue(rate, agents, handling, None, 3.0, rng, stationary=True).waits
+                            for _ in range(6_000)])
+    assert np.mean(waits > 0) == pytest.approx(p_wait, abs=0.02)
+    assert np.mean(waits) == pytest.approx(mean_wait, rel=0.1)
+    cold = np.concatenate([simulate_queue(rate, agents, handling, None, 3.0, rng).waits for _ in range(500)])
+    assert np.mean(cold) < 0.2 * mean_wait
+
+
+def test_impatient_long_run_state_matches_a_long_queue() -> None:
+    # With abandonment (no closed form used here): the long-run draw's chance that a caller must wait,
+    # against the share of callers who waited in one long simulated queue.
+    agents, handling, patience, rate = 10, 5.0, 2.0, 2.4
+    rng = np.random.default_rng(10)
+    long_run = simulate_queue(rate, agents, handling, patience, 200_000.0, rng, warmup_minutes=100.0)
+    states = [stationary_state(rate, agents, handling, patience, rng) for _ in range(20_000)]
+    all_busy = np.mean([s.busy.size == agents for s in states])
+    # PASTA: Poisson callers see the long-run state, so the share who wait is P(all agents busy).
+    assert np.mean(long_run.waits > 0) == pytest.approx(all_busy, abs=0.015)
+
+
+def _first_come_first_served(arrivals, service, patience, agents, busy=()):
     # An independent recursion: each caller takes the agent that frees first, unless their wait
     # would exceed their patience, in which case they leave and take no agent.
     import heapq
 
-    free = [0.0] * agents
+    free = sorted(list(busy) + [0.0] * (agents - len(busy)))
     waits, gone = np.zeros(arrivals.size), np.zeros(arrivals.size, dtype=bool)
     for i, t in enumerate(arrivals):
         wait = max(0.0, free[0] - t)
@@ -92,6 +138,12 @@ def test_simpy_queue_serves_exactly_as_first_come_first_served(patience_minutes)
     np.testing.assert_allclose(waits, expected_waits, atol=1e-9)
     np.testing.assert_array_equal(gone, expected_gone)
     assert (gone.any() or patience is None) and (waits > 0).any()
+    # Agents busy at the start (some freeing at the same moment) take nobody until they are free.
+    busy = np.concatenate([rng.exponential(5.0, 40), np.full(5, 2.5)])
+    waits, gone = serve_in_order(arrivals, service, patience, agents=50, busy=busy)
+    expected_waits, expected_gone = _first_come_first_served(arrivals, service, patience, 50, busy)
+    np.testing.assert_allclose(waits, expected_waits, atol=1e-9)
+    np.testing.assert_array_equal(gone, expected_gone)
 
 
 def test_impatient_callers_abandon_and_queue_never_overflows() -> None:
@@ -228,8 +280,9 @@ def test_calls_per_line_follow_the_poisson_law(calls_per_line: float) -> None:
     scenario = constant_hazard(0.01, 200_000, 3)
     simulation = Simulation(scenario, Allocation.empty(), prepare(scenario, seed=2), seed=2)
     state = simulation.tiers[0]
-    callers = simulation.hotline.callers(state, calls_per_line, month=1)
-    observed = np.bincount(np.bincount(callers, minlength=state.size))
+    counts, callers, total = simulation.hotline.call_counts(state, calls_per_line, month=1)
+    assert total == counts.sum() and np.array_equal(callers, np.flatnonzero(counts))
+    observed = np.bincount(counts)
     for k in range(4):
         expected = state.size * math.exp(-calls_per_line) * calls_per_line ** k / math.factorial(k)
         assert abs(observed[k] - expected) < 5 * math.sqrt(expected) + 1, (k, observed[k], expected)
