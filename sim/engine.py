@@ -29,7 +29,7 @@ from .competition import Competition
 from .hazard import F32, TierHazard, calibrate, dense_logit, log_odds_factor, logit_coefficients, probability
 from .offers import Budget, LeverBook, affordable, apply_acceptance, make_offers, offer_costs
 from .outages import Outage, draw_outages
-from .population import ACTIVE, PROPENSITY_STEP, TierState, build_population, fill_new_units, region_shares
+from .population import PROPENSITY_STEP, TierState, build_population, fill_new_units, region_shares
 from .hotline import Hotline
 from .queue_cache import QueueCache
 from .scenario import Scenario
@@ -206,14 +206,10 @@ class Simulation:
             coef, by_region = logit_coefficients(self.calibration.hazards[name], view, month, self.region_quality,
                                                  state.lines_per_unit)
             # The month-start logit (dense drivers only) blurred by the model's error, row by row as needed.
-            scores = ModelScores(state, coef, by_region, month, self.calibration.ranking_noise[name], PROPENSITY_STEP)
-            last_offer = month - spacing
-
-            def eligible(rows: np.ndarray, state: TierState = state, last_offer: int = last_offer) -> np.ndarray:
-                # Checked on the short list of high scores only, not on every row.
-                return (state.status[rows] == ACTIVE) & (state.last_offer[rows] <= last_offer)
-
-            ranked = top_scored(scores, wanted, eligible)
+            # The contact policy: no offer to a unit offered one within the last ``spacing`` months.
+            scores = ModelScores(state, coef, by_region, month, self.calibration.ranking_noise[name], PROPENSITY_STEP,
+                                 offered_by=month - spacing)
+            ranked = top_scored(scores, wanted)
             taken = 0
             for i, lever in funded:
                 count = min(self._offers_wanted(state, name, i, lever, month), ranked.size - taken)

@@ -198,13 +198,21 @@ def scores_at(rows, month, satisfaction, region, contract_end, join_month, prope
     return out
 
 
+@njit(inline="always", cache=True)
+def _offerable(i, status, last_offer, offered_by):
+    """Whether row ``i`` may get an offer: an active unit whose last offer came by month ``offered_by``."""
+    return (status[i] == 0) & (last_offer[i] <= offered_by)
+
+
 @njit(cache=True)
-def score_mask(mask, threshold, n, month, satisfaction, region, contract_end, join_month, propensity,
-               by_region, coef, model_error, use_logit, blur):
-    """``mask[:n]``: the rows whose score (as :func:`scores_at`) is at least ``threshold``."""
+def score_mask(mask, threshold, n, status, last_offer, offered_by, month, satisfaction, region, contract_end,
+               join_month, propensity, by_region, coef, model_error, use_logit, blur):
+    """``mask[:n]``: the rows that may get an offer (:func:`_offerable`) and whose score (as
+    :func:`scores_at`) is at least ``threshold``. Branch-free: every row is scored, so the loop vectorizes."""
     if not use_logit:
         for i in range(n):
-            mask[i] = np.float32(0.0) + np.float32(model_error[i]) * blur >= threshold
+            score = np.float32(0.0) + np.float32(model_error[i]) * blur
+            mask[i] = _offerable(i, status, last_offer, offered_by) & (score >= threshold)
         return
     c = _coefficients(coef)
     if by_region.size <= SMALL_TABLE:
@@ -212,11 +220,26 @@ def score_mask(mask, threshold, n, month, satisfaction, region, contract_end, jo
         for i in range(n):
             x = _dense_terms(i, month, satisfaction, _pick(regions, region[i]), contract_end, join_month,
                              propensity, c)
-            mask[i] = x + np.float32(model_error[i]) * blur >= threshold
+            score = x + np.float32(model_error[i]) * blur
+            mask[i] = _offerable(i, status, last_offer, offered_by) & (score >= threshold)
         return
     for i in range(n):
         x = _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, c)
-        mask[i] = x + np.float32(model_error[i]) * blur >= threshold
+        mask[i] = _offerable(i, status, last_offer, offered_by) & (x + np.float32(model_error[i]) * blur >= threshold)
+
+
+@njit(cache=True)
+def sample_scores(stride, n, status, last_offer, offered_by, month, satisfaction, region, contract_end,
+                  join_month, propensity, by_region, coef, model_error, use_logit, blur):
+    """The rows ``0, stride, 2 * stride, ...`` below ``n`` that may get an offer, and their scores."""
+    rows = np.empty((n + stride - 1) // stride, np.int64)
+    count = 0
+    for i in range(0, n, stride):
+        rows[count] = i
+        count += _offerable(i, status, last_offer, offered_by)
+    rows = rows[:count].copy()
+    return rows, scores_at(rows, month, satisfaction, region, contract_end, join_month, propensity, by_region,
+                           coef, model_error, use_logit, blur)
 
 
 POISSON_PART_MEAN = 16.0

@@ -8,8 +8,6 @@ model's AUC against the churn it is trying to predict equals the scenario's
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from . import kernels
@@ -86,15 +84,24 @@ def rank_scores(logits: np.ndarray, noise: float, model_error: np.ndarray, step:
     return logits
 
 
+SAMPLE_ROWS = 100_000
+"""Rows sampled (every n/SAMPLE_ROWS-th) to set the score threshold of a tier's short list."""
+
+
 class ModelScores:
-    """The churn model's scores of a tier's rows, computed when asked for (:mod:`sim.kernels`): the
-    month-start logit blurred by each unit's persistent model error (see :func:`rank_scores`), with no
-    array the size of the tier."""
+    """The churn model's scores of the rows of a tier that may get an offer, computed when asked for
+    (:mod:`sim.kernels`): the month-start logit blurred by each unit's persistent model error (see
+    :func:`rank_scores`), with no array the size of the tier.
+
+    A row may get an offer when its unit is active and its last offer came by month ``offered_by``
+    (the contact policy); that is checked in the same pass as the score.
+    """
 
     def __init__(self, state: TierState, coef: np.ndarray, by_region: np.ndarray, month: int,
-                 noise: float, step: float) -> None:
+                 noise: float, step: float, offered_by: int) -> None:
         self.state, self.coef, self.by_region, self.month = state, coef, by_region, month
         self.size = state.size
+        self.offered_by = offered_by
         # Infinite noise (AUC 0.5) ranks by the error alone, that is at random; no noise by the logit.
         self.use_logit = not np.isinf(noise)
         self.blur = np.float32(step if np.isinf(noise) else noise * step)
@@ -104,62 +111,53 @@ class ModelScores:
         return (self.month, s.satisfaction, s.region, s.contract_end, s.join_month, s.propensity, self.by_region,
                 self.coef, s.model_error, self.use_logit, self.blur)
 
+    def _eligibility(self) -> tuple:
+        return self.state.status, self.state.last_offer, self.offered_by
+
     def at(self, rows: np.ndarray) -> np.ndarray:
+        """Scores of ``rows`` (whether they may get an offer or not)."""
         return kernels.scores_at(rows.astype(np.int64, copy=False), *self._args())
 
+    def sample(self, stride: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every ``stride``-th row that may get an offer, and its score."""
+        return kernels.sample_scores(stride, self.size, *self._eligibility(), *self._args())
+
+    def eligible(self) -> np.ndarray:
+        """Every row that may get an offer."""
+        n, (status, last_offer, offered_by) = self.size, self._eligibility()
+        return np.flatnonzero((status[:n] == 0) & (last_offer[:n] <= offered_by))
+
     def at_least(self, threshold: float) -> np.ndarray:
+        """The rows that may get an offer and score at least ``threshold``."""
         mask = np.empty(self.size, dtype=bool)
-        kernels.score_mask(mask, np.float32(threshold), self.size, *self._args())
+        kernels.score_mask(mask, np.float32(threshold), self.size, *self._eligibility(), *self._args())
         return np.flatnonzero(mask)
 
 
-class ArrayScores:
-    """Scores held in an array, for :func:`top_scored`."""
-
-    def __init__(self, scores: np.ndarray) -> None:
-        self.scores, self.size = scores, scores.size
-
-    def at(self, rows: np.ndarray) -> np.ndarray:
-        return self.scores[rows]
-
-    def at_least(self, threshold: float) -> np.ndarray:
-        return np.flatnonzero(self.scores >= threshold)
-
-
-def top_units(scores: np.ndarray, k: int,
-              eligible: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """Indices of the ``k`` highest ``scores`` among the ``eligible`` rows (see :func:`top_scored`)."""
-    return top_scored(ArrayScores(scores), k, eligible)
-
-
-def top_scored(scores: ModelScores | ArrayScores, k: int,
-               eligible: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """Indices of the ``k`` highest scores among the ``eligible`` rows, best first (ties broken by index).
+def top_scored(scores: ModelScores, k: int) -> np.ndarray:
+    """The ``k`` rows that may get an offer with the highest scores, best first (ties broken by row).
 
     A few thousand offers are chosen among millions of lines: a threshold estimated on a sample
-    keeps the exact selection (and the eligibility check) to a short list instead of every line.
-    The short list holds every eligible row scoring at least the threshold, so when it has ``k``
-    eligible rows, its best ``k`` are exactly the best ``k`` of the tier.
+    keeps the exact selection to a short list instead of every line. The short list holds every
+    row that may get an offer and scores at least the threshold, so when it has ``k`` rows, its best
+    ``k`` are exactly the best ``k`` of the tier.
     """
     n = scores.size
     if k <= 0 or n == 0:
         return np.zeros(0, dtype=np.int64)
     if n > 200_000 and k < n // 20:
-        rows = np.arange(0, n, max(1, n // 100_000))
-        sampled = rows if eligible is None else rows[eligible(rows)]
-        sample = scores.at(sampled)
+        stride = max(1, n // SAMPLE_ROWS)
+        sampled, sample = scores.sample(stride)
         if sample.size:
             # Aim a quarter above the needed share (and 50 sampled rows more): the sample's quantile is
             # off by a few percent at most, so the short list almost surely holds the top k.
-            share = min(1.0, 1.25 * k / n * rows.size / sample.size + 50.0 / sample.size)
+            share = min(1.0, 1.25 * k / n * -(-n // stride) / sample.size + 50.0 / sample.size)
             at = int((1.0 - share) * (sample.size - 1))
             threshold = np.partition(sample, at)[at]
             short = scores.at_least(threshold)
-            if eligible is not None:
-                short = short[eligible(short)]
             if short.size >= k:
                 return _best(short, scores.at(short), k)
-    candidates = np.arange(n) if eligible is None else np.flatnonzero(eligible(np.arange(n)))
+    candidates = scores.eligible()
     return _best(candidates, scores.at(candidates), k)
 
 

@@ -16,7 +16,7 @@ from sim.results import SimulationResult
 from sim.runner import simulate
 from sim.scenario import load_scenario
 from sim.streams import RandomStreams
-from sim.targeting import auc, noise_for_auc, rank_scores
+from sim.targeting import ModelScores, auc, noise_for_auc, rank_scores, top_scored
 
 from .conftest import SCENARIOS
 from .simulation_cases import constant_hazard
@@ -242,6 +242,25 @@ def test_churn_model_ranks_with_the_stated_auc(target: float) -> None:
     model_error = np.clip(np.rint(rng.standard_normal(logits.size) * 32), -127, 127).astype(np.int8)
     realized = auc(np.asarray(rank_scores(logits.astype(np.float32), noise, model_error, 1 / 32), dtype=float), churned)
     assert realized == pytest.approx(target, abs=0.015)
+
+
+@pytest.mark.parametrize("noise", [0.0, 1.5, math.inf], ids=["exact", "blurred", "random"])
+def test_offers_go_to_the_best_scored_units_the_policy_allows(noise: float) -> None:
+    # The short list through a sampled threshold picks exactly what a full sort of every eligible row
+    # picks: the k best scores among active units not offered too recently, ties to the lower row.
+    scenario = constant_hazard(0.01, 400_000, 3)
+    state = Simulation(scenario, Allocation.empty(), prepare(scenario, seed=3), seed=3).tiers[0]
+    rng = np.random.default_rng(12)
+    state.status[: state.size] = rng.random(state.size) < 0.1
+    state.last_offer[: state.size] = np.where(rng.random(state.size) < 0.2, 4, -100)
+    state.satisfaction[: state.size] = rng.choice(np.float32([0.5, 0.6, 0.7]), state.size)  # many ties
+    coef = np.array([-4.0, -2.0, 0.7, -0.01, 0.125, 0.3])
+    scores = ModelScores(state, coef, np.zeros(1), 6, noise, 1 / 32, offered_by=3)
+    rows = np.arange(state.size)
+    eligible = rows[(state.status[: state.size] == 0) & (state.last_offer[: state.size] <= 3)]
+    by_rank = eligible[np.lexsort((eligible, -scores.at(eligible).astype(np.float64)))]
+    for k in (1, 300, 19_000, 40_000):  # the last takes the full sort (more than a twentieth)
+        np.testing.assert_array_equal(top_scored(scores, k), by_rank[:k])
 
 
 @pytest.mark.slow
