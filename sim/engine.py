@@ -166,7 +166,6 @@ class Simulation:
         self.records = Records()
         self.month_outages = MonthOutages()
         self.backfire: dict[int, list[tuple[np.ndarray, float]]] = {}
-        self._rows_by_region: dict[int, tuple[int, int, list[np.ndarray]]] = {}
         self.initial_units = [state.size for state in self.tiers]
         self.hotline = Hotline(scenario, self.streams, self.tiers, queue_cache)
         self.env = simpy.Environment()
@@ -252,24 +251,11 @@ class Simulation:
                 start = min(outage.start, month - 3 * MONTH_EPSILON)
                 if start > self.env.now:
                     yield self.env.timeout(start - self.env.now)
-                self._outage_hits(outage, rng)
+                self._outage_hits(outage)
             if month > self.env.now:
                 yield self.env.timeout(month - self.env.now)
 
-    def _region_rows(self, state: TierState, region: int) -> np.ndarray:
-        """Rows of the tier's units in ``region``: regions never change, so the lists only grow with
-        gross adds, until churned rows are dropped and they are listed anew."""
-        compactions, counted, known = self._rows_by_region.get(state.index, (-1, 0, []))
-        if compactions != state.compactions:
-            counted, known = 0, [np.zeros(0, np.int32)] * len(self.region_quality)
-        if counted < state.size:
-            fresh = state.region[counted: state.size]
-            known = [np.concatenate([rows, (counted + np.flatnonzero(fresh == r)).astype(np.int32)])
-                     for r, rows in enumerate(known)]
-        self._rows_by_region[state.index] = (state.compactions, state.size, known)
-        return known[region]
-
-    def _outage_hits(self, outage: Outage, rng: np.random.Generator) -> None:
+    def _outage_hits(self, outage: Outage) -> None:
         regions = list(self.scenario.network.regions.values())
         region = regions[outage.region]
         callers: dict[int, np.ndarray] = {}
@@ -277,12 +263,8 @@ class Simulation:
         outage_key = round(outage.start * 1e9)
         for state, tier in zip(self.tiers, self.tier_params):
             # A keyed draw per unit of the region, so every strategy's run sees the same lines hit.
-            rows = self._region_rows(state, outage.region)
-            mask = np.empty(rows.size, dtype=bool)
-            kernels.outage_mask(mask, rows, state.status, state.uid,
-                                self.streams.salt("outage_hits", outage_key, state.index), F32(outage.severity))
-            hit = np.compress(mask, rows).astype(np.int64)
-            del mask
+            hit = kernels.outage_hits(state.region_runs(outage.region), state.status, state.uid,
+                                      self.streams.salt("outage_hits", outage_key, state.index), F32(outage.severity))
             kernels.lower_satisfaction(hit, state.satisfaction, F32(region.outage_satisfaction_drop))
             if hit.size == 0:
                 continue
@@ -291,12 +273,15 @@ class Simulation:
             # A short outage weighs in the month's perceived quality by its share of a day.
             weight = min(1.0, outage.hours / OUTAGE_FULL_EFFECT_HOURS)
             self.month_outages.drops.setdefault(state.index, []).append(region.outage_quality_drop * weight)
-            # Each affected line may call; an account's lines call separately.
+            # Each affected line may call; an account's lines call separately. Keyed by unit (and line):
+            # drawn from the outages' own stream, the calls would move every later outage of a
+            # strategy whose hits differ, and strategies would no longer share their outages.
+            salt = self.streams.salt("outage_call", outage.region, outage_key, state.index)
             if state.lines_per_unit == 1:
-                salt = self.streams.salt("outage_call", outage.region, outage_key, state.index)
                 callers[state.index] = kernels.keyed_below(hit, state.uid, salt, region.outage_call_share)
             else:
-                calls_per_unit = rng.binomial(state.lines_per_unit, region.outage_call_share, size=hit.size)
+                calls_per_unit = kernels.keyed_binomial(hit, state.uid, salt, state.lines_per_unit,
+                                                        region.outage_call_share)
                 callers[state.index] = np.repeat(hit, calls_per_unit)
         self.month_outages.calls.append((outage, callers))
         self.records.outages.append({"month": outage.month, "region": list(self.scenario.network.regions)[outage.region],
@@ -376,7 +361,10 @@ class Simulation:
                 and (not lv.tiers or name in lv.tiers) and self.budget.cell_left(name, self.lever_names[i], month) > 0]
         if not desk or leaving.size == 0 or reach <= 0:
             return leaving[:0]
-        callers = leaving[self._unit_uniforms(state, "save_desk", month, state.index, leaving) < reach]
+        draws = self._unit_uniforms(state, "save_desk", month, state.index, leaving)
+        reached = draws < reach
+        # The desk takes callers in the order they call, at random: not by row, which groups by region.
+        callers = leaving[reached][np.argsort(draws[reached], kind="stable")]
         saved = []
         for i, lever in desk:
             if callers.size == 0:
@@ -397,7 +385,7 @@ class Simulation:
             self.records.levers.add(name, lever_name, month, float(costs.sum()) * state.weight,
                                     offered.size * state.weight, kept.size * state.weight)
             saved.append(kept)
-            callers = np.setdiff1d(callers, offered, assume_unique=True)
+            callers = callers[paid:]
         return np.concatenate(saved) if saved else leaving[:0]
 
     def _gross_adds_from_market(self, state: TierState, tier, month: int) -> int:

@@ -377,12 +377,49 @@ def settle_calls(units, counts, uid, salts, waits, abandoned, offsets, time_salt
 
 
 @njit(cache=True)
-def outage_mask(mask, rows, status, uid, salt, severity):
-    """``mask``: which of ``rows`` (the region's) are active units an outage hits (a keyed uniform below
-    ``severity``). Hits are interleaved at random: a mask, then numpy's search for its rows, beats a branch."""
-    for j in range(rows.size):
-        i = rows[j]
-        mask[j] = (status[i] == 0) & (uniform32(unit_bits(salt, uid[i])) < severity)
+def region_runs(uid, size, batch_starts, region, r):
+    """The ``[first, end)`` row runs of region ``r``: one per batch of units (rows from the first with a
+    uid of at least ``batch_starts[b]``), within which rows are grouped by region."""
+    uids = uid[:size]
+    firsts = np.searchsorted(uids, batch_starts)
+    runs = np.empty((batch_starts.size, 2), np.int64)
+    count = 0
+    code = np.uint8(r)
+    for b in range(batch_starts.size):
+        a = firsts[b]
+        e = firsts[b + 1] if b + 1 < batch_starts.size else size
+        if e <= a:
+            continue
+        block = region[a:e]
+        first = a + np.searchsorted(block, code, side="left")
+        end = a + np.searchsorted(block, code, side="right")
+        if end > first:
+            runs[count, 0] = first
+            runs[count, 1] = end
+            count += 1
+    return runs[:count].copy()
+
+
+@njit(cache=True)
+def outage_hits(runs, status, uid, salt, severity):
+    """The rows of ``runs`` (a region's) that an outage hits: active units whose keyed uniform is below
+    ``severity``. Each run is read in order, a block at a time: the draws vectorize (one mask per
+    block), then the block's hits are listed without a branch."""
+    total = 0
+    for b in range(runs.shape[0]):
+        total += runs[b, 1] - runs[b, 0]
+    hits = np.empty(total, np.int64)
+    mask = np.empty(BLOCK, np.bool_)
+    k = 0
+    for b in range(runs.shape[0]):
+        for start in range(runs[b, 0], runs[b, 1], BLOCK):
+            stop = min(runs[b, 1], start + BLOCK)
+            for i in range(start, stop):
+                mask[i - start] = (status[i] == 0) & (uniform32(unit_bits(salt, uid[i])) < severity)
+            for i in range(start, stop):
+                hits[k] = i
+                k += mask[i - start]
+    return hits[:k].copy()
 
 
 @njit(cache=True)
@@ -410,6 +447,18 @@ def keyed_below(rows, uid, salt, share):
             out[count] = rows[j]
             count += 1
     return out[:count].copy()
+
+
+@njit(cache=True)
+def keyed_binomial(rows, uid, salt, trials, share):
+    """Each row's Binomial(``trials``, ``share``) count: one keyed uniform per unit and trial (trial
+    ``t`` of unit ``u`` keyed as ``u * trials + t``; with one trial, the draw of :func:`keyed_below`)."""
+    counts = np.zeros(rows.size, np.int64)
+    for j in range(rows.size):
+        first = np.int64(uid[rows[j]]) * trials
+        for t in range(trials):
+            counts[j] += uniform64(unit_bits(salt, first + t)) < share
+    return counts
 
 
 @njit(cache=True)

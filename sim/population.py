@@ -60,7 +60,8 @@ class TierState:
     size: int
     uid: np.ndarray
     """The unit's number within its tier, in the order units joined (rows stay in that order, so a
-    unit's row is found by a binary search of its uid)."""
+    unit's row is found by a binary search of its uid). Units joining together (the starting base,
+    a month's gross adds, a month's win-backs) form a batch, numbered by region within it."""
     region: np.ndarray
     status: np.ndarray
     churn_month: np.ndarray
@@ -87,6 +88,9 @@ class TierState:
     """(month, units) of recent complaints, to let them age out after three months."""
     next_uid: int = 0
     """The uid the next unit to join takes."""
+    batch_starts: list[int] = field(default_factory=list)
+    """The first uid of each batch of units that joined together; within a batch rows are grouped
+    by region, so a region's rows are one run of rows per batch (:meth:`region_runs`)."""
     compactions: int = 0
     """How many times rows were dropped (row numbers kept from before are stale)."""
 
@@ -129,6 +133,12 @@ class TierState:
         if self.account_of_line is not None:
             self.account_of_line = np.repeat(np.arange(kept, dtype=np.int32), self.lines_per_unit)
 
+    def region_runs(self, region: int) -> np.ndarray:
+        """The rows of ``region``'s units, as ``[first, end)`` pairs (one per batch that has any):
+        churned rows are dropped in order, so each batch stays a block grouped by region."""
+        starts = np.asarray(self.batch_starts, dtype=np.int64)
+        return kernels.region_runs(self.uid, self.size, starts, self.region, region)
+
     def nbytes(self) -> int:
         total = sum(getattr(self, name).nbytes for name in _FIELDS)
         if self.account_of_line is not None:
@@ -169,9 +179,12 @@ def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares
                    rng: np.random.Generator, *, at_start: bool) -> None:
     """Give units in ``rows`` their starting attributes: region, tenure, contract, satisfaction."""
     n = rows.stop - rows.start
+    state.batch_starts.append(state.next_uid)
     state.uid[rows] = np.arange(state.next_uid, state.next_uid + n, dtype=np.int32)
     state.next_uid += n
-    state.region[rows] = rng.choice(len(shares), size=n, p=shares).astype(np.uint8) if len(shares) > 1 else 0
+    # Grouped by region (the other attributes are drawn independently of it): a region's new units are
+    # one run of rows, which an outage reads without an index.
+    state.region[rows] = np.sort(rng.choice(len(shares), size=n, p=shares)).astype(np.uint8) if len(shares) > 1 else 0
     state.status[rows] = ACTIVE
     state.churn_month[rows] = NO_MONTH
     if at_start:
@@ -199,6 +212,17 @@ def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares
     state.model_error[rows] = np.clip(np.rint(rng.standard_normal(n) / PROPENSITY_STEP), -127, 127).astype(np.int8)
 
 
+def group_by_region(state: TierState) -> None:
+    """Reorder the units ``[0, size)`` by region (in a stable order), keeping uids in row order: each
+    unit keeps its attributes and takes the uid of its new row."""
+    n = state.size
+    order = np.argsort(state.region[:n], kind="stable")
+    for name in _FIELDS:
+        if name != "uid":
+            values = getattr(state, name)
+            values[:n] = values[:n][order]
+
+
 def build_population(scenario: Scenario, rng: np.random.Generator, scale: float = 1.0) -> list[TierState]:
     """The subscriber base at the start of month 1, one :class:`TierState` per tier."""
     states = []
@@ -224,6 +248,7 @@ def build_population(scenario: Scenario, rng: np.random.Generator, scale: float 
         fill_new_units(state, tier, slice(0, units), 1, region_shares(scenario, tier), rng, at_start=True)
         if table is not None and rows is not None:
             apply_rows(state, table, rows, list(scenario.network.regions))
+            group_by_region(state)
         if tier.kind == "enterprise":
             state.account_of_line = np.repeat(np.arange(units, dtype=np.int32), lines_per_unit)
         states.append(state)

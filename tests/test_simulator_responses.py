@@ -99,3 +99,16 @@ def test_churners_follow_the_cheapest_rival(small: Scenario) -> None:
         return float(rows["churned_to_U"].sum() / rows["churned_lines"].sum())
 
     assert share_to_u(m[during]) > share_to_u(m[~during])
+
+
+def test_strategies_share_their_outages(small: Scenario) -> None:
+    # Common random numbers: outages come from their own stream, whatever lines they hit and whoever
+    # calls about them, so a strategy that keeps other accounts and lines meets the same outages.
+    calibration = prepare(small, SEED)
+    plan = Allocation({("key_a", "account_manager", "H1"): 60_000, ("households", "bill_credit", "H1"): 60_000})
+    runs = [simulate(small, allocation, seed=SEED, replications=REPS, calibration=calibration)
+            for allocation in (Allocation.empty(), plan)]
+    assert not runs[0].monthly["churned_lines"].equals(runs[1].monthly["churned_lines"])
+    when = ["replication", "month", "region", "start", "hours"]
+    assert len(runs[0].outages) > 10
+    pd.testing.assert_frame_equal(runs[0].outages[when], runs[1].outages[when])

@@ -305,3 +305,18 @@ def test_calls_per_line_follow_the_poisson_law(calls_per_line: float) -> None:
     for k in range(4):
         expected = state.size * math.exp(-calls_per_line) * calls_per_line ** k / math.factorial(k)
         assert abs(observed[k] - expected) < 5 * math.sqrt(expected) + 1, (k, observed[k], expected)
+
+
+def test_a_regions_runs_are_exactly_its_rows() -> None:
+    # Each batch of units that joined together is grouped by region, and stays so as churned rows
+    # are dropped: an outage reads a region's rows as runs, against a plain scan of every row.
+    scenario = load_scenario(SCENARIOS / "small.yaml")
+    simulation = Simulation(scenario, Allocation.empty(), prepare(scenario, seed=5), seed=5)
+    simulation.run(months=scenario.meta.horizon_months)
+    assert sum(state.compactions for state in simulation.tiers) > 0
+    for state in simulation.tiers:
+        assert np.all(np.diff(state.uid[: state.size]) > 0)
+        for region in range(len(scenario.network.regions)):
+            runs = state.region_runs(region)
+            rows = np.concatenate([np.arange(a, b) for a, b in runs]) if runs.size else np.zeros(0, int)
+            np.testing.assert_array_equal(rows, np.flatnonzero(state.region[: state.size] == region))
