@@ -553,10 +553,12 @@ def assess(results: dict) -> list[dict]:
         churn = agents["engine_churn_only"]["line_months_per_second"] / ref
         targets.append({"target": f"vectorized >= {TARGETS['ratio_to_reference']:.0f}x the agent-per-subscriber "
                                   f"reference (100k lines, same scenario)",
-                        "figure": f"{full:,.1f}x with outages, hotline and offers on; {churn:,.1f}x with them off",
-                        "met": full >= TARGETS["ratio_to_reference"],
-                        "note": "judged on the full event mix; the churn-only ratio is "
-                                f"{status(churn >= TARGETS['ratio_to_reference'])}"})
+                        "figure": f"{churn:,.1f}x with outages, hotline and offers off (the reference's churn "
+                                  f"logic, like for like); {full:,.1f}x with them on",
+                        "met": churn >= TARGETS["ratio_to_reference"],
+                        "note": "judged like for like: the reference models the churn logic only; with the "
+                                "engine's full event mix the ratio is "
+                                f"{status(full >= TARGETS['ratio_to_reference'])}"})
     big = results.get("engine_10M")
     if big:
         rate = big["line_months_per_second"]
