@@ -145,7 +145,6 @@ def summarize(per_replication: pd.DataFrame, by: list[str] | None = None) -> pd.
     groups = per_replication.groupby(by, sort=False) if by else [((), per_replication)]
     for key, frame in groups:
         key = key if isinstance(key, tuple) else (key,)
-        n = len(frame)
         for column in values:
             mean, sd, half, k = mean_interval(frame[column].to_numpy(dtype=float))
             rows.append({**dict(zip(by, key)), "metric": column, "mean": mean, "sd": sd,

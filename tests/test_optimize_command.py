@@ -13,8 +13,6 @@ from optimize.cli import main
 from sim.allocation import Allocation
 from sim.scenario import load_scenario
 
-from .conftest import SCENARIOS
-
 
 @pytest.fixture(scope="module")
 def plans(tmp_path_factory, quick_small: Path) -> tuple[Path, Path]:
