@@ -207,7 +207,8 @@ class Simulation:
             # The month-start logit (dense drivers only) blurred by the model's error, row by row as needed.
             # The contact policy: no offer to a unit offered one within the last ``spacing`` months.
             scores = ModelScores(state, coef, by_region, month, self.calibration.ranking_noise[name], PROPENSITY_STEP,
-                                 offered_by=month - spacing)
+                                 offered_by=month - spacing,
+                                 tie_salt=self.streams.salt("offer_ties", month, state.index))
             ranked = top_scored(scores, wanted)
             taken = 0
             for i, lever in funded:
@@ -370,14 +371,15 @@ class Simulation:
             if callers.size == 0:
                 break
             lever_name = self.lever_names[i]
-            limit = self.budget.offer_limit(name, lever_name, month)
-            callers = callers[:limit]
-            if callers.size == 0:
+            # This lever takes as many callers as its capacity allows; the ones it does not serve move on
+            # to the next lever.
+            taken = callers[: self.budget.offer_limit(name, lever_name, month)]
+            if taken.size == 0:
                 continue
-            accepted = self._unit_uniforms(state, "save_desk", month, state.index, i + 1, callers) < lever.acceptance
+            accepted = self._unit_uniforms(state, "save_desk", month, state.index, i + 1, taken) < lever.acceptance
             costs = offer_costs(lever, accepted, state.lines_per_unit)
             paid = affordable(costs, self.budget.cell_left(name, lever_name, month))
-            offered, accepted, costs = callers[:paid], accepted[:paid], costs[:paid]
+            offered, accepted, costs = taken[:paid], accepted[:paid], costs[:paid]
             kept = offered[accepted]
             apply_acceptance(state, kept, i, lever, month)
             state.last_offer[offered] = month

@@ -229,6 +229,15 @@ def score_mask(mask, threshold, n, status, last_offer, offered_by, month, satisf
 
 
 @njit(cache=True)
+def tie_bits(rows, uid, salt):
+    """The high 32 bits of each row's unit's keyed hash (stream ``salt``), as uint32."""
+    out = np.empty(rows.size, np.uint32)
+    for j in range(rows.size):
+        out[j] = np.uint32(unit_bits(salt, uid[rows[j]]) >> _U64(32))
+    return out
+
+
+@njit(cache=True)
 def sample_scores(stride, n, status, last_offer, offered_by, month, satisfaction, region, contract_end,
                   join_month, propensity, by_region, coef, model_error, use_logit, blur):
     """The rows ``0, stride, 2 * stride, ...`` below ``n`` that may get an offer, and their scores."""

@@ -140,8 +140,12 @@ def simulate_queue(arrivals_per_minute: float, agents: int, handling_minutes: fl
         drawn = rng.exponential(patience_minutes, early + late) if patience_minutes else np.full(early + late, np.inf)
         patience = np.concatenate([start.waiting_patience, drawn])
     waits, abandoned = serve_in_order(arrival_times, service, patience, agents, busy=start.busy)
-    end = state_at(warmup_minutes + minutes, arrival_times[held:], waits[held:], abandoned[held:],
-                   service[held:], patience[held:] if patience is not None else None)
+    # The end state holds everyone still there: callers (the opening state's waiting ones too) and the
+    # opening state's agents still busy.
+    closing = warmup_minutes + minutes
+    end = state_at(closing, arrival_times, waits, abandoned, service, patience)
+    still_busy = start.busy[start.busy > closing] - closing
+    end = QueueState(np.concatenate([still_busy, end.busy]), end.waiting_patience, end.waiting_service)
     return QueueOutcome(waits[skipped:], abandoned[skipped:], end)
 
 

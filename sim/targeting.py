@@ -98,10 +98,11 @@ class ModelScores:
     """
 
     def __init__(self, state: TierState, coef: np.ndarray, by_region: np.ndarray, month: int,
-                 noise: float, step: float, offered_by: int) -> None:
+                 noise: float, step: float, offered_by: int, tie_salt: np.uint64) -> None:
         self.state, self.coef, self.by_region, self.month = state, coef, by_region, month
         self.size = state.size
         self.offered_by = offered_by
+        self.tie_salt = tie_salt
         # Infinite noise (AUC 0.5) ranks by the error alone, that is at random; no noise by the logit.
         self.use_logit = not np.isinf(noise)
         self.blur = np.float32(step if np.isinf(noise) else noise * step)
@@ -113,6 +114,12 @@ class ModelScores:
 
     def _eligibility(self) -> tuple:
         return self.state.status, self.state.last_offer, self.offered_by
+
+    def ties(self, rows: np.ndarray) -> np.ndarray:
+        """32 keyed random bits per row's unit, which order units of equal score (stream ``tie_salt``):
+        at random, and alike in every strategy's run. Rows are grouped by region within each batch of
+        units, so ordering ties by row would favour the first regions."""
+        return kernels.tie_bits(rows.astype(np.int64, copy=False), self.state.uid, self.tie_salt)
 
     def at(self, rows: np.ndarray) -> np.ndarray:
         """Scores of ``rows`` (whether they may get an offer or not)."""
@@ -135,7 +142,7 @@ class ModelScores:
 
 
 def top_scored(scores: ModelScores, k: int) -> np.ndarray:
-    """The ``k`` rows that may get an offer with the highest scores, best first (ties broken by row).
+    """The ``k`` rows that may get an offer with the highest scores, best first (ties in a keyed random order).
 
     A few thousand offers are chosen among millions of lines: a threshold estimated on a sample
     keeps the exact selection to a short list instead of every line. The short list holds every
@@ -156,24 +163,22 @@ def top_scored(scores: ModelScores, k: int) -> np.ndarray:
             threshold = np.partition(sample, at)[at]
             short = scores.at_least(threshold)
             if short.size >= k:
-                return _best(short, scores.at(short), k)
+                return _best(short, scores.at(short), scores.ties(short), k)
     candidates = scores.eligible()
-    return _best(candidates, scores.at(candidates), k)
+    return _best(candidates, scores.at(candidates), scores.ties(candidates), k)
 
 
-def _best(rows: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` best of ``rows`` by score, best first, ties to the lower row.
+def _best(rows: np.ndarray, scores: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` best of ``rows`` by score, best first, equal scores in the order of ``ties`` (uint32).
 
-    Each row gets one int64 key, its score's order-reversing bits above its row number: the keys are
-    unique and sort in rank order, so numpy's (vectorized) integer partition and sort rank exactly.
+    Each row gets one int64 key, its score's order-reversing bits above its tie bits: the keys sort in
+    rank order, so numpy's (vectorized) integer partition and sort rank exactly.
     """
     # Adding +0 turns -0 into +0, which ties with it as a float but not as bits.
     bits = (np.asarray(scores, dtype=np.float32) + np.float32(0.0)).view(np.uint32).astype(np.uint64)
     # IEEE floats order as integers once negatives have every bit flipped and positives the sign bit.
     negative = bits >= np.uint64(0x80000000)
     bits ^= np.where(negative, np.uint64(0xFFFFFFFF), np.uint64(0x80000000))
-    keys = ((np.uint64(0xFFFFFFFF) - bits) << np.uint64(32)) | rows.astype(np.uint64)
-    if keys.size > k:
-        keys = np.partition(keys, k - 1)[:k]
-    keys.sort()
-    return (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    keys = ((np.uint64(0xFFFFFFFF) - bits) << np.uint64(32)) | ties.astype(np.uint64)
+    chosen = np.argpartition(keys, k - 1)[:k] if keys.size > k else np.arange(keys.size)
+    return rows[chosen[np.argsort(keys[chosen], kind="stable")]].astype(np.int64)

@@ -98,6 +98,19 @@ def test_a_queue_opened_in_its_long_run_state_has_no_warm_up_bias() -> None:
     assert np.mean(cold) < 0.2 * mean_wait
 
 
+def test_a_window_opened_in_its_long_run_state_ends_in_it() -> None:
+    # The long-run law is stationary: short windows that open in it end in it too, busy agents and
+    # waiting callers included, whoever of them was there from the start. Mean number in the system:
+    # L = lambda * (Wq + handling), Little's law with Erlang C's Wq.
+    agents, handling, rate = 10, 5.0, 1.8
+    _, mean_wait = erlang_c(rate, agents, handling)
+    rng = np.random.default_rng(11)
+    ends = [simulate_queue(rate, agents, handling, None, 1.0, rng, stationary=True).end for _ in range(6_000)]
+    in_system = np.array([e.busy.size + e.waiting_patience.size for e in ends], dtype=float)
+    expected = rate * (mean_wait + handling)
+    assert abs(in_system.mean() - expected) < 4 * in_system.std() / math.sqrt(in_system.size), expected
+
+
 def test_impatient_long_run_state_matches_a_long_queue() -> None:
     # With abandonment (no closed form used here): the long-run draw's chance that a caller must wait,
     # against the share of callers who waited in one long simulated queue.
@@ -247,7 +260,7 @@ def test_churn_model_ranks_with_the_stated_auc(target: float) -> None:
 @pytest.mark.parametrize("noise", [0.0, 1.5, math.inf], ids=["exact", "blurred", "random"])
 def test_offers_go_to_the_best_scored_units_the_policy_allows(noise: float) -> None:
     # The short list through a sampled threshold picks exactly what a full sort of every eligible row
-    # picks: the k best scores among active units not offered too recently, ties to the lower row.
+    # picks: the k best scores among active units not offered too recently, ties in their keyed order.
     scenario = constant_hazard(0.01, 400_000, 3)
     state = Simulation(scenario, Allocation.empty(), prepare(scenario, seed=3), seed=3).tiers[0]
     rng = np.random.default_rng(12)
@@ -255,12 +268,34 @@ def test_offers_go_to_the_best_scored_units_the_policy_allows(noise: float) -> N
     state.last_offer[: state.size] = np.where(rng.random(state.size) < 0.2, 4, -100)
     state.satisfaction[: state.size] = rng.choice(np.float32([0.5, 0.6, 0.7]), state.size)  # many ties
     coef = np.array([-4.0, -2.0, 0.7, -0.01, 0.125, 0.3])
-    scores = ModelScores(state, coef, np.zeros(1), 6, noise, 1 / 32, offered_by=3)
+    scores = ModelScores(state, coef, np.zeros(1), 6, noise, 1 / 32, offered_by=3, tie_salt=np.uint64(99))
     rows = np.arange(state.size)
     eligible = rows[(state.status[: state.size] == 0) & (state.last_offer[: state.size] <= 3)]
-    by_rank = eligible[np.lexsort((eligible, -scores.at(eligible).astype(np.float64)))]
+    by_rank = eligible[np.lexsort((eligible, scores.ties(eligible), -scores.at(eligible).astype(np.float64)))]
     for k in (1, 300, 19_000, 40_000):  # the last takes the full sort (more than a twentieth)
         np.testing.assert_array_equal(top_scored(scores, k), by_rank[:k])
+
+
+def test_a_random_model_offers_to_every_region_alike() -> None:
+    # A model of AUC 0.5 scores by its error alone, a few hundred distinct values: many units tie at
+    # the cut-off. Rows are grouped by region, so ties must not go by row: of the units tied at the
+    # cut-off score, each region sees the same share chosen, within binomial error.
+    scenario = constant_hazard(0.01, 400_000, 3)
+    state = Simulation(scenario, Allocation.empty(), prepare(scenario, seed=3), seed=3).tiers[0]
+    regions = np.arange(state.size) * 4 // state.size  # four regions, grouped as a batch's rows are
+    scores = ModelScores(state, np.zeros(6), np.zeros(4), 1, math.inf, 1 / 32, offered_by=0,
+                         tie_salt=np.uint64(7))
+    all_scores = scores.at(np.arange(state.size))
+    k = state.size // 2
+    chosen = np.zeros(state.size, dtype=bool)
+    chosen[top_scored(scores, k)] = True
+    cut = all_scores[chosen].min()
+    tied = all_scores == cut
+    share = chosen[tied].mean()
+    assert 0.1 < share < 0.9 and tied.sum() > 1_000  # the cut-off splits a large tie
+    for region in np.unique(regions):
+        at = tied & (regions == region)
+        assert abs(chosen[at].mean() - share) < 5 * math.sqrt(share * (1 - share) / at.sum()), region
 
 
 @pytest.mark.slow
