@@ -118,7 +118,7 @@ class ModelScores:
     def ties(self, rows: np.ndarray) -> np.ndarray:
         """32 keyed random bits per row's unit, which order units of equal score (stream ``tie_salt``):
         at random, and alike in every strategy's run. Rows are grouped by region within each batch of
-        units, so ordering ties by row would favour the first regions."""
+        units, so ordering ties by row would favour the first regions (see :func:`_best`)."""
         return kernels.tie_bits(rows.astype(np.int64, copy=False), self.state.uid, self.tie_salt)
 
     def at(self, rows: np.ndarray) -> np.ndarray:
@@ -163,22 +163,32 @@ def top_scored(scores: ModelScores, k: int) -> np.ndarray:
             threshold = np.partition(sample, at)[at]
             short = scores.at_least(threshold)
             if short.size >= k:
-                return _best(short, scores.at(short), scores.ties(short), k)
+                return _best(short, scores.at(short), scores.ties(short), k, n)
     candidates = scores.eligible()
-    return _best(candidates, scores.at(candidates), scores.ties(candidates), k)
+    return _best(candidates, scores.at(candidates), scores.ties(candidates), k, n)
 
 
-def _best(rows: np.ndarray, scores: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` best of ``rows`` by score, best first, equal scores in the order of ``ties`` (uint32).
+def _best(rows: np.ndarray, scores: np.ndarray, ties: np.ndarray, k: int, size: int) -> np.ndarray:
+    """The ``k`` best of ``rows`` (below ``size``) by score, best first; equal scores in the order of the
+    high bits of ``ties``, then of their rows.
 
-    Each row gets one int64 key, its score's order-reversing bits above its tie bits: the keys sort in
-    rank order, so numpy's (vectorized) integer partition and sort rank exactly.
+    Each row gets one int64 key: its score's order-reversing bits, above as many of its tie bits as the
+    row numbers leave room for, above its row. The keys are unique and sort in rank order, so numpy's
+    (vectorized) integer partition and sort rank exactly; a sort of the rows by key would take ten
+    times as long. With 2^b rows, 32 - b random bits order equal scores (8 bits at 16M rows): only
+    units that share those too go by row, which groups them by region.
     """
+    shift = np.uint64(max(1, int(size - 1).bit_length()))
+    if shift > 32:
+        raise ValueError(f"{size} rows do not fit the ranking keys")
     # Adding +0 turns -0 into +0, which ties with it as a float but not as bits.
     bits = (np.asarray(scores, dtype=np.float32) + np.float32(0.0)).view(np.uint32).astype(np.uint64)
     # IEEE floats order as integers once negatives have every bit flipped and positives the sign bit.
     negative = bits >= np.uint64(0x80000000)
     bits ^= np.where(negative, np.uint64(0xFFFFFFFF), np.uint64(0x80000000))
-    keys = ((np.uint64(0xFFFFFFFF) - bits) << np.uint64(32)) | ties.astype(np.uint64)
-    chosen = np.argpartition(keys, k - 1)[:k] if keys.size > k else np.arange(keys.size)
-    return rows[chosen[np.argsort(keys[chosen], kind="stable")]].astype(np.int64)
+    keys = ((np.uint64(0xFFFFFFFF) - bits) << np.uint64(32)) | ((ties.astype(np.uint64) >> shift) << shift)
+    keys |= rows.astype(np.uint64)
+    if keys.size > k:
+        keys = np.partition(keys, k - 1)[:k]
+    keys.sort()
+    return (keys & ((np.uint64(1) << shift) - np.uint64(1))).astype(np.int64)
