@@ -63,17 +63,8 @@ def strategy_figures(result: SimulationResult, scenario: Scenario,
                      reference: SimulationResult | None = None) -> pd.DataFrame:
     """Per replication: the :data:`METRICS` of one strategy (``reference``: the run without retention)."""
     tiers = tier_figures(result, scenario)
-    g = tiers.groupby("replication")
-    frame = pd.DataFrame({
-        "churned_lines": g["churned_lines"].sum(),
-        "line_months": g["line_months"].sum(),
-        "lines_end": g["lines_end"].sum(),
-        "revenue": g["revenue"].sum(),
-        "margin": g["margin"].sum(),
-        "retention_spend": g["retention_spend"].sum(),
-        "discounted_spend": g["discounted_spend"].sum(),
-        "npv": g["npv"].sum(),
-    })
+    frame = tiers.groupby("replication")[["churned_lines", "line_months", "lines_end", "revenue", "margin",
+                                          "retention_spend", "discounted_spend", "npv"]].sum()
     frame["monthly_churn"] = frame["churned_lines"] / frame["line_months"]
     m = result.monthly
     weights = m["lines_start"]

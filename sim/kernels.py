@@ -128,19 +128,7 @@ def logit_rows(out, n, month, satisfaction, region, contract_end, join_month, pr
 
 
 BLOCK = 1 << 14
-"""Rows per block in passes that collect rows: each block's finds go to a fixed buffer, appended to the
-growing result after the block. (An array reassigned inside the hot loop costs numba five times the work.)"""
-
-
-@njit(cache=True)
-def _append(found, count, block, m):
-    """``block[:m]`` appended to ``found[:count]``, ``found`` doubled when full; returns the (new) array."""
-    if count + m > found.size:
-        bigger = np.empty(max(2 * found.size, count + m), found.dtype)
-        bigger[:count] = found[:count]
-        found = bigger
-    found[count: count + m] = block[:m]
-    return found
+"""Rows per block in passes that draw into a fixed mask buffer, then list the block's finds."""
 
 
 @njit(cache=True)

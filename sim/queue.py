@@ -105,7 +105,7 @@ def stationary_state(arrivals_per_minute: float, agents: int, handling_minutes: 
 
 def simulate_queue(arrivals_per_minute: float, agents: int, handling_minutes: float,
                    patience_minutes: float | None, minutes: float, rng: np.random.Generator,
-                   warmup_minutes: float = 0.0, max_calls: int | None = None,
+                   warmup_minutes: float = 0.0,
                    start: QueueState | None = None, stationary: bool = False) -> QueueOutcome:
     """Run the queue with Poisson arrivals for ``warmup + minutes``; return the calls after the warm-up.
 
@@ -126,8 +126,6 @@ def simulate_queue(arrivals_per_minute: float, agents: int, handling_minutes: fl
     start = start or QueueState()
     early = int(rng.poisson(arrivals_per_minute * warmup_minutes)) if warmup_minutes > 0 else 0
     late = int(rng.poisson(arrivals_per_minute * minutes))
-    if max_calls is not None:
-        late = min(late, max_calls)
     # Arrival times: uniform order statistics within each phase (a Poisson process given its count).
     # The starting state's waiting callers come first, at time 0; its busy agents take nobody until free.
     held = start.waiting_patience.size
