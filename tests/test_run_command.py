@@ -117,10 +117,10 @@ def test_the_report_renders_in_a_headless_browser(runs) -> None:
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_an_interrupted_run_leaves_nothing(quick_small: Path, tmp_path: Path, stop: int) -> None:
     out = tmp_path / "results" / "interrupted"
-    process = subprocess.Popen([sys.executable, "-m", "optimize.cli", "run", str(quick_small), "--reps", "50",
+    process = subprocess.Popen([sys.executable, "-m", "optimize.cli", "run", str(quick_small), "--reps", "1000",
                                 "--workers", "2", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, cwd=ROOT)
-    time.sleep(6)  # inside calibration, curve measurement or simulation
+    time.sleep(6)  # inside calibration, curve measurement or simulation: 1,000 replications take minutes
     process.send_signal(stop)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
