@@ -117,12 +117,16 @@ def test_the_report_renders_in_a_headless_browser(runs) -> None:
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_an_interrupted_run_leaves_nothing(quick_small: Path, tmp_path: Path, stop: int) -> None:
     out = tmp_path / "results" / "interrupted"
+    # Ctrl-C as from a terminal: a test runner started in the background hands its children SIGINT ignored.
     process = subprocess.Popen([sys.executable, "-m", "optimize.cli", "run", str(quick_small), "--reps", "1000",
                                 "--workers", "2", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=ROOT)
-    time.sleep(6)  # inside calibration, curve measurement or simulation: 1,000 replications take minutes
-    process.send_signal(stop)
-    _, err = process.communicate(timeout=60)
+                               text=True, cwd=ROOT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        time.sleep(6)  # inside calibration, curve measurement or simulation: 1,000 replications take minutes
+        process.send_signal(stop)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert not out.exists()
