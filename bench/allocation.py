@@ -47,10 +47,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from optimize.curves import ResponseCurve  # noqa: E402
-from optimize.frontier import frontier  # noqa: E402
-from optimize.problem import build_problem  # noqa: E402
-from optimize.solve import HighsModel, solve  # noqa: E402
+from optimize.allocation.curves import ResponseCurve  # noqa: E402
+from optimize.allocation.frontier import frontier  # noqa: E402
+from optimize.allocation.problem import build_problem  # noqa: E402
+from optimize.allocation.solve import solve  # noqa: E402
+from optimize.allocation.solvers import HighsModel  # noqa: E402
 from sim.scenario import Scenario, read_yaml, validate_document  # noqa: E402
 
 RESULTS = HERE / "results-allocation.json"

@@ -51,16 +51,14 @@ import simpy
 
 from sim.competition import Competition
 from sim.engine import SATISFACTION_RECOVERY, Calibration
-from sim import population as population_module
-from sim.population import ACTIVE, build_population, region_shares
+from sim.population import build_population, region_shares
 from sim.scenario import Scenario
 from sim.streams import RandomStreams
+from sim.subscribers import ACTIVE, PROPENSITY_STEP
 
 BILLING = 0.002
 """Subscribers decide this long (in months) before the month ends; the market settles after them."""
 SETTLE = 0.001
-PROPENSITY_STEP = float(getattr(population_module, "PROPENSITY_STEP", 0.0))
-"""Log-odds per step of a unit's stored propensity (0 when the engine keeps no propensity)."""
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,9 @@ from .scenario.types import did_you_mean
 
 Cell = tuple[str, str, str]
 """(tier, lever, period)."""
+LAUNCH = "(launch)"
+"""The tier column of a launch-cost row: a lever's fixed cost in a period in which any of its cells is
+funded. The simulator pays it whenever the lever is used; the row makes it visible in the feed."""
 COLUMNS = ("tier", "lever", "period", "amount")
 DETAIL_COLUMNS = ("offers", "retained_lines", "value", "marginal_roi")
 """Columns the optimizer writes beside the amounts (what it expects of each cell); read and ignored,
@@ -53,8 +56,25 @@ class Allocation:
         rows = [(t, lv, p, a) for (t, lv, p), a in sorted(self.amounts.items()) if a > 0]
         return pd.DataFrame(rows, columns=list(COLUMNS))
 
-    def to_csv(self, path: str | Path) -> None:
-        self.to_frame().to_csv(path, index=False, float_format="%.2f")
+    def launches(self, scenario: Scenario) -> list[tuple[str, str, float]]:
+        """(lever, period, launch cost) of every lever with a launch cost that a funded cell uses in a period."""
+        used = sorted({(lever, period) for (_, lever, period), a in self.amounts.items() if a > 0})
+        return [(lever, period, scenario.levers[lever].launch_cost) for lever, period in used
+                if lever in scenario.levers and scenario.levers[lever].launch_cost > 0]
+
+    def spend(self, scenario: Scenario) -> float:
+        """What the allocation takes from the budget: its cells and the launch costs they bring."""
+        return self.total + sum(cost for _, _, cost in self.launches(scenario))
+
+    def feed(self, scenario: Scenario) -> pd.DataFrame:
+        """The budget-planning feed: the cells, then a row per launch cost (tier :data:`LAUNCH`)."""
+        launches = pd.DataFrame([(LAUNCH, lever, period, cost) for lever, period, cost in self.launches(scenario)],
+                                columns=list(COLUMNS))
+        return pd.concat([self.to_frame(), launches], ignore_index=True) if len(launches) else self.to_frame()
+
+    def to_csv(self, path: str | Path, scenario: Scenario | None = None) -> None:
+        frame = self.feed(scenario) if scenario is not None else self.to_frame()
+        frame.to_csv(path, index=False, float_format="%.2f")
 
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, object]], scenario: Scenario, source: str = "allocation",
@@ -69,6 +89,9 @@ class Allocation:
 
         for row_number, row in enumerate(rows, start=first_row):
             tier, lever, period = (str(row.get(k, "")).strip() for k in ("tier", "lever", "period"))
+            if tier == LAUNCH:
+                _check_launch(row, row_number, lever, period, scenario, bad)
+                continue
             ok = True
             if tier not in scenario.tiers:
                 bad(row_number, "tier", f"unknown tier '{tier}'{did_you_mean(tier, scenario.tiers)}",
@@ -129,6 +152,33 @@ class Allocation:
         _check_columns([c.strip() for c in reader.fieldnames], source)
         rows = [{(k or "").strip(): v for k, v in r.items()} for r in reader]
         return cls.from_rows(rows, scenario, source)
+
+
+def _check_launch(row: Mapping[str, object], row_number: int, lever: str, period: str, scenario: Scenario,
+                  bad: Callable[[int, str, str, str], None]) -> None:
+    """A launch-cost row: informational (the simulator pays a lever's launch whenever the lever is used),
+    but it must name a lever with that launch cost."""
+    if lever not in scenario.levers:
+        bad(row_number, "lever", f"unknown lever '{lever}'{did_you_mean(lever, scenario.levers)}",
+            f"use one of: {', '.join(scenario.levers)}")
+        return
+    periods = [p.name for p in scenario.meta.periods]
+    if period not in periods:
+        bad(row_number, "period", f"unknown period '{period}'{did_you_mean(period, periods)}",
+            f"use one of: {', '.join(periods)}")
+        return
+    cost = scenario.levers[lever].launch_cost
+    if cost <= 0:
+        bad(row_number, "tier", f"lever '{lever}' has no launch cost, so it has no {LAUNCH} row",
+            "remove the row")
+        return
+    try:
+        amount = float(str(row.get("amount", "")).strip().replace(",", ""))
+    except ValueError:
+        amount = float("nan")
+    if not math.isclose(amount, cost, rel_tol=1e-6, abs_tol=0.01):
+        bad(row_number, "amount", f"the launch cost of '{lever}' is {cost:,.2f}, not {row.get('amount')}",
+            f"write {cost:.2f}; the simulator pays it in every period the lever is used (levers.{lever}.launch_cost)")
 
 
 def _check_columns(columns: list[str], source: str) -> None:

@@ -9,6 +9,12 @@ their new operator by a multinomial logit over the competitors' offers.
 Reactive rules watch our moves: when we cut a tier's price by at least the
 rule's threshold, the rival answers after its lag (a price war when both keep
 answering); a rival that loses market share can answer too.
+
+The market is held per tier: each tier of ours faces its own slice of every rival's base (a
+rival's lines split over our tiers in proportion to their lines). Our churners from a tier join
+the rivals' slices of that tier; the rivals' churners of a tier's slice who choose us come back to
+that tier (``win_back_share`` of them; the others stay where they are). Retaining lines in one tier therefore never moves another tier's
+inflow, and flows between rivals are their expected values (no draw, no noise).
 """
 
 from __future__ import annotations
@@ -52,8 +58,8 @@ class Competition:
     fired: dict[str, int] = field(default_factory=dict)
     our_price: dict[str, float] = field(default_factory=dict)
     """Our price per tier relative to the list price at the start (1 = unchanged)."""
-    lines: dict[str, float] = field(default_factory=dict)
-    """Competitors' lines in the market."""
+    pools: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per tier of ours, each competitor's lines in that tier's slice of the market."""
     initial_share: dict[str, float] = field(default_factory=dict)
     log: list[dict[str, object]] = field(default_factory=list)
     """What happened: campaigns and reactions with their months, for the report."""
@@ -65,12 +71,44 @@ class Competition:
             comp.offers.append(ActiveOffer(c.name, c.operator, frozenset(c.tiers), c.price_cut, c.handset_subsidy,
                                            c.intensity, c.start_month, c.start_month + c.duration_months - 1))
         comp.our_price = {name: 1.0 for name in scenario.tiers}
-        comp.lines = {k: scenario.market.operators[k].lines for k in scenario.market.competitors}
+        weights = {name: float(t.line_count) for name, t in scenario.tiers.items()}
+        total = sum(weights.values())
+        comp.pools = {tier: {k: scenario.market.operators[k].lines * w / total for k in scenario.market.competitors}
+                      for tier, w in weights.items()}
         return comp
 
+    @property
+    def lines(self) -> dict[str, float]:
+        """Each competitor's lines in the market (over every tier's slice)."""
+        return {k: sum(pool[k] for pool in self.pools.values()) for k in self.scenario.market.competitors}
+
     def set_initial_shares(self, our_lines: float) -> None:
-        total = our_lines + sum(self.lines.values())
-        self.initial_share = {k: v / total for k, v in self.lines.items()} if total else {}
+        lines = self.lines
+        total = our_lines + sum(lines.values())
+        self.initial_share = {k: v / total for k, v in lines.items()} if total else {}
+
+    def flows(self, tier: str, month: int, our_churners: dict[str, float]) -> float:
+        """One month of the market in ``tier``'s slice: each competitor loses its churners, to us (the
+        lines returned, expected) or to the other competitors, and gains ``our_churners``."""
+        market = self.scenario.market
+        pool = self.pools[tier]
+        win_back = self.scenario.tiers[tier].win_back_share
+        moves = {k: our_churners.get(k, 0.0) for k in pool}
+        won = 0.0
+        for k, lines in pool.items():
+            out = lines * market.operators[k].monthly_churn
+            if out <= 0:
+                continue
+            moves[k] -= out
+            for dest, share in self.switching_shares(k, self.our_price[tier], month).items():
+                if dest == market.us:
+                    won += out * share * win_back
+                    moves[k] += out * share * (1.0 - win_back)  # those the tier does not take stay put
+                else:
+                    moves[dest] += out * share
+        for k in pool:
+            pool[k] = max(0.0, pool[k] + moves[k])
+        return won
 
     def our_price_move(self, tiers: tuple[str, ...], month: int, change: float) -> None:
         """Apply a tariff move of ours and let the rivals' rules answer it."""
@@ -89,11 +127,12 @@ class Competition:
                            rule.duration_months, rule.max_times, f"answers our {-change:.0%} cut")
 
     def watch_shares(self, our_lines: float, month: int) -> None:
-        total = our_lines + sum(self.lines.values())
+        lines = self.lines
+        total = our_lines + sum(lines.values())
         for rule in self.scenario.competitors.reactions:
             if rule.trigger != "share_loss" or total <= 0:
                 continue
-            share = self.lines[rule.operator] / total
+            share = lines[rule.operator] / total
             busy = any(o.name == rule.name and o.end >= month for o in self.offers)
             if not busy and self.initial_share.get(rule.operator, 0.0) - share >= rule.threshold:
                 tiers = set(rule.tiers) if rule.tiers else set(self.scenario.tiers)

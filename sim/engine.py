@@ -27,13 +27,15 @@ from . import kernels
 from .allocation import Allocation
 from .competition import Competition
 from .hazard import F32, TierHazard, calibrate, dense_logit, log_odds_factor, logit_coefficients, probability
-from .offers import Budget, LeverBook, affordable, apply_acceptance, make_offers, offer_costs
-from .outages import Outage, draw_outages
-from .population import PROPENSITY_STEP, TierState, build_population, fill_new_units, region_shares
 from .hotline import Hotline
+from .offers import Budget, LeverBook, LeverTable, apply_acceptance, replace_running
+from .outages import Outage, draw_outages
+from .population import build_population, fill_new_units, region_shares
 from .queue_cache import QueueCache
 from .scenario import Scenario
-from .streams import RandomStreams
+from .scenario.levers import Lever
+from .streams import RandomStreams, seeded_per_tier
+from .subscribers import PROPENSITY_STEP, TierState
 from .targeting import ModelScores, noise_for_auc, top_scored
 
 COMPLAINT_MONTHS = 3
@@ -41,6 +43,8 @@ COMPLAINT_MONTHS = 3
 SATISFACTION_RECOVERY = 0.10
 """Share of the gap to the tier's usual satisfaction that closes each month without new incidents."""
 AUC_SAMPLE = 100_000
+AUC_MINIMUM = 20_000
+"""Units of a tier the churn model's noise is solved on, at least (small tiers are drawn several times over)."""
 OUTAGE_FULL_EFFECT_HOURS = 24.0
 """An outage of a day or more lowers the month's perceived quality by the region's full drop."""
 MONTH_EPSILON = 0.001
@@ -69,6 +73,10 @@ class Records:
     contact_center: list[dict[str, float]] = field(default_factory=list)
     outages: list[dict[str, float]] = field(default_factory=list)
     levers: LeverBook = field(default_factory=LeverBook)
+    launches: list[dict[str, object]] = field(default_factory=list)
+    """Launch costs paid: month, lever, period, spend (real money, whatever the run's scale)."""
+    cells: list[dict[str, object]] = field(default_factory=list)
+    """Per funded cell: its amount, and the offers made, accepted and money committed (real figures)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,7 @@ def prepare(scenario: Scenario, seed: int) -> Calibration:
     the stated churn and the pilot's mean hazard over its first months, so that normal outages, calls
     and complaints are part of the stated churn rather than added to it.
     """
-    from .hazard import baseline_view, region_quality
+    from .hazard import baseline_view, region_quality, sample_population
 
     hazards = calibrate(scenario, seed)
     total_units = sum(t.unit_count for t in scenario.tiers.values())
@@ -128,13 +136,17 @@ def prepare(scenario: Scenario, seed: int) -> Calibration:
             shift = math.log(tier.baseline_churn / (1 - tier.baseline_churn)) - math.log(got / (1 - got))
             hazards[name] = hazards[name].with_base(hazards[name].base + shift)
 
-    rng = np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(2**31 - 2,)))
-    states = build_population(scenario, rng, min(1.0, AUC_SAMPLE / max(t.unit_count for t in scenario.tiers.values())))
+    generators = seeded_per_tier(seed, 2**31 - 2)
+    scale = min(1.0, AUC_SAMPLE / max(t.unit_count for t in scenario.tiers.values()))
+    states = sample_population(scenario, generators, scale, AUC_MINIMUM)
     view, quality = baseline_view(scenario), region_quality(scenario)
     noise = {}
     for state, name in zip(states, scenario.tiers):
         logits = dense_logit(state, hazards[name], view, 1, quality).astype(np.float64)
-        noise[name] = noise_for_auc(logits, scenario.targeting.model_auc, rng) if logits.size > 50 else 0.0
+        # A small customer table's tier is read several times over: the AUC is a property of the ranking,
+        # and a handful of units would measure it with too much noise.
+        logits = np.resize(logits, max(logits.size, AUC_MINIMUM))
+        noise[name] = noise_for_auc(logits, scenario.targeting.model_auc, generators(name))
     return Calibration(hazards, noise)
 
 
@@ -152,17 +164,20 @@ class Simulation:
         self.scale = scenario.run.scale
         self.enable_outages = outages
         self.enable_contact_center = contact_center
-        self.tiers = build_population(scenario, self.streams["population"], self.scale)
+        self.tiers = build_population(scenario, self.streams.per_tier("population"), self.scale)
         self.tier_params = list(scenario.tiers.values())
-        self.lever_names = list(scenario.levers)
-        self.levers = list(scenario.levers.values())
-        self.lever_log_odds = np.array([math.log(max(1e-9, 1.0 - lv.hazard_reduction)) for lv in self.levers], F32)
+        self.table = LeverTable.of(scenario)
+        self.durations = np.array([lv.duration_months for lv in self.table.levers], dtype=np.int64)
+        # Per tier: each lever's monthly cost per deciding unit (0 where it does not reach the tier).
+        self.month_costs = {name: np.array([lv.costs(tier).month if lv.reaches(name) else 0.0
+                                            for lv in self.table.levers])
+                            for name, tier in scenario.tiers.items()}
         self.region_quality = np.array([r.quality for r in scenario.network.regions.values()])
         self.competition = Competition.start(scenario)
         if not competition:
             self.competition.offers.clear()
         self.competition.set_initial_shares(self._our_lines())
-        self.budget = Budget.from_allocation(scenario, allocation, {s.name: s.weight for s in self.tiers})
+        self.budget = Budget(scenario, allocation, {s.name: s.weight for s in self.tiers}, self.streams)
         self.records = Records()
         self.month_outages = MonthOutages()
         self.backfire: dict[int, list[tuple[np.ndarray, float]]] = {}
@@ -175,6 +190,11 @@ class Simulation:
         """Our active lines (real, not simulated, numbers)."""
         return float(sum(s.active_units() * s.lines_per_unit * s.weight for s in self.tiers))
 
+    def _unit_uniforms(self, state: TierState, source: str, *key: int | np.ndarray) -> np.ndarray:
+        """Keyed uniforms of the units in rows ``key[-1]`` (by uid: the same whatever row a unit is in)."""
+        *parts, rows = key
+        return self.streams.unit_uniforms(source, state.uid[rows], *parts)
+
     # --- month start: our moves, competitors, proactive offers -----------------------------------
     def _month_start(self, month: int) -> None:
         for move in self.scenario.pricing:
@@ -185,63 +205,87 @@ class Simulation:
             if investment.month <= month:
                 r = list(self.scenario.network.regions).index(investment.region)
                 self.region_quality[r] = min(1.0, max(0.0, self.region_quality[r] + investment.quality_gain))
-        self.budget.start_month()
+        self.budget.start_month(month)
+        for lever, period, cost in self.budget.launches_due(month):
+            self.records.launches.append({"month": month, "lever": lever, "period": period, "spend": cost})
         self.month_outages = MonthOutages()
         self._proactive_offers(month)
 
     def _proactive_offers(self, month: int) -> None:
         policy = self.scenario.budget.contact_policy
         spacing = math.ceil(policy.per_months / policy.max_offers_per_line) if policy.max_offers_per_line else 10**4
-        for state, tier, name in zip(self.tiers, self.tier_params, self.scenario.tiers):
-            funded = [(i, lv) for i, lv in enumerate(self.levers)
-                      if lv.mode != "save_desk" and self.budget.allowance(name, self.lever_names[i], month) > 0]
-            if not funded:
+        wants: dict[tuple[str, str], int] = {}
+        for name in self.scenario.tiers:
+            for lever_name, lever in zip(self.table.names, self.table.levers):
+                if lever.proactive and lever.reaches(name):
+                    due = self.budget.due(name, lever_name)
+                    if due > 0:
+                        wants[(name, lever_name)] = due
+        if not wants:
+            return
+        granted = self.budget.grant(wants)
+        for state, name in zip(self.tiers, self.scenario.tiers):
+            # The tier's levers take its best-ranked lines in the order of their effect per offer.
+            mine = sorted(((lever_name, lever, granted[(name, lever_name)])
+                           for lever_name, lever in zip(self.table.names, self.table.levers)
+                           if granted.get((name, lever_name), 0) > 0),
+                          key=lambda item: (-item[1].effect_per_offer, item[0]))
+            if not mine:
                 continue
             view = self.competition.view(name, month)
-            # Rank once for all the tier's levers: each lever takes the next best units in turn.
-            wanted = sum(self._offers_wanted(state, name, i, lever, month) for i, lever in funded)
-            if wanted <= 0:  # each lever recounts below, after the levers before it used shared capacity
-                continue
             coef, by_region = logit_coefficients(self.calibration.hazards[name], view, month, self.region_quality,
                                                  state.lines_per_unit)
-            # The month-start logit (dense drivers only) blurred by the model's error, row by row as needed.
-            # The contact policy: no offer to a unit offered one within the last ``spacing`` months.
-            scores = ModelScores(state, coef, by_region, month, self.calibration.ranking_noise[name], PROPENSITY_STEP,
-                                 offered_by=month - spacing,
-                                 tie_salt=self.streams.salt("offer_ties", month, state.index))
-            ranked = top_scored(scores, wanted)
-            taken = 0
-            for i, lever in funded:
-                count = min(self._offers_wanted(state, name, i, lever, month), ranked.size - taken)
-                if count <= 0:
-                    continue
-                lever_name = self.lever_names[i]
-                draws = partial(self._unit_uniforms, state, "offers", month, state.index, i)
-                result = make_offers(state, i, lever, lever_name, ranked[taken: taken + count],
-                                     self.budget.allowance(name, lever_name, month),
-                                     self.budget.cell_left(name, lever_name, month),
-                                     self.budget.offer_limit(name, lever_name, month), month, draws)
-                taken += result.offered.size
-                self.budget.charge(name, lever_name, month, result.spend, result.offered.size)
-                self.records.levers.add(name, lever_name, month, result.spend * state.weight,
-                                        result.offered.size * state.weight, int(result.accepted.sum()) * state.weight)
-                declined = result.offered[~result.accepted]
-                if lever.backfire and declined.size:
-                    self.backfire.setdefault(state.index, []).append((declined, log_odds_factor(lever.backfire)))
+            # The month-start logit with the offer each unit is on, blurred by the model's error, row by row
+            # as needed. The contact policy: no offer to a unit offered one within the last ``spacing`` months.
+            most = max(lever.hazard_reduction for _, lever, _ in mine)
+            scores = ModelScores(state, coef, by_region, self.table.log_odds, self.table.cuts, month,
+                                 self.calibration.ranking_noise[name], PROPENSITY_STEP, offered_by=month - spacing,
+                                 most=most, tie_salt=self.streams.salt("offer_ties", month, state.key))
+            for (lever_name, lever, _), units in zip(mine, self._assign(scores, mine)):
+                self._offer(state, name, lever_name, lever, units, month)
 
-    def _unit_uniforms(self, state: TierState, source: str, *key: int | np.ndarray) -> np.ndarray:
-        """Keyed uniforms of the units in rows ``key[-1]`` (by uid: the same whatever row a unit is in)."""
-        *parts, rows = key
-        return self.streams.unit_uniforms(source, state.uid[rows], *parts)
+    @staticmethod
+    def _assign(scores: ModelScores, levers: list[tuple[str, Lever, int]]) -> list[np.ndarray]:
+        """Each lever's units, best-ranked first: in turn, each lever takes the best-ranked units whose
+        running offer (if any) is weaker than it, up to its count."""
+        wanted = sum(count for _, _, count in levers)
+        request = wanted
+        while True:
+            ranked = top_scored(scores, request)
+            strength = scores.strength(ranked)
+            taken = np.zeros(ranked.size, dtype=bool)
+            picks, short = [], False
+            for _, lever, count in levers:
+                free = np.flatnonzero(~taken & (strength < lever.hazard_reduction))[:count]
+                taken[free] = True
+                picks.append(ranked[free])
+                short |= free.size < count
+            # Units skipped by a lever (they are on an offer as strong) may leave it short: rank more.
+            if not short or ranked.size < request or request >= scores.size:
+                return picks
+            request = min(scores.size, 2 * request)
 
-    def _offers_wanted(self, state: TierState, tier: str, lever_index: int, lever, month: int) -> int:
-        """Offers of a lever this month: what its cell's monthly allowance buys, within the capacities left."""
-        lever_name = self.lever_names[lever_index]
-        money = self.budget.allowance(tier, lever_name, month)
-        limit = self.budget.offer_limit(tier, lever_name, month)
-        cost = lever.cost_per_contact + lever.acceptance * (
-            lever.cost_per_acceptance + lever.cost_per_line_month * lever.duration_months * state.lines_per_unit)
-        return max(0, min(limit, int(money / cost) if cost > 0 else limit))
+    def _offer(self, state: TierState, tier: str, lever_name: str, lever: Lever, units: np.ndarray,
+               month: int) -> None:
+        """Offer ``lever`` to ``units``: who accepts, what it costs now and commits, and backfire of declines."""
+        if units.size == 0:
+            return
+        costs = self.budget.costs[(tier, lever_name)]
+        # One keyed draw per unit and month: a unit offered some lever in a month decides alike in every run.
+        accepted = self._unit_uniforms(state, "offers", month, state.key, units) < lever.acceptance
+        kept = units[accepted]
+        replace_running(state, kept, month, False, self.table, self.month_costs[tier], self.durations, self.budget)
+        apply_acceptance(state, kept, self.table.number(lever_name), lever, month, save=False)
+        state.last_offer[units] = month
+        paid = units.size * costs.contact + kept.size * costs.acceptance
+        self.budget.made(tier, lever_name, units.size, kept.size,
+                         paid + kept.size * costs.month * lever.duration_months)
+        self.budget.use(tier, lever_name, units.size)
+        w = state.weight
+        self.records.levers.add(tier, lever_name, month, paid * w, units.size * w, kept.size * w)
+        declined = units[~accepted]
+        if lever.backfire and declined.size:
+            self.backfire.setdefault(state.index, []).append((declined, log_odds_factor(lever.backfire)))
 
     # --- outages ---------------------------------------------------------------------------------
     def _outage_process(self, region: int) -> simpy.events.ProcessGenerator:
@@ -265,7 +309,7 @@ class Simulation:
         for state, tier in zip(self.tiers, self.tier_params):
             # A keyed draw per unit of the region, so every strategy's run sees the same lines hit.
             hit = kernels.outage_hits(state.region_runs(outage.region), state.status, state.uid,
-                                      self.streams.salt("outage_hits", outage_key, state.index), F32(outage.severity))
+                                      self.streams.salt("outage_hits", outage_key, state.key), F32(outage.severity))
             kernels.lower_satisfaction(hit, state.satisfaction, F32(region.outage_satisfaction_drop))
             if hit.size == 0:
                 continue
@@ -277,7 +321,7 @@ class Simulation:
             # Each affected line may call; an account's lines call separately. Keyed by unit (and line):
             # drawn from the outages' own stream, the calls would move every later outage of a
             # strategy whose hits differ, and strategies would no longer share their outages.
-            salt = self.streams.salt("outage_call", outage.region, outage_key, state.index)
+            salt = self.streams.salt("outage_call", outage.region, outage_key, state.key)
             if state.lines_per_unit == 1:
                 callers[state.index] = kernels.keyed_below(hit, state.uid, salt, region.outage_call_share)
             else:
@@ -295,44 +339,56 @@ class Simulation:
 
     # --- billing and churn ---------------------------------------------------------------------------
     def _billing(self, month: int) -> None:
-        dest_rng = self.streams["destination"]
+        """The month's bills and churn decisions, in three steps over the tiers: every tier's hazards and
+        draws (and the monthly costs of the offers running); the save desk, whose capacity the tiers
+        share; then the leavers' destinations, the records and the month's new lines."""
         competitors = self.scenario.market.competitors
-        lines_to: dict[str, float] = {k: 0.0 for k in competitors}
+        drawn = []
         for state, tier, name in zip(self.tiers, self.tier_params, self.scenario.tiers):
             hazard = self.calibration.hazards[name]
             view = self.competition.view(name, month)
             # Dense drivers, complaints and running offers in one pass; outages and backfire on their rows.
-            logit = dense_logit(state, hazard, view, month, self.region_quality,
-                                lever_log_odds=self.lever_log_odds)
+            logit = dense_logit(state, hazard, view, month, self.region_quality, lever_log_odds=self.table.log_odds)
             self._sparse_effects(state, hazard, logit, month)
             # One pass over the rows: probabilities, one keyed churn draw per unit, the active units' sums.
             leaving, expected, active_units, satisfaction = kernels.churn_draws(
                 probability(logit), state.status, state.satisfaction, state.uid,
-                self.streams.salt("churn", month, state.index))
+                self.streams.salt("churn", month, state.key))
             del logit
+            self._pay_running_offers(state, name, month)
+            drawn.append((leaving, expected, active_units, satisfaction, view))
+        saves = self._save_desk(month, [d[0] for d in drawn])
+        churners: dict[str, dict[str, float]] = {}
+        for state, tier, name, (leaving, expected, active_units, satisfaction, view), saved in zip(
+                self.tiers, self.tier_params, self.scenario.tiers, drawn, saves):
             price = self.competition.our_price[name]
             revenue = active_units * state.lines_per_unit * tier.arpu * price
             margin = active_units * state.lines_per_unit * tier.arpu * (price - (1.0 - tier.margin))
-            asking = state.satisfaction[leaving].astype(np.float64).sum()
-            saves = self._save_desk(state, name, leaving, month)
             # The month's satisfaction is read after the save desk, whose offers may raise it.
-            satisfaction += state.satisfaction[leaving].astype(np.float64).sum() - asking
-            if saves.size:
-                leaving = np.setdiff1d(leaving, saves, assume_unique=True)
+            satisfaction += float(saved[1])
+            if saved[0].size:
+                leaving = np.setdiff1d(leaving, saved[0], assume_unique=True)
+            # The leavers' running offers stop: the months they will not pay go back to their cells.
+            replace_running(state, leaving, month, True, self.table, self.month_costs[name], self.durations,
+                            self.budget)
             shares = self.competition.destination_shares(name, month)
-            dest = dest_rng.choice(len(competitors), size=leaving.size, p=shares) if leaving.size else leaving
+            # Where each leaver goes is its own keyed draw, so it does not depend on who else leaves.
+            draws = self._unit_uniforms(state, "destination", month, state.key, leaving)
+            dest = np.minimum(np.searchsorted(np.cumsum(shares), draws, side="right"), len(shares) - 1)
             state.status[leaving] = (dest + 1).astype(np.uint8)
             state.churn_month[leaving] = month
-            churned_by = np.bincount(dest, minlength=len(competitors)) if leaving.size else np.zeros(len(competitors), int)
-            for k, count in zip(competitors, churned_by):
-                lines_to[k] += count * state.lines_per_unit * state.weight
+            churned_by = np.bincount(dest, minlength=len(competitors))
+            churners[name] = {k: float(count * state.lines_per_unit * state.weight)
+                              for k, count in zip(competitors, churned_by)}
             adds = self._gross_adds_from_market(state, tier, month)
             w = state.weight
             row = {"month": month, "tier": name, "units_start": active_units * w,
                    "lines_start": active_units * state.lines_per_unit * w,
                    "churned_units": leaving.size * w,
                    "churned_lines": leaving.size * state.lines_per_unit * w,
-                   "saves": saves.size * w, "gross_adds_market_lines": adds * state.lines_per_unit * w,
+                   "saves": saved[0].size * w, "gross_adds_market_lines": adds * state.lines_per_unit * w,
+                   "gross_adds_market_expected": tier.gross_add_rate * self.initial_units[state.index]
+                   * state.lines_per_unit * w,
                    "revenue": revenue * w, "margin": margin * w,
                    "expected_churn": expected / active_units if active_units else 0.0,
                    "mean_satisfaction": satisfaction / active_units if active_units else float("nan"),
@@ -340,12 +396,40 @@ class Simulation:
             for k, count in zip(competitors, churned_by):
                 row[f"churned_to_{k}"] = count * state.lines_per_unit * w
             self.records.tier_months.append(row)
-        self._competitor_flows(month, lines_to)
+        self._competitor_flows(month, churners)
         self._age(month)
+        if month == self.scenario.meta.horizon_months:
+            self._book_beyond_horizon(month)
         for state in self.tiers:
             churned_rows = state.size - state.active_units()
             if churned_rows > COMPACT_SHARE * state.size:
                 state.compact()
+
+    def _pay_running_offers(self, state: TierState, tier: str, month: int) -> None:
+        """This month's monthly costs of the offers running on active lines (a save's from the month after)."""
+        costs = self.month_costs[tier]
+        if not costs.any():
+            return
+        counts = kernels.running_offers(state.size, state.status, state.effect_until, state.effect_lever, month,
+                                        len(self.table.names))
+        units = counts.sum(axis=1)
+        for number in np.flatnonzero((units > 0) & (costs > 0)):
+            self.records.levers.add(tier, self.table.names[number], month,
+                                    float(units[number] * costs[number]) * state.weight)
+
+    def _book_beyond_horizon(self, month: int) -> None:
+        """Monthly costs that offers running at the horizon have committed for the months after it."""
+        for state, tier in zip(self.tiers, self.scenario.tiers):
+            costs = self.month_costs[tier]
+            n = state.size
+            running = np.flatnonzero((state.status[:n] == 0) & (state.effect_until[:n] > month))
+            if running.size == 0 or not costs.any():
+                continue
+            lever = (state.effect_lever[running] & np.uint8(127)).astype(np.int64)
+            owed = np.bincount(lever, weights=(state.effect_until[running] - month) * costs[lever],
+                               minlength=len(costs))
+            for number in np.flatnonzero(owed > 0):
+                self.records.levers.add(tier, self.table.names[number], month, float(owed[number]) * state.weight)
 
     def _sparse_effects(self, state: TierState, hazard: TierHazard, logit: np.ndarray, month: int) -> None:
         """The month's outages and offers' backfire, on the rows they concern."""
@@ -355,45 +439,69 @@ class Simulation:
         for units, shift in self.backfire.pop(state.index, []):
             logit[units] += F32(shift)
 
-    def _save_desk(self, state: TierState, name: str, leaving: np.ndarray, month: int) -> np.ndarray:
-        """Units asking to leave that accept a save-desk offer (they stay)."""
+    def _save_desk(self, month: int, leaving: list[np.ndarray]) -> list[tuple[np.ndarray, float]]:
+        """Per tier: the units asking to leave that accept a save-desk offer (they stay), and the
+        satisfaction they gained. The tiers share the desk's capacity (:meth:`Budget.grant`); within a
+        tier, its save-desk levers take the callers in the order of :attr:`Lever.save_priority`."""
         reach = self.scenario.targeting.save_desk_reach
-        desk = [(i, lv) for i, lv in enumerate(self.levers) if lv.mode != "proactive"
-                and (not lv.tiers or name in lv.tiers) and self.budget.cell_left(name, self.lever_names[i], month) > 0]
-        if not desk or leaving.size == 0 or reach <= 0:
-            return leaving[:0]
-        draws = self._unit_uniforms(state, "save_desk", month, state.index, leaving)
-        reached = draws < reach
-        # The desk takes callers in the order they call, at random: not by row, which groups by region.
-        callers = leaving[reached][np.argsort(draws[reached], kind="stable")]
-        saved = []
-        for i, lever in desk:
-            if callers.size == 0:
-                break
-            lever_name = self.lever_names[i]
-            # This lever takes as many callers as its capacity allows; the ones it does not serve move on
-            # to the next lever.
-            taken = callers[: self.budget.offer_limit(name, lever_name, month)]
-            if taken.size == 0:
+        nothing = [(rows[:0], 0.0) for rows in leaving]
+        if reach <= 0:
+            return nothing
+        callers: dict[str, np.ndarray] = {}
+        desks: dict[str, list[tuple[str, Lever]]] = {}
+        wants: dict[tuple[str, str], int] = {}
+        for state, name, rows in zip(self.tiers, self.scenario.tiers, leaving):
+            desk = sorted(((lever_name, lever) for lever_name, lever in zip(self.table.names, self.table.levers)
+                           if lever.save_desk and lever.reaches(name) and self.budget.funded(name, lever_name)),
+                          key=lambda item: (tuple(-x for x in item[1].save_priority), item[0]))
+            if not desk or rows.size == 0:
                 continue
-            accepted = self._unit_uniforms(state, "save_desk", month, state.index, i + 1, taken) < lever.acceptance
-            costs = offer_costs(lever, accepted, state.lines_per_unit)
-            paid = affordable(costs, self.budget.cell_left(name, lever_name, month))
-            offered, accepted, costs = taken[:paid], accepted[:paid], costs[:paid]
-            kept = offered[accepted]
-            apply_acceptance(state, kept, i, lever, month)
-            state.last_offer[offered] = month
-            self.budget.charge(name, lever_name, month, float(costs.sum()), offered.size)
-            self.records.levers.add(name, lever_name, month, float(costs.sum()) * state.weight,
-                                    offered.size * state.weight, kept.size * state.weight)
-            saved.append(kept)
-            callers = callers[paid:]
-        return np.concatenate(saved) if saved else leaving[:0]
+            draws = self._unit_uniforms(state, "save_desk", month, state.key, rows)
+            reached = draws < reach
+            # The desk takes callers in the order they call, at random: not by row, which groups by region.
+            callers[name] = rows[reached][np.argsort(draws[reached], kind="stable")]
+            desks[name] = desk
+            for lever_name, _ in desk:
+                wants[(name, lever_name)] = min(self.budget.due(name, lever_name), callers[name].size)
+        if not callers:
+            return nothing
+        granted = self.budget.grant(wants)
+        out = []
+        for state, name, rows in zip(self.tiers, self.scenario.tiers, leaving):
+            queue = callers.get(name)
+            if queue is None:
+                out.append((rows[:0], 0.0))
+                continue
+            saved, gained = [], 0.0
+            for lever_name, lever in desks[name]:
+                taken = queue[: granted.get((name, lever_name), 0)]
+                if taken.size == 0:
+                    continue
+                costs = self.budget.costs[(name, lever_name)]
+                accepted = self._unit_uniforms(state, "save_desk", month, state.key, 1, taken) < lever.acceptance
+                kept = taken[accepted]
+                # A save replaces whatever offer ran: the customer asked to leave despite it.
+                replace_running(state, kept, month, True, self.table, self.month_costs[name], self.durations,
+                                self.budget)
+                before = state.satisfaction[kept].astype(np.float64).sum()
+                apply_acceptance(state, kept, self.table.number(lever_name), lever, month, save=True)
+                gained += float(state.satisfaction[kept].astype(np.float64).sum() - before)
+                state.last_offer[taken] = month
+                paid = taken.size * costs.contact + kept.size * costs.acceptance
+                self.budget.made(name, lever_name, taken.size, kept.size,
+                                 paid + kept.size * costs.month * lever.duration_months)
+                self.budget.use(name, lever_name, taken.size)
+                w = state.weight
+                self.records.levers.add(name, lever_name, month, paid * w, taken.size * w, kept.size * w)
+                saved.append(kept)
+                queue = queue[taken.size:]
+            out.append((np.concatenate(saved) if saved else rows[:0], gained))
+        return out
 
     def _gross_adds_from_market(self, state: TierState, tier, month: int) -> int:
         if tier.gross_add_rate <= 0:
             return 0
-        rng = self.streams.child("acquisition", month, state.index)
+        rng = self.streams.child("acquisition", month, state.key)
         adds = int(rng.poisson(tier.gross_add_rate * self.initial_units[state.index]))
         self._add_units(state, tier, adds, month + 1, rng)
         return adds
@@ -409,41 +517,28 @@ class Simulation:
             state.account_of_line = np.concatenate(
                 [state.account_of_line, np.repeat(np.arange(rows.start, rows.stop, dtype=np.int32), state.lines_per_unit)])
 
-    def _competitor_flows(self, month: int, our_churn_lines: dict[str, float]) -> None:
-        """Competitors lose their own churners (some to us) and gain ours; record market shares."""
-        rng = self.streams.child("acquisition", month, 10_000)
+    def _competitor_flows(self, month: int, our_churners: dict[str, dict[str, float]]) -> None:
+        """Each tier's slice of the market: competitors lose their churners (some to us) and gain ours;
+        the lines won join that tier (whole accounts in enterprise tiers). Market shares are recorded."""
         us = self.scenario.market.us
-        our_price = float(np.mean(list(self.competition.our_price.values())))
-        won_lines = 0.0
-        moves: dict[str, float] = {k: 0.0 for k in self.competition.lines}
-        for k, lines in self.competition.lines.items():
-            churners = rng.binomial(int(lines), self.scenario.market.operators[k].monthly_churn) if lines >= 1 else 0
-            shares = self.competition.switching_shares(k, our_price, month)
-            moves[k] -= churners
-            for dest, share in shares.items():
-                flow = churners * share
-                if dest == us:
-                    won_lines += flow
-                else:
-                    moves[dest] += flow
-        for k in moves:
-            self.competition.lines[k] = max(0.0, self.competition.lines[k] + moves[k] + our_churn_lines.get(k, 0.0))
-        # Lines won from competitors join our tiers by their win-back weight (accounts: whole accounts).
-        weights = np.array([t.win_back_share * t.line_count for t in self.tier_params], dtype=float)
-        if weights.sum() > 0 and won_lines > 0:
-            for state, tier, w in zip(self.tiers, self.tier_params, weights / weights.sum()):
-                tier_rng = self.streams.child("acquisition", month, state.index, 1)
-                units = int(tier_rng.poisson(won_lines * w / state.lines_per_unit / state.weight))
-                self._add_units(state, tier, units, month + 1, tier_rng)
-                self.records.tier_months[-len(self.tiers) + state.index]["gross_adds_won_lines"] = (
-                    units * state.lines_per_unit * state.weight)
+        for state, tier, name, row in zip(self.tiers, self.tier_params, self.scenario.tiers,
+                                          self.records.tier_months[-len(self.tiers):]):
+            won_lines = self.competition.flows(name, month, our_churners[name])
+            units = 0
+            if won_lines > 0:
+                rng = self.streams.child("acquisition", month, state.key, 1)
+                units = int(rng.poisson(won_lines / state.lines_per_unit / state.weight))
+                self._add_units(state, tier, units, month + 1, rng)
+            row["gross_adds_won_lines"] = units * state.lines_per_unit * state.weight
+            row["gross_adds_won_expected"] = won_lines
         ours = self._our_lines()
-        total = ours + sum(self.competition.lines.values())
+        lines = self.competition.lines
+        total = ours + sum(lines.values())
         self.records.market.append({"month": month, "operator": us, "lines": ours,
                                     "share": ours / total if total else 0.0})
-        for k, lines in self.competition.lines.items():
-            self.records.market.append({"month": month, "operator": k, "lines": lines,
-                                        "share": lines / total if total else 0.0})
+        for k, count in lines.items():
+            self.records.market.append({"month": month, "operator": k, "lines": count,
+                                        "share": count / total if total else 0.0})
         self.competition.watch_shares(ours, month)
 
     def _age(self, month: int) -> None:
@@ -464,7 +559,7 @@ class Simulation:
             rate = min(1.0, share / (term * (1.0 - share))) if renew else 0.0
             kernels.age_rows(state.size, state.satisfaction, F32(tier.satisfaction), F32(SATISFACTION_RECOVERY),
                              state.status, state.contract_end, state.uid,
-                             self.streams.salt("renewal", month, state.index), month, F32(rate), term, renew)
+                             self.streams.salt("renewal", month, state.key), month, F32(rate), term, renew)
 
     # --- the simpy processes ---------------------------------------------------------------------
     def _calendar(self) -> simpy.events.ProcessGenerator:
@@ -484,4 +579,10 @@ class Simulation:
             for region in range(len(self.scenario.network.regions)):
                 self.env.process(self._outage_process(region))
         self.env.run(until=months or self.scenario.meta.horizon_months)
+        weights = self.budget.weights
+        self.records.cells = [
+            {"tier": t, "lever": lv, "period": p, "amount": pace_amount,
+             "offers": offers * weights[t], "accepted": accepted * weights[t], "committed": committed * weights[t]}
+            for ((t, lv, p), (offers, accepted, committed)), pace_amount in
+            zip(self.budget.ledger.items(), self.budget.amounts)]
         return self.records

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels
-from .population import PROPENSITY_STEP, TierState, build_population
+from .population import build_population
+from .streams import TierGenerators, seeded_per_tier
+from .subscribers import PROPENSITY_STEP, TierState
 from .scenario import Scenario
 from .scenario.tiers import Tier
 
@@ -144,26 +146,26 @@ def calibrate(scenario: Scenario, seed: int) -> dict[str, TierHazard]:
     quality = region_quality(scenario)
     view = baseline_view(scenario)
     hazards: dict[str, TierHazard] = {}
-    rng = np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(2**31 - 1,)))
     largest = max(t.unit_count for t in scenario.tiers.values())
     scale = min(1.0, CALIBRATION_UNITS / largest)
     # Small tiers are drawn at least CALIBRATION_UNITS/10 times over so the solve is not noisy.
-    for tier_state, (name, tier) in zip(_calibration_population(scenario, rng, scale), scenario.tiers.items()):
+    states = sample_population(scenario, seeded_per_tier(seed, 2**31 - 1), scale, CALIBRATION_UNITS // 10)
+    for tier_state, (name, tier) in zip(states, scenario.tiers.items()):
         start = TierHazard.of(tier, 0.0, quality)
         offsets = dense_logit(tier_state, start, view, 1, quality).astype(np.float64)
         hazards[name] = start.with_base(_solve_base(offsets, tier.baseline_churn))
     return hazards
 
 
-def _calibration_population(scenario: Scenario, rng: np.random.Generator, scale: float) -> list[TierState]:
-    states = build_population(scenario, rng, scale)
-    minimum = CALIBRATION_UNITS // 10
-    for i, (state, tier) in enumerate(zip(states, scenario.tiers.values())):
-        if state.size < minimum and scenario.population is None:  # a table's tier is all its rows already
-            boosted = scenario.model_copy(update={"tiers": {tier_name: t for tier_name, t in scenario.tiers.items()
-                                                            if t is tier}})
+def sample_population(scenario: Scenario, generators: TierGenerators, scale: float, minimum: int) -> list[TierState]:
+    """A draw of every tier's units at ``scale``, a tier with fewer than ``minimum`` units drawn again at
+    least ``minimum`` times over (a customer table's tier is all its rows already)."""
+    states = build_population(scenario, generators, scale)
+    for i, (state, (name, tier)) in enumerate(zip(states, scenario.tiers.items())):
+        if state.size < minimum and scenario.population is None:
+            boosted = scenario.model_copy(update={"tiers": {name: tier}})
             factor = minimum / max(tier.unit_count, 1)
-            states[i] = build_population(boosted, rng, factor)[0]
+            states[i] = build_population(boosted, generators, factor)[0]
     return states
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import kernels
 from .outages import Outage
-from .population import TierState
+from .subscribers import TierState
 from .queue import QueueOutcome, simulate_queue
 from .queue_cache import QueueCache
 from .scenario import Scenario
@@ -112,7 +112,7 @@ class Hotline:
         counts = np.empty(state.size, dtype=np.uint8 if mean <= 60.0 else np.int32)
         calling = np.empty(state.size, dtype=bool)
         total = kernels.call_counts(counts, calling, state.size, state.status, state.uid,
-                                    self.streams.salt("calls", month, state.index), mean)
+                                    self.streams.salt("calls", month, state.key), mean)
         return counts, np.flatnonzero(calling), int(total)
 
     def serve(self, month: int, outage_calls: list[tuple[Outage, dict[int, np.ndarray]]]) -> dict[str, float]:
@@ -171,12 +171,12 @@ class Hotline:
             if offsets[-1] == 0:
                 return
             # Keyed by the calling unit: the same caller meets the same fate in every strategy's run.
-            salts = np.array([self.streams.salt("call_outcome", month, state.index, r) for r in regimes], np.uint64)
+            salts = np.array([self.streams.salt("call_outcome", month, state.key, r) for r in regimes], np.uint64)
             # An account's satisfaction is its lines' average: one line's bad call moves it by 1/lines.
             complainers, settled, in_target, gone, complaints, wait_sum = kernels.settle_calls(
                 units, counts, state.uid, salts, np.concatenate([o.waits for o in kept]),
                 np.concatenate([o.abandoned for o in kept]), offsets,
-                self.streams.salt("call_time", month, state.index), burst_share, state.satisfaction,
+                self.streams.salt("call_time", month, state.key), burst_share, state.satisfaction,
                 state.complaints, complaint_cut, abandoned_cut, impact.per_minute_waited, impact.abandoned,
                 impact.complaint, float(state.lines_per_unit), target)
             if complainers.size:

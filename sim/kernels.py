@@ -4,7 +4,7 @@ Each loop reads a unit's few bytes once, keeps its arithmetic in registers and w
 the pass changes; numpy would allocate or stream a temporary per operation. Everything that is
 drawn per unit comes from a hash of (the stream's salt, the unit's ``uid``): the same line draws
 the same number whatever row it sits in and whoever else is still with us, which is what lets the
-engine drop churned rows (:meth:`sim.population.TierState.compact`) under common random numbers.
+engine drop churned rows (:meth:`sim.subscribers.TierState.compact`) under common random numbers.
 
 The hash is the one of :meth:`sim.streams.RandomStreams.unit_bits` (splitmix64 of
 ``uid * golden + salt``), so a draw made here equals the same draw made in numpy.
@@ -103,6 +103,23 @@ def _coefficients(coef):
     return (coef[0], coef[1], coef[2], coef[3], coef[4], coef[5])
 
 
+SAVE_FLAG = np.uint8(128)
+"""The top bit of ``effect_lever``: the running offer was a save-desk acceptance (its months are
+counted from the month after the save). The low seven bits are the lever's number."""
+LEVER_BITS = np.uint8(127)
+
+
+@njit(inline="always", cache=True)
+def _running(i, month, effect_until, effect_lever, levers):
+    """Row ``i``'s running offer's log-odds (0 when none runs), from a :func:`_small` table."""
+    return _pick(levers, effect_lever[i] & LEVER_BITS) * np.float32(effect_until[i] >= month)
+
+
+@njit(inline="always", cache=True)
+def _running_indexed(i, month, effect_until, effect_lever, lever_log_odds):
+    return lever_log_odds[effect_lever[i] & LEVER_BITS] * np.float32(effect_until[i] >= month)
+
+
 @njit(cache=True)
 def logit_rows(out, n, month, satisfaction, region, contract_end, join_month, propensity, by_region, coef,
                complaints, effect_until, effect_lever, lever_log_odds, sparse):
@@ -116,14 +133,14 @@ def logit_rows(out, n, month, satisfaction, region, contract_end, join_month, pr
                              propensity, c)
             if sparse:
                 x += c[5] * np.float32(complaints[i])
-                x += _pick(levers, effect_lever[i]) * np.float32(effect_until[i] >= month)
+                x += _running(i, month, effect_until, effect_lever, levers)
             out[i] = x
         return
     for i in range(n):
         x = _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, c)
         if sparse:
             x += c[5] * np.float32(complaints[i])
-            x += lever_log_odds[effect_lever[i]] * np.float32(effect_until[i] >= month)
+            x += _running_indexed(i, month, effect_until, effect_lever, lever_log_odds)
         out[i] = x
 
 
@@ -174,46 +191,86 @@ def churn_draws(probability: np.ndarray, status: np.ndarray, satisfaction: np.nd
 
 @njit(cache=True)
 def scores_at(rows, month, satisfaction, region, contract_end, join_month, propensity, by_region, coef,
-              model_error, use_logit, blur):
-    """The churn model's score of ``rows``: the logit (when ``use_logit``) plus its error times ``blur``."""
+              effect_until, effect_lever, lever_log_odds, model_error, use_logit, blur):
+    """The churn model's score of ``rows``: the logit with the running offer (when ``use_logit``) plus
+    its error times ``blur``. The model knows who is on an offer: a covered line looks less at risk."""
     out = np.empty(rows.size, np.float32)
     for j in range(rows.size):
         i = rows[j]
         x = np.float32(0.0)
         if use_logit:
             x = _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, coef)
+            x += _running_indexed(i, month, effect_until, effect_lever, lever_log_odds)
         out[j] = x + np.float32(model_error[i]) * blur
     return out
 
 
 @njit(inline="always", cache=True)
-def _offerable(i, status, last_offer, offered_by):
-    """Whether row ``i`` may get an offer: an active unit whose last offer came by month ``offered_by``."""
-    return (status[i] == 0) & (last_offer[i] <= offered_by)
+def _strength(i, month, effect_until, effect_lever, cuts):
+    """Row ``i``'s running offer's strength: its hazard reduction (0 when none runs)."""
+    return _pick(cuts, effect_lever[i] & LEVER_BITS) * np.float32(effect_until[i] >= month)
+
+
+@njit(inline="always", cache=True)
+def _strength_indexed(i, month, effect_until, effect_lever, lever_cuts):
+    return lever_cuts[effect_lever[i] & LEVER_BITS] * np.float32(effect_until[i] >= month)
 
 
 @njit(cache=True)
-def score_mask(mask, threshold, n, status, last_offer, offered_by, month, satisfaction, region, contract_end,
-               join_month, propensity, by_region, coef, model_error, use_logit, blur):
+def running_strength(rows, month, effect_until, effect_lever, lever_cuts):
+    """Per row: the hazard reduction of the offer it is on (0 for none)."""
+    out = np.empty(rows.size, np.float32)
+    for j in range(rows.size):
+        out[j] = _strength_indexed(rows[j], month, effect_until, effect_lever, lever_cuts)
+    return out
+
+
+@njit(inline="always", cache=True)
+def _offerable(i, status, last_offer, offered_by, strength, most):
+    """Whether row ``i`` may get an offer: an active unit whose last offer came by month ``offered_by``
+    and whose running offer (``strength``, see :func:`_strength`) is weaker than the strongest offer on
+    the table (``most``)."""
+    return (status[i] == 0) & (last_offer[i] <= offered_by) & (strength < most)
+
+
+@njit(cache=True)
+def score_mask(mask, threshold, n, status, last_offer, offered_by, most, lever_cuts, month, satisfaction, region,
+               contract_end, join_month, propensity, by_region, coef, effect_until, effect_lever, lever_log_odds,
+               model_error, use_logit, blur):
     """``mask[:n]``: the rows that may get an offer (:func:`_offerable`) and whose score (as
     :func:`scores_at`) is at least ``threshold``. Branch-free: every row is scored, so the loop vectorizes."""
-    if not use_logit:
-        for i in range(n):
-            score = np.float32(0.0) + np.float32(model_error[i]) * blur
-            mask[i] = _offerable(i, status, last_offer, offered_by) & (score >= threshold)
-        return
     c = _coefficients(coef)
-    if by_region.size <= SMALL_TABLE:
-        regions = _small(by_region)
+    if by_region.size <= SMALL_TABLE and lever_log_odds.size <= SMALL_TABLE:
+        regions, levers, cuts = _small(by_region), _small(lever_log_odds), _small(lever_cuts)
         for i in range(n):
-            x = _dense_terms(i, month, satisfaction, _pick(regions, region[i]), contract_end, join_month,
-                             propensity, c)
+            x = np.float32(0.0)
+            if use_logit:
+                x = _dense_terms(i, month, satisfaction, _pick(regions, region[i]), contract_end, join_month,
+                                 propensity, c) + _running(i, month, effect_until, effect_lever, levers)
             score = x + np.float32(model_error[i]) * blur
-            mask[i] = _offerable(i, status, last_offer, offered_by) & (score >= threshold)
+            strength = _strength(i, month, effect_until, effect_lever, cuts)
+            mask[i] = _offerable(i, status, last_offer, offered_by, strength, most) & (score >= threshold)
         return
     for i in range(n):
-        x = _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, c)
-        mask[i] = _offerable(i, status, last_offer, offered_by) & (x + np.float32(model_error[i]) * blur >= threshold)
+        x = np.float32(0.0)
+        if use_logit:
+            x = _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, c)
+            x += _running_indexed(i, month, effect_until, effect_lever, lever_log_odds)
+        score = x + np.float32(model_error[i]) * blur
+        strength = _strength_indexed(i, month, effect_until, effect_lever, lever_cuts)
+        mask[i] = _offerable(i, status, last_offer, offered_by, strength, most) & (score >= threshold)
+
+
+@njit(cache=True)
+def offerable_rows(n, status, last_offer, offered_by, most, lever_cuts, month, effect_until, effect_lever):
+    """Every row below ``n`` that may get an offer (:func:`_offerable`)."""
+    rows = np.empty(n, np.int64)
+    count = 0
+    for i in range(n):
+        strength = _strength_indexed(i, month, effect_until, effect_lever, lever_cuts)
+        rows[count] = i
+        count += _offerable(i, status, last_offer, offered_by, strength, most)
+    return rows[:count].copy()
 
 
 @njit(cache=True)
@@ -226,17 +283,31 @@ def tie_bits(rows, uid, salt):
 
 
 @njit(cache=True)
-def sample_scores(stride, n, status, last_offer, offered_by, month, satisfaction, region, contract_end,
-                  join_month, propensity, by_region, coef, model_error, use_logit, blur):
+def sample_scores(stride, n, status, last_offer, offered_by, most, lever_cuts, month, satisfaction, region,
+                  contract_end, join_month, propensity, by_region, coef, effect_until, effect_lever, lever_log_odds,
+                  model_error, use_logit, blur):
     """The rows ``0, stride, 2 * stride, ...`` below ``n`` that may get an offer, and their scores."""
     rows = np.empty((n + stride - 1) // stride, np.int64)
     count = 0
     for i in range(0, n, stride):
+        strength = _strength_indexed(i, month, effect_until, effect_lever, lever_cuts)
         rows[count] = i
-        count += _offerable(i, status, last_offer, offered_by)
+        count += _offerable(i, status, last_offer, offered_by, strength, most)
     rows = rows[:count].copy()
     return rows, scores_at(rows, month, satisfaction, region, contract_end, join_month, propensity, by_region,
-                           coef, model_error, use_logit, blur)
+                           coef, effect_until, effect_lever, lever_log_odds, model_error, use_logit, blur)
+
+
+@njit(cache=True)
+def running_offers(n, status, effect_until, effect_lever, month, levers):
+    """Per lever number (``levers`` of them) and kind (0: proactive, 1: a save): the active units whose
+    offer of that lever runs in ``month``, the months a monthly cost is paid for."""
+    counts = np.zeros((levers, 2), np.int64)
+    for i in range(n):
+        if status[i] == 0 and effect_until[i] >= month:
+            code = effect_lever[i]
+            counts[code & LEVER_BITS, (code & SAVE_FLAG) >> 7] += 1
+    return counts
 
 
 POISSON_PART_MEAN = 16.0
@@ -337,7 +408,7 @@ def settle_calls(units, counts, uid, salts, waits, abandoned, offsets, time_salt
     for j in range(units.size):
         total += counts[units[j]] if counted else 1
     complainers = np.empty(total, np.int64)
-    settled, count, in_target, gone_count = 0, 0, 0, 0
+    settled, count, logged, in_target, gone_count = 0, 0, 0, 0, 0
     wait_sum = 0.0
     for j in range(units.size):
         i = units[j]
@@ -362,15 +433,19 @@ def settle_calls(units, counts, uid, salts, waits, abandoned, offsets, time_salt
             satisfaction[i] = min(max(satisfaction[i] - loss, np.float32(0.0)), np.float32(1.0))
             settled += 1
             if complaint:
-                complaints[i] += np.uint8(1)
-                complainers[count] = i
+                # A large account can complain more than a byte counts: the counter saturates, and only
+                # the complaints it holds are logged to age out.
+                if complaints[i] < np.uint8(255):
+                    complaints[i] += np.uint8(1)
+                    complainers[logged] = i
+                    logged += 1
                 count += 1
             if gone:
                 gone_count += 1
             elif wait <= target:
                 in_target += 1
             wait_sum += wait
-    return complainers[:count].copy(), settled, in_target, gone_count, count, wait_sum
+    return complainers[:logged].copy(), settled, in_target, gone_count, count, wait_sum
 
 
 @njit(cache=True)

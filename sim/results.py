@@ -57,6 +57,11 @@ class SimulationResult:
     contact_center: pd.DataFrame
     """Calls, service level, waits, abandonment and complaints per replication and month."""
     outages: pd.DataFrame
+    launches: pd.DataFrame
+    """Launch costs paid per replication: month, lever, period, spend (not part of any tier's spend)."""
+    cells: pd.DataFrame
+    """Per replication and funded cell: its amount, offers made and accepted, money committed over the
+    offers' life (the months a leaving line will not run subtracted)."""
 
     @classmethod
     def from_records(cls, records: Records, replication: int) -> "SimulationResult":
@@ -75,7 +80,10 @@ class SimulationResult:
         monthly[["retention_spend", "offers", "accepted"]] = monthly[["retention_spend", "offers", "accepted"]].fillna(0.0)
         frames = {"monthly": monthly, "levers": levers, "market": pd.DataFrame(records.market),
                   "contact_center": pd.DataFrame(records.contact_center), "outages": pd.DataFrame(
-                      records.outages, columns=["month", "region", "start", "hours", "affected_lines"])}
+                      records.outages, columns=["month", "region", "start", "hours", "affected_lines"]),
+                  "launches": pd.DataFrame(records.launches, columns=["month", "lever", "period", "spend"]),
+                  "cells": pd.DataFrame(records.cells, columns=["tier", "lever", "period", "amount", "offers",
+                                                                "accepted", "committed"])}
         for frame in frames.values():
             frame.insert(0, "replication", replication)
         return cls(**frames)
@@ -83,7 +91,8 @@ class SimulationResult:
     @classmethod
     def concat(cls, results: list["SimulationResult"]) -> "SimulationResult":
         return cls(**{name: pd.concat([getattr(r, name) for r in results], ignore_index=True)
-                      for name in ("monthly", "levers", "market", "contact_center", "outages")})
+                      for name in ("monthly", "levers", "market", "contact_center", "outages", "launches",
+                                   "cells")})
 
     @property
     def replications(self) -> int:
@@ -112,8 +121,14 @@ class SimulationResult:
         })
         return out.reset_index()
 
+    def launch_spend(self) -> pd.Series:
+        """Launch costs per replication (0 where none was paid)."""
+        replications = pd.Index(sorted(self.monthly["replication"].unique()), name="replication")
+        return self.launches.groupby("replication")["spend"].sum().reindex(replications, fill_value=0.0)
+
     def totals(self) -> pd.DataFrame:
-        """Per replication, over all tiers and the horizon: the figures a planner compares."""
+        """Per replication, over all tiers and the horizon: the figures a planner compares (retention
+        spend includes launch costs)."""
         bt = self.by_tier().groupby("replication")
         lines_month = self.monthly.groupby("replication")["lines_start"].sum()
         cc = self.contact_center.groupby("replication")
@@ -124,7 +139,8 @@ class SimulationResult:
             "monthly_churn": bt["churned_lines"].sum() / lines_month,
             "revenue": bt["revenue"].sum(),
             "margin": bt["margin"].sum(),
-            "retention_spend": bt["retention_spend"].sum(),
+            "retention_spend": bt["retention_spend"].sum() + self.launch_spend(),
+            "launch_spend": self.launch_spend(),
             "offers": bt["offers"].sum(),
             "accepted": bt["accepted"].sum(),
         })

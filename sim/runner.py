@@ -98,6 +98,8 @@ def tables(result: SimulationResult) -> dict[str, pd.DataFrame]:
         "market": result.market,
         "contact_center": result.contact_center,
         "outages": result.outages,
+        "launches": result.launches,
+        "cells": result.cells,
     }
 
 

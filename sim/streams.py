@@ -11,8 +11,17 @@ so their difference is the strategy's effect, not noise.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 import numpy as np
+
+TierGenerators = Callable[[str], np.random.Generator]
+"""A tier's own generator by its name: what draws the tiers' populations, one independent stream each."""
+
+
+def seeded_per_tier(seed: int, *key: int) -> TierGenerators:
+    """Generators per tier from ``seed`` and ``key`` (a stage of the run that draws its own population)."""
+    return lambda tier: np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(*key, name_key(tier))))
 
 SOURCES = ("population", "churn", "destination", "outages", "calls", "queue", "offers", "targeting",
            "acquisition", "competition")
@@ -21,6 +30,12 @@ SOURCES = ("population", "churn", "destination", "outages", "calls", "queue", "o
 
 def _source_key(name: str) -> int:
     # A stable number per name (not Python's salted hash), so streams survive restarts.
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def name_key(name: str) -> int:
+    """A stable number for a planner's name (a tier, a lever, a period): draws about a tier are keyed by
+    its name, not by where the scenario lists it, so listing tiers in another order changes nothing."""
     return zlib.crc32(name.encode("utf-8"))
 
 
@@ -66,6 +81,10 @@ class RandomStreams:
     def salt(self, source: str, *key: int) -> np.uint64:
         """The key of a stream of per-unit draws: :mod:`sim.kernels` hashes it with each unit's uid."""
         return _mix(np.uint64(self.seed & _MASK), self.replication, _source_key(source), *key)
+
+    def per_tier(self, source: str) -> "TierGenerators":
+        """A generator per tier for ``source`` (keyed by the tier's name)."""
+        return lambda tier: self.child(source, name_key(tier))
 
     def child(self, source: str, *key: int) -> np.random.Generator:
         """A generator for one sub-part of a source (one tier's churn draws), independent of the others."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels
-from .population import TierState
+from .subscribers import TierState
 
 BLOCK = 1 << 16
 """Rows per block when blurring scores in place (see :data:`sim.hazard.BLOCK`)."""
@@ -90,18 +90,22 @@ SAMPLE_ROWS = 100_000
 
 class ModelScores:
     """The churn model's scores of the rows of a tier that may get an offer, computed when asked for
-    (:mod:`sim.kernels`): the month-start logit blurred by each unit's persistent model error (see
-    :func:`rank_scores`), with no array the size of the tier.
+    (:mod:`sim.kernels`): the month-start logit, with the offer a unit is on, blurred by each unit's
+    persistent model error (see :func:`rank_scores`), with no array the size of the tier.
 
-    A row may get an offer when its unit is active and its last offer came by month ``offered_by``
-    (the contact policy); that is checked in the same pass as the score.
+    A row may get an offer when its unit is active, its last offer came by month ``offered_by`` (the
+    contact policy) and the offer it is on, if any, is weaker (a smaller hazard reduction) than the
+    strongest offer on the table (``most``); that is checked in the same pass as the score.
     """
 
-    def __init__(self, state: TierState, coef: np.ndarray, by_region: np.ndarray, month: int,
-                 noise: float, step: float, offered_by: int, tie_salt: np.uint64) -> None:
+    def __init__(self, state: TierState, coef: np.ndarray, by_region: np.ndarray, lever_log_odds: np.ndarray,
+                 lever_cuts: np.ndarray, month: int, noise: float, step: float, offered_by: int, most: float,
+                 tie_salt: np.uint64) -> None:
         self.state, self.coef, self.by_region, self.month = state, coef, by_region, month
+        self.lever_log_odds, self.lever_cuts = lever_log_odds, lever_cuts
         self.size = state.size
         self.offered_by = offered_by
+        self.most = np.float32(most)
         self.tie_salt = tie_salt
         # Infinite noise (AUC 0.5) ranks by the error alone, that is at random; no noise by the logit.
         self.use_logit = not np.isinf(noise)
@@ -110,10 +114,11 @@ class ModelScores:
     def _args(self) -> tuple:
         s = self.state
         return (self.month, s.satisfaction, s.region, s.contract_end, s.join_month, s.propensity, self.by_region,
-                self.coef, s.model_error, self.use_logit, self.blur)
+                self.coef, s.effect_until, s.effect_lever, self.lever_log_odds, s.model_error, self.use_logit,
+                self.blur)
 
     def _eligibility(self) -> tuple:
-        return self.state.status, self.state.last_offer, self.offered_by
+        return self.state.status, self.state.last_offer, self.offered_by, self.most, self.lever_cuts
 
     def ties(self, rows: np.ndarray) -> np.ndarray:
         """32 keyed random bits per row's unit, which order units of equal score (stream ``tie_salt``):
@@ -125,14 +130,20 @@ class ModelScores:
         """Scores of ``rows`` (whether they may get an offer or not)."""
         return kernels.scores_at(rows.astype(np.int64, copy=False), *self._args())
 
+    def strength(self, rows: np.ndarray) -> np.ndarray:
+        """The hazard reduction of the offer each of ``rows`` is on (0 for none)."""
+        s = self.state
+        return kernels.running_strength(rows.astype(np.int64, copy=False), self.month, s.effect_until,
+                                        s.effect_lever, self.lever_cuts)
+
     def sample(self, stride: int) -> tuple[np.ndarray, np.ndarray]:
         """Every ``stride``-th row that may get an offer, and its score."""
         return kernels.sample_scores(stride, self.size, *self._eligibility(), *self._args())
 
     def eligible(self) -> np.ndarray:
         """Every row that may get an offer."""
-        n, (status, last_offer, offered_by) = self.size, self._eligibility()
-        return np.flatnonzero((status[:n] == 0) & (last_offer[:n] <= offered_by))
+        s = self.state
+        return kernels.offerable_rows(self.size, *self._eligibility(), self.month, s.effect_until, s.effect_lever)
 
     def at_least(self, threshold: float) -> np.ndarray:
         """The rows that may get an offer and score at least ``threshold``."""

@@ -8,10 +8,11 @@ from scipy.optimize import linprog
 
 import highspy
 
-from optimize.curves import ResponseCurve, concave_fit
-from optimize.frontier import frontier
-from optimize.problem import build_problem
-from optimize.solve import SOLVERS as NAMES, AllocationError, HighsModel, solve
+from optimize.allocation.curves import ResponseCurve, concave_fit
+from optimize.allocation.frontier import frontier
+from optimize.allocation.problem import build_problem
+from optimize.allocation.solve import InfeasibleAllocation, solve
+from optimize.allocation.solvers import SOLVERS as NAMES, HighsModel
 from sim.scenario import Scenario, load_scenario
 
 from .conftest import SCENARIOS
@@ -128,7 +129,7 @@ def test_lp_matches_an_independent_formulation_on_random_instances(small: Scenar
         expected = scipy_optimum(scenario, curves)
         try:
             got = solve(build_problem(scenario, curves), solver).objective
-        except AllocationError:
+        except InfeasibleAllocation:
             assert expected is None, f"instance {i}: we found no solution, scipy found {expected}"
             infeasible += 1
             continue
@@ -331,7 +332,7 @@ def test_each_kind_of_infeasibility_is_explained(small: Scenario, change: dict, 
                                                                (0.0, 90_000.0))
     budget = {**small.budget.model_dump(mode="python"), "per_period": {}, **change}
     scenario = Scenario.model_validate({**small.model_dump(mode="python"), "budget": budget})
-    with pytest.raises(AllocationError) as info:
+    with pytest.raises(InfeasibleAllocation) as info:
         solve(build_problem(scenario, curves), solver)
     text = " ".join(p.message for p in info.value.problems)
     assert expected in text

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import yaml
 
-from optimize.cli import main
+from optimize.cli.main import main
 from sim.allocation import Allocation
 from sim.customers.calibrate import calibrate
 from sim.customers.churn_model import auc, band_index, fit_effects, window_probability
 from sim.engine import Simulation, baseline_conditions, prepare
-from sim.population import ACTIVE
+from sim.subscribers import ACTIVE
 from sim.scenario import load_scenario
 
 from .conftest import SCENARIOS

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from optimize.curves import ResponseCurve, TierChurn
-from optimize.goal import goal_seek
-from optimize.problem import build_problem
-from optimize.solve import AllocationError, solve
+from optimize.allocation.curves import ResponseCurve, TierChurn
+from optimize.allocation.goal import goal_seek
+from optimize.allocation.problem import build_problem
+from optimize.allocation.solve import InfeasibleAllocation, solve
 from sim.scenario import Scenario, load_scenario
 
 from .conftest import SCENARIOS
@@ -108,7 +108,7 @@ def test_a_churn_goal_for_every_tier_sets_a_target_for_each(small: Scenario) -> 
 
 
 def test_a_goal_beyond_the_curves_is_explained_in_figures(small: Scenario) -> None:
-    with pytest.raises(AllocationError) as info:
+    with pytest.raises(InfeasibleAllocation) as info:
         goal_seek(only_budget(small, 1.0), vip_curves(), VIP, tier="vip_gold", max_churn=0.001)
     # At most 70 lines avoided: (108 - 70) / 12,000 = 0.32% a month.
     assert ("even with every cell of vip_gold funded to its curve's end, churn falls only to 0.32%; "
@@ -117,7 +117,7 @@ def test_a_goal_beyond_the_curves_is_explained_in_figures(small: Scenario) -> No
 
 def test_curves_without_lines_are_named(small: Scenario) -> None:
     curves = {c: ResponseCurve(*c, v.spends, v.values) for c, v in vip_curves().items()}
-    with pytest.raises(AllocationError, match="the response curves of vip_gold give no retained lines"):
+    with pytest.raises(InfeasibleAllocation, match="the response curves of vip_gold give no retained lines"):
         goal_seek(only_budget(small, 1.0), curves, VIP, tier="vip_gold", max_churn=0.005)
 
 
@@ -126,7 +126,7 @@ def test_a_goal_the_rules_cap_names_the_rules(small: Scenario) -> None:
     capped = scenario.model_copy(update={"budget": scenario.budget.model_copy(
         update={"lever_capacity": {"bill_credit": 250.0}})})
     # 250 offers at 24 per offer is 6,000 a period: 18 lines in H1 and 12 in H2, 30 in all (0.65%).
-    with pytest.raises(AllocationError) as info:
+    with pytest.raises(InfeasibleAllocation) as info:
         goal_seek(capped, vip_curves(), VIP, tier="vip_gold", max_churn=0.005)
     text = str(info.value)
     assert "under the plan's rules" in text and "lever_capacity_bill_credit_H1" in text
@@ -143,7 +143,7 @@ def test_goals_that_compete_for_a_shared_rule_are_explained(small: Scenario) -> 
     # Each tier's goal is within reach on its own (about 31,000 and 18,000), not both in 40,000.
     alone = [goal_seek(shared, curves, {tier: churn[tier]}, max_churn=goal).budget for tier in churn]
     assert all(b <= 40_000 for b in alone) and sum(alone) > 40_000
-    with pytest.raises(AllocationError) as info:
+    with pytest.raises(InfeasibleAllocation) as info:
         goal_seek(shared, curves, churn, max_churn=goal)
     text = str(info.value)
     assert "each goal can be met alone but not all together" in text and "period_budget" in text
@@ -152,5 +152,5 @@ def test_goals_that_compete_for_a_shared_rule_are_explained(small: Scenario) -> 
 def test_no_goal_is_a_usage_error(small: Scenario) -> None:
     with pytest.raises(ValueError, match="give a goal"):
         goal_seek(only_budget(small, 1.0), vip_curves(), VIP)
-    with pytest.raises(AllocationError, match="no churn figures for households"):
+    with pytest.raises(InfeasibleAllocation, match="no churn figures for households"):
         goal_seek(only_budget(small, 1.0), vip_curves(), VIP, tier="households", max_churn=0.01)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from optimize.cli import main
+from optimize.cli.main import main
 from sim.allocation import Allocation
 from sim.scenario import load_scenario
 

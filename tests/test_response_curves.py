@@ -1,4 +1,4 @@
-"""Response curves measured by designed simulation runs (optimize.estimate).
+"""Response curves measured by designed simulation runs (optimize.run.measure).
 
 The value formula is checked on a hand-computed case; the churners an offer avoids
 against the survival curves of a constant hazard; the design against cases whose
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from optimize.curves import ResponseCurve
-from optimize.estimate import ceiling, cells, churn_paths, estimate_curves, retained_value
+from optimize.allocation.curves import ResponseCurve
+from optimize.run.measure import ceiling, cells, churn_paths, estimate_curves, retained_value
 from sim.allocation import Allocation
 from sim.engine import Calibration, Simulation
 from sim.hazard import calibrate

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from optimize.cli import main
+from optimize.cli.main import main
 
 from .conftest import ROOT, SCENARIOS
 
@@ -192,7 +192,7 @@ def test_the_robust_plan_reports_each_competitor_variant(quick_small: Path, tmp_
 def test_on_the_baseline_the_lp_plan_beats_uniform_spending() -> None:
     """The decision the product exists for: the LP's plan retains more value net of spend than spreading
     the same budget evenly per line, by a paired interval that excludes zero (10 replications)."""
-    from optimize.pipeline import run
+    from optimize.run.pipeline import run
     from sim.scenario import load_scenario
 
     scenario = load_scenario(SCENARIOS / "baseline.yaml")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from optimize.cli import main
+from optimize.cli.main import main
 
 from .conftest import SCENARIOS
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..population import PROPENSITY_STEP, TierState
+from ..subscribers import PROPENSITY_STEP, TierState
 from ..scenario import Problem, Scenario
 from .churn_model import design
 from .mapping import load_mapping

@@ -10,11 +10,13 @@ ones (10% against 6%), which ``backfire`` models.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema, model_validator
 
-from .types import ChannelRef, Money, Months, NonNegativeFloat, Probability, Section, Seq, TierRef
+from .tiers import Tier
+from .types import ChannelRef, Money, Months, NonNegativeFloat, Probability, Section, Seq, TierRef, fail
 
 
 class Channel(Section):
@@ -23,6 +25,96 @@ class Channel(Section):
     capacity_per_month: NonNegativeFloat
     """Offers the channel can make in a month, over all levers that use it."""
     description: str = ""
+
+
+class Cost(Section):
+    """A lever's cost as a planner states it: a plain amount, an amount per line or per account, or a
+    share of the monthly bill.
+
+    ``50`` is 50 per line (consumer tiers have one line per unit); ``{amount: 500, per: account}`` is
+    500 per enterprise account whatever its size and ``{amount: 50, per: line}`` 50 for each of its
+    lines; ``{share_of_arpu: 0.3}`` is 30% of the monthly bill of the lines it concerns (one line, or
+    every line of an account): a 30% discount for a month. A lever that reaches an enterprise tier
+    must say ``per: line`` or ``per: account`` for its one-off costs.
+    """
+
+    amount: Money | None = None
+    """Money per line (or per account with ``per: account``)."""
+    share_of_arpu: Annotated[float, Field(ge=0.0, le=10.0)] | None = None
+    """A share of the monthly bill (ARPU) of each line concerned, e.g. 0.3 for 30%."""
+    per: Literal["line", "account"] | None = None
+    """What ``amount`` is counted per; unstated is per line, which a lever reaching enterprise tiers must
+    state for its one-off costs."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_number(cls, data: Any) -> Any:
+        # A plain number is the common case: an amount per line.
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return {"amount": float(data)}
+        return data
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "Cost":
+        if (self.amount is None) == (self.share_of_arpu is None):
+            raise fail("state the cost as 'amount' or as 'share_of_arpu', not both and not neither",
+                       "write e.g. 'cost_per_acceptance: {amount: 50, per: line}' or "
+                       "'cost_per_line_month: {share_of_arpu: 0.3}'")
+        if self.share_of_arpu is not None and self.per == "account":
+            raise fail("a share of the bill is counted per line (an account's bill is its lines' bills)",
+                       "remove 'per: account'", at=("per",))
+        return self
+
+    @property
+    def stated(self) -> bool:
+        """Whether it says how it counts for an enterprise account (per line, per account, or a share)."""
+        return self.per is not None or self.share_of_arpu is not None
+
+    @property
+    def is_zero(self) -> bool:
+        return not (self.amount or self.share_of_arpu)
+
+    def per_unit(self, tier: Tier) -> float:
+        """Money per deciding unit of ``tier`` (a line, or an enterprise account with all its lines)."""
+        lines = int(tier.lines_per_account or 1)
+        if self.share_of_arpu is not None:
+            return self.share_of_arpu * tier.arpu * lines
+        assert self.amount is not None
+        return self.amount if self.per == "account" else self.amount * lines
+
+
+CostField = Annotated[Cost, WithJsonSchema({"anyOf": [
+    {"type": "number", "minimum": 0, "description": "an amount per line"},
+    {"type": "object", "additionalProperties": False, "properties": {
+        "amount": {"type": "number", "minimum": 0}, "share_of_arpu": {"type": "number", "minimum": 0, "maximum": 10},
+        "per": {"enum": ["line", "account"]}}},
+]})]
+"""A cost: a number (per line) or ``{amount, per}`` or ``{share_of_arpu}`` (see :class:`Cost`)."""
+NO_COST = Cost(amount=0.0)
+
+
+@dataclass(frozen=True)
+class UnitCosts:
+    """A lever's costs for one deciding unit of a tier (a line, or an account with all its lines)."""
+
+    contact: float
+    """Per offer made, accepted or not."""
+    acceptance: float
+    """Once per accepted offer."""
+    month: float
+    """Per month the accepted offer runs."""
+    acceptance_rate: float
+    duration_months: int
+
+    @property
+    def accepted(self) -> float:
+        """What an acceptance commits: its one-off cost and every month it runs."""
+        return self.acceptance + self.month * self.duration_months
+
+    @property
+    def per_offer(self) -> float:
+        """Expected cost of one offer made, over its life (acceptance-weighted)."""
+        return self.contact + self.acceptance_rate * self.accepted
 
 
 class Lever(Section):
@@ -34,13 +126,15 @@ class Lever(Section):
     """``proactive``: offered to lines ranked at risk; ``save_desk``: to lines asking to leave; or both."""
     tiers: Seq[TierRef] = ()
     """Tiers it may be offered to; empty means all."""
-    cost_per_contact: Money = 0.0
-    """Paid for every offer made, accepted or not (the call, the mailing)."""
-    cost_per_acceptance: Money = 0.0
-    """Paid once per accepted offer (the credit, the handset subsidy)."""
-    cost_per_line_month: Money = 0.0
-    """Paid per accepting line per month while the offer lasts (a data bonus, an account manager's time).
-    Enterprise offers are costed per line of the account."""
+    cost_per_contact: CostField = NO_COST
+    """Paid for every offer made, accepted or not (the call, the mailing); a number, or
+    ``{amount, per: line|account}``, or ``{share_of_arpu}``."""
+    cost_per_acceptance: CostField = NO_COST
+    """Paid once per accepted offer (the credit, the handset subsidy); as ``cost_per_contact``."""
+    cost_per_line_month: CostField = NO_COST
+    """Paid per accepting line for each month the offer runs on it (a data bonus, a discount as
+    ``{share_of_arpu: 0.3}``, an account manager's time); it stops when the line leaves. For an
+    enterprise account, per line of the account (or per account with ``per: account``)."""
     acceptance: Probability
     """Share of offered lines (accounts) that accept."""
     hazard_reduction: Probability
@@ -52,17 +146,49 @@ class Lever(Section):
     contract_extension_months: Annotated[int, Field(ge=0, le=60)] = 0
     """Months of new contract an acceptance brings (a handset upgrade with a 24-month term)."""
     backfire: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
-    """Relative increase of the odds of churn in the month after the contact for lines that decline
-    (0.67 reproduces the field experiment's 10% against 6%)."""
+    """Relative increase of the odds of churn for lines that decline a proactive offer, at the churn
+    decision that follows the contact (the same month's billing); 0.67 reproduces the field
+    experiment's 10% against 6%."""
     launch_cost: Money = 0.0
     """Fixed cost of using the lever at all in a period (makes the allocation a MILP)."""
     min_spend: Money = 0.0
     """Least spend per period if the lever is used at all (makes the allocation a MILP)."""
 
-    def cost_per_offer(self, lines_per_unit: int = 1) -> float:
-        """Expected cost of one offer made, over its life (acceptance-weighted)."""
-        per_accept = self.cost_per_acceptance + self.cost_per_line_month * self.duration_months * lines_per_unit
-        return self.cost_per_contact + self.acceptance * per_accept
+    def costs(self, tier: Tier) -> UnitCosts:
+        """Its costs for one deciding unit of ``tier``."""
+        return UnitCosts(self.cost_per_contact.per_unit(tier), self.cost_per_acceptance.per_unit(tier),
+                         self.cost_per_line_month.per_unit(tier), self.acceptance, self.duration_months)
+
+    def cost_per_offer(self, tier: Tier) -> float:
+        """Expected cost of one offer made to a unit of ``tier``, over its life (acceptance-weighted)."""
+        return self.costs(tier).per_offer
+
+    def reaches(self, tier: str) -> bool:
+        """Whether it may be offered to ``tier``."""
+        return not self.tiers or tier in self.tiers
+
+    @property
+    def proactive(self) -> bool:
+        return self.mode != "save_desk"
+
+    @property
+    def save_desk(self) -> bool:
+        return self.mode != "proactive"
+
+    @property
+    def effect_per_offer(self) -> float:
+        """Expected churn odds-months an offer removes, per unit of the line's churn risk: acceptance
+        times the odds reduction times the months it lasts, less the backfire of a decline. With the
+        offers each lever's money buys fixed, giving the riskiest lines to the lever with the most
+        effect per offer gives the most churn avoided (the rearrangement inequality): that is the order
+        in which a tier's proactive levers take its ranked lines."""
+        return self.acceptance * self.hazard_reduction * self.duration_months - (1.0 - self.acceptance) * self.backfire
+
+    @property
+    def save_priority(self) -> tuple[float, float]:
+        """The order in which save-desk levers take the callers who ask to leave: the likeliest to save
+        them first, then the strongest effect once they stay."""
+        return (self.acceptance, self.hazard_reduction * self.duration_months)
 
 
 class Targeting(Section):

@@ -28,6 +28,10 @@ def _at_least_one(kind: str):  # noqa: ANN202 - returns a validator
     return AfterValidator(check)
 
 
+MAX_LEVERS = 127
+"""A unit's running offer is held in one byte, with its top bit telling a save from a proactive offer."""
+
+
 def _default_strategies() -> tuple[Strategy, ...]:
     return tuple(Strategy.model_validate(k) for k in ("no_retention", "uniform", "proportional_revenue",
                                                       "key_accounts_first", "lp_optimal"))
@@ -49,7 +53,7 @@ class Scenario(Section):
     pricing: Seq[PriceMove] = ()
     """Our own tariff moves over the horizon."""
     channels: Annotated[NamedMap[Channel], _at_least_one("channels")]
-    levers: Annotated[NamedMap[Lever], _at_least_one("levers")]
+    levers: Annotated[NamedMap[Lever], _at_least_one("levers"), Field(max_length=MAX_LEVERS)]
     targeting: Targeting = Targeting()
     budget: Budget
     strategies: Annotated[Seq[Strategy], Field(default_factory=_default_strategies)]
@@ -74,6 +78,15 @@ class Scenario(Section):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise fail(f"strategy names repeat: {', '.join(repeated)}", "give each strategy its own name")
+        for name, lever in self.levers.items():
+            enterprise = [t for t, tier in self.tiers.items() if tier.kind == "enterprise" and lever.reaches(t)]
+            for field in ("cost_per_contact", "cost_per_acceptance"):
+                cost = getattr(lever, field)
+                if enterprise and not cost.stated and not cost.is_zero:
+                    raise fail(f"lever '{name}' reaches the enterprise tier '{enterprise[0]}': say whether its "
+                               f"{field} of {cost.amount:,.6g} is per line or per account",
+                               f"write '{field}: {{amount: {cost.amount:g}, per: line}}' (or 'per: account')",
+                               at=("levers", name, field))
         if any(s.kind == "robust_lp" for s in self.strategies) and not self.competitors.variants:
             raise fail("the robust_lp strategy needs competitor variants",
                        "add 'competitors: variants:' with a name, probability, campaigns and reactions each, "

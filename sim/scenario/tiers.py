@@ -94,7 +94,8 @@ class Tier(Section):
     gross_add_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     """New lines from the market per month as a share of the tier's starting size (besides competitors' churners)."""
     win_back_share: Probability = 1.0
-    """Share of the competitors' churners choosing us that land in this tier, weighted by its size."""
+    """Share of the competitors' churners in this tier's slice of the market (their lines split over
+    our tiers by size) who choose us and do join us; the others stay with their operator."""
 
     @model_validator(mode="after")
     def _size_matches_kind(self) -> "Tier":

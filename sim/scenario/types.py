@@ -35,7 +35,8 @@ class Section(BaseModel):
 
 
 class FrozenDict(dict[K, V]):
-    """A mapping of named items (tiers, levers, regions) that cannot be changed after loading."""
+    """A mapping of named items (tiers, levers, regions) that cannot be changed after loading, in the
+    order of their names."""
 
     def _readonly(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("scenario mappings are read-only; build a new scenario with model_copy(update=...)")
@@ -51,7 +52,9 @@ class FrozenDict(dict[K, V]):
 
 
 def _freeze(value: dict[K, V]) -> FrozenDict[K, V]:
-    return FrozenDict(value)
+    # Kept in the order of their names, not of the file: the order a planner happens to list tiers or
+    # levers in must not change any result (draws, sums, tables), and one order everywhere ensures it.
+    return FrozenDict(sorted(value.items(), key=lambda item: str(item[0])))
 
 
 def fail(message: str, hint: str = "", at: tuple[str | int, ...] = ()) -> PydanticCustomError:

@@ -141,7 +141,7 @@ def _measure_curves(args: argparse.Namespace, console: Console, kind: str,  # ty
     """
     from sim.runner import Stopwatch
 
-    from .plan import response_curves
+    from ..run.plan import response_curves
 
     watch = Stopwatch()
     scenario = scenario or _scenario_for(args)
@@ -159,7 +159,7 @@ def _measure_curves(args: argparse.Namespace, console: Console, kind: str,  # ty
 def _cmd_optimize(args: argparse.Namespace, console: Console) -> int:
     from sim.runner import manifest, write_outputs
 
-    from .plan import curve_table, plan_allocation
+    from ..run.plan import curve_table, plan_allocation
 
     measured = _measure_curves(args, console, "optimize")
     if measured is None:
@@ -193,8 +193,8 @@ def _cmd_optimize(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from .outputs import write_run
-    from .pipeline import run
+    from ..outputs.tables import write_run
+    from ..run.pipeline import run
 
     scenario = _scenario_for(args)
     names = [s.name for s in scenario.strategies]
@@ -248,7 +248,7 @@ def _print_summary(outcome, console: Console) -> None:  # type: ignore[no-untype
 
 
 def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
-    from .runs import compare_runs
+    from ..run.finished import compare_runs
 
     table = compare_runs([Path(p) for p in args.runs])
     if args.out:
@@ -262,7 +262,7 @@ def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
 def _cmd_frontier(args: argparse.Namespace, console: Console) -> int:
     from sim.runner import manifest, write_outputs
 
-    from .plan import curve_table, efficient_frontier
+    from ..run.plan import curve_table, efficient_frontier
 
     measured = _measure_curves(args, console, "frontier")
     if measured is None:
@@ -285,7 +285,7 @@ def _cmd_frontier(args: argparse.Namespace, console: Console) -> int:
 def _cmd_goal(args: argparse.Namespace, console: Console) -> int:
     from sim.runner import manifest, write_outputs
 
-    from .plan import ALLOCATION_COLUMNS, least_budget
+    from ..run.plan import ALLOCATION_COLUMNS, least_budget
 
     if args.max_churn is None and args.min_retained is None:
         console.problem("retention goal: give a goal: --max-churn X and/or --min-retained N")
@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/simulate-<time>-seed<N>)")
 
     def solver_option(p: argparse.ArgumentParser) -> None:
-        from .solve import SOLVERS
+        from ..allocation.solvers import SOLVERS
 
         p.add_argument("--solver", choices=SOLVERS, help="LP/MILP solver (default: solver.name of the scenario)")
         p.add_argument("--workers", type=arguments.positive_int, default=1,

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .pipeline import RunOutcome  # noqa: E402
+from ..run.pipeline import RunOutcome  # noqa: E402
 
 PNG_METADATA = {"Software": None}
 """No software version in the PNGs: the bytes depend on the figures only."""

@@ -9,13 +9,14 @@ Every strategy turns the scenario's total budget into an :class:`~sim.allocation
   then as ``uniform``;
 * ``key_accounts_first``: the operators' own rule: key accounts, then commercial accounts, then
   VIP tiers, then mass market and prepaid (higher ARPU first within a segment); each tier is
-  funded up to what its levers can spend (their ceilings, see :mod:`optimize.estimate`) before
+  funded up to what its levers can spend (their ceilings, see :mod:`optimize.run.measure`) before
   the next gets anything;
 * ``lp_optimal`` and ``robust_lp``: the optimizer's plans (built by the caller);
 * ``csv``: the planner's allocation file.
 
-Rules of thumb ignore the budget's finer constraints (tier bounds, capacities), as such rules do;
-the simulator still never spends more than a cell holds nor beyond a channel's capacity.
+Rules of thumb ignore the budget's finer constraints (tier bounds, capacities), as such rules do,
+but keep the launch costs of the levers they use within the total; the simulator spends a cell's
+amount in expectation and never beyond a channel's capacity.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sim.allocation import Allocation, Cell
 from sim.scenario import Scenario
 from sim.scenario.run import Strategy
 
-from .estimate import ceiling, cells
+from .measure import ceiling, cells
 
 SEGMENT_ORDER = ("key_account", "commercial", "vip", "mass", "prepaid")
 """Who comes first under the key-accounts-first rule."""
@@ -43,7 +44,7 @@ def _period_shares(scenario: Scenario) -> dict[str, float]:
 
 
 def _levers_of(scenario: Scenario, tier: str) -> list[str]:
-    return [name for name, lever in scenario.levers.items() if not lever.tiers or tier in lever.tiers]
+    return [name for name, lever in scenario.levers.items() if lever.reaches(tier)]
 
 
 def spread(scenario: Scenario, tier_weights: dict[str, float], budget: float | None = None) -> Allocation:
@@ -84,18 +85,30 @@ def key_accounts_first(scenario: Scenario, budget: float | None = None) -> Alloc
 
 
 def rule_allocation(scenario: Scenario, kind: str, budget: float | None = None) -> Allocation:
-    """The allocation of a rule-of-thumb strategy."""
+    """The allocation of a rule-of-thumb strategy, launch costs of the levers it uses within the budget."""
     tiers = scenario.tiers
+    budget = scenario.budget.total if budget is None else budget
     match kind:
         case "no_retention":
             return Allocation.empty()
         case "uniform":
-            return spread(scenario, {name: float(t.line_count) for name, t in tiers.items()}, budget)
+            allocation = spread(scenario, {name: float(t.line_count) for name, t in tiers.items()}, budget)
         case "proportional_revenue":
-            return spread(scenario, {name: t.line_count * t.arpu for name, t in tiers.items()}, budget)
+            allocation = spread(scenario, {name: t.line_count * t.arpu for name, t in tiers.items()}, budget)
         case "key_accounts_first":
-            return key_accounts_first(scenario, budget)
-    raise ValueError(f"'{kind}' is not a rule of thumb")
+            allocation = key_accounts_first(scenario, budget)
+        case _:
+            raise ValueError(f"'{kind}' is not a rule of thumb")
+    return within_budget(scenario, allocation, budget)
+
+
+def within_budget(scenario: Scenario, allocation: Allocation, budget: float) -> Allocation:
+    """``allocation`` scaled down so that its cells and the launch costs they bring fit ``budget``."""
+    launches = allocation.spend(scenario) - allocation.total
+    if allocation.total <= 0 or allocation.spend(scenario) <= budget:
+        return allocation
+    factor = max(0.0, budget - launches) / allocation.total
+    return Allocation({cell: amount * factor for cell, amount in allocation.amounts.items()})
 
 
 def csv_allocation(scenario: Scenario, strategy: Strategy) -> Allocation:

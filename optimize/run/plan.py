@@ -2,7 +2,7 @@
 
 Each takes a scenario and returns tables (DataFrames) a planner can read or write out.
 Response curves are the one expensive step (designed simulation runs); pass the
-:class:`~optimize.estimate.CurveEstimate` of one call to the next to measure them once.
+:class:`~optimize.run.measure.CurveEstimate` of one call to the next to measure them once.
 """
 
 from __future__ import annotations
@@ -13,9 +13,15 @@ import pandas as pd
 
 from sim.scenario import Scenario
 
-from .estimate import CurveEstimate, Progress, estimate_curves
-from .problem import AllocationProblem, build_problem
-from .solve import AllocationResult, solve
+from sim.allocation import Cell
+from sim.engine import Calibration, prepare
+from sim.queue_cache import QueueCache
+
+from ..allocation.curves import ResponseCurve
+from ..allocation.problem import AllocationProblem, build_problem
+from ..allocation.solve import AllocationResult, solve
+from .loop import ClosedLoop, close_the_loop
+from .measure import CurveEstimate, Progress, estimate_curves
 
 ALLOCATION_COLUMNS = ["tier", "lever", "period", "amount", "offers", "retained_lines", "value", "marginal_roi"]
 """The allocation table: the budget-planning feed (first four columns) and what the optimizer expects of it."""
@@ -26,8 +32,15 @@ class Plan:
     """An optimal allocation with its shadow prices, and the curves it was computed from."""
 
     problem: AllocationProblem
+    """The problem of the final plan (the curves it was solved with)."""
     result: AllocationResult
     estimate: CurveEstimate
+    loop: ClosedLoop | None = None
+    """The closed loop's rounds, when the plan was checked against the simulation."""
+
+    @property
+    def curves(self) -> dict[Cell, ResponseCurve]:
+        return self.problem.curves
 
     @property
     def allocation(self) -> pd.DataFrame:
@@ -74,11 +87,27 @@ def curve_table(estimate: CurveEstimate) -> pd.DataFrame:
 
 
 def plan_allocation(scenario: Scenario, *, estimate: CurveEstimate | None = None, budget: float | None = None,
-                    solver: str | None = None, seed: int | None = None, progress: Progress | None = None) -> Plan:
-    """The allocation that maximizes the scenario's objective within its budget and rules."""
-    estimate = estimate or response_curves(scenario, seed=seed, progress=progress)
-    problem = build_problem(scenario, estimate.curves, budget)
+                    solver: str | None = None, seed: int | None = None, progress: Progress | None = None,
+                    calibration: Calibration | None = None, workers: int = 1,
+                    queue_cache: QueueCache | None = None) -> Plan:
+    """The allocation that maximizes the scenario's objective within its budget and rules.
+
+    When curves were measured by simulation, the plan goes through the closed loop
+    (:mod:`optimize.run.loop`, ``run.closed_loop``): simulated, its cells measured again in its
+    context, solved again until prediction and simulation agree. Stated curves are taken as they are.
+    """
+    seed = scenario.run.seed if seed is None else seed
+    if calibration is None and (estimate is None or estimate.runs > 0):
+        calibration = prepare(scenario, seed)
+    estimate = estimate or estimate_curves(scenario, calibration, seed=seed, progress=progress, workers=workers,
+                                           queue_cache=queue_cache)
     settings = scenario.solver
+    if estimate.runs > 0 and scenario.run.closed_loop.rounds > 0:
+        assert calibration is not None
+        loop = close_the_loop(scenario, estimate.curves, calibration, seed, workers=workers, progress=progress,
+                              queue_cache=queue_cache, solver=solver, budget=budget)
+        return Plan(build_problem(scenario, loop.curves, budget), loop.result, estimate, loop)
+    problem = build_problem(scenario, estimate.curves, budget)
     result = solve(problem, solver or settings.name, settings.time_limit_seconds, settings.mip_gap)
     return Plan(problem, result, estimate)
 
@@ -87,7 +116,7 @@ def efficient_frontier(scenario: Scenario, budgets: list[float], *, estimate: Cu
                        solver: str | None = None, seed: int | None = None,
                        progress: Progress | None = None) -> pd.DataFrame:
     """Objective, spend, value and the budget's shadow price at each budget (one model, warm re-solves)."""
-    from .frontier import frontier
+    from ..allocation.frontier import frontier
 
     estimate = estimate or response_curves(scenario, seed=seed, progress=progress)
     return frontier(build_problem(scenario, estimate.curves), budgets, solver or scenario.solver.name)
@@ -98,7 +127,7 @@ def least_budget(scenario: Scenario, *, tier: str | None = None, max_churn: floa
                  solver: str | None = None, seed: int | None = None, progress: Progress | None = None):  # type: ignore[no-untyped-def]
     """Goal-seek: the least budget that brings ``tier``'s (or every tier's) mean monthly churn to at most
     ``max_churn``, and/or retains at least ``min_retained`` lines over the horizon."""
-    from .goal import goal_seek
+    from ..allocation.goal import goal_seek
 
     estimate = estimate or response_curves(scenario, seed=seed, progress=progress)
     return goal_seek(scenario, estimate.curves, estimate.churn, tier=tier, max_churn=max_churn,

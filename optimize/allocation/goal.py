@@ -30,7 +30,8 @@ from sim.scenario import Problem, Scenario
 
 from .curves import ResponseCurve, TierChurn
 from .problem import INF, AllocationProblem, Row, build_problem
-from .solve import AllocationError, read, solve_solution
+from .solve import InfeasibleAllocation, read
+from .solvers import solve_solution
 
 __all__ = ["GoalResult", "goal_seek"]
 
@@ -78,12 +79,12 @@ def goal_seek(scenario: Scenario, curves: dict[Cell, ResponseCurve], churn: dict
               solver: str = "highs") -> GoalResult:
     """The least spend that brings churn to at most ``max_churn`` (mean monthly, for ``tier`` or for
     every tier in ``churn``) and/or avoids at least ``min_retained`` churners (over ``tier``'s cells,
-    or all). Raises :class:`AllocationError` with the reason in words when the goal is out of reach.
+    or all). Raises :class:`InfeasibleAllocation` with the reason in words when the goal is out of reach.
     """
     if max_churn is None and min_retained is None:
         raise ValueError("give a goal: max_churn (mean monthly churn) and/or min_retained (lines)")
     if tier is not None and tier not in scenario.tiers:
-        raise AllocationError([_problem(f"there is no tier '{tier}' in the scenario",
+        raise InfeasibleAllocation([_problem(f"there is no tier '{tier}' in the scenario",
                                         f"use one of: {', '.join(scenario.tiers)}")])
     if max_churn is not None and not 0.0 <= max_churn <= 1.0:
         raise ValueError(f"max_churn is a monthly rate between 0 and 1, not {max_churn}")
@@ -99,7 +100,7 @@ def goal_seek(scenario: Scenario, curves: dict[Cell, ResponseCurve], churn: dict
                                    extra=extra), budget_total=INF)
     solution = solve_solution(seek, solver)
     if solution.status not in ("Optimal", "Feasible"):
-        raise AllocationError(_why_not(problem, seek, goals, churn, solution.status, solver))
+        raise InfeasibleAllocation(_why_not(problem, seek, goals, churn, solution.status, solver))
     result = read(seek, solution, solver)
     return GoalResult(solution.status, solution.objective, result.allocation,
                       _churn_table(result.allocation, churn, goals, max_churn), result.constraints, solver)
@@ -112,7 +113,7 @@ def _goals(problem: AllocationProblem, churn: dict[str, TierChurn], tier: str | 
         tiers = [tier] if tier is not None else [t for t in problem.scenario.tiers if t in churn]
         missing = [t for t in tiers if t not in churn]
         if missing or not tiers:
-            raise AllocationError([_problem(f"there are no churn figures for {', '.join(missing) or 'any tier'}",
+            raise InfeasibleAllocation([_problem(f"there are no churn figures for {', '.join(missing) or 'any tier'}",
                                             "simulate the scenario without retention first (churned lines and "
                                             "line-months per tier)")])
         for t in tiers:
@@ -176,7 +177,7 @@ def _check_reach(problem: AllocationProblem, goals: list[_Goal], churn: dict[str
                     f"end, the curves retain only {most:,.0f} lines; the goal is {goal.required:,.0f}",
                     "aim for fewer lines, or add levers (curves)"))
     if found:
-        raise AllocationError(found)
+        raise InfeasibleAllocation(found)
 
 
 def _why_not(problem: AllocationProblem, seek: AllocationProblem, goals: list[_Goal], churn: dict[str, TierChurn],

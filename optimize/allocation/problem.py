@@ -15,13 +15,17 @@ of repeating every spend variable in their rows. Constraints, each named so the 
 ``tier_min_share[T]`` / ``..max..``   tier T's share of all spend between its bounds
 ``lever_capacity[L,P]``               offers of lever L in period P within its capacity
 ``channel_capacity[C,P]``             offers through channel C in period P within its capacity
-``contact_policy[T,P]``               offers to tier T in period P within lines x allowed rate
-``roi_floor``                         value at least the floor times spend
+``contact_policy[T,P]``               proactive offers to tier T in period P within lines x allowed rate
+``roi_floor``                         value at least the floor times discounted spend
 ``locked[T,L,P]``                     a cell the planner fixed
 ``launch[L,P]`` / ``min_spend[L,P]``  a lever with a launch cost or minimum size: on or off (MILP)
 ====================================  ==========================================================
 
-Offers are linear in spend: a cell's expected cost per offer turns money into offers.
+Offers are linear in spend: a cell's expected cost per offer turns money into offers. Money is
+valued as everywhere else (:mod:`sim.valuation`): the objective nets each cell's value against its
+amount times the curve's ``cost`` (the spend it pays, discounted, per unit allocated), and a launch
+cost against its amount discounted to the start of its period; the budget rows count the money as
+the planner allocates it, undiscounted.
 
 The problem is held in matrix form (numpy arrays, one row per named constraint): that is
 what HiGHS is handed directly, without a Python object per variable, and what makes a
@@ -43,6 +47,7 @@ import pulp
 
 from sim.allocation import Cell
 from sim.scenario import Scenario
+from sim.valuation import period_start_discount
 
 from .curves import ResponseCurve
 
@@ -52,9 +57,8 @@ INF = float("inf")
 
 
 def cost_per_offer(scenario: Scenario, tier: str, lever: str) -> float:
-    """Expected money per offer made: contact, plus for an acceptance the one-off and line-month costs."""
-    t, lv = scenario.tiers[tier], scenario.levers[lever]
-    return lv.cost_per_offer(int(t.lines_per_account or 1))
+    """Expected money per offer made: contact, plus for an acceptance the one-off and monthly costs."""
+    return scenario.levers[lever].cost_per_offer(scenario.tiers[tier])
 
 
 def _name(*parts: str) -> str:
@@ -315,7 +319,10 @@ def build_problem(scenario: Scenario, curves: dict[Cell, ResponseCurve], budget:
     cell_cpo = np.array([pair_cost[(c[0], c[1])] for c in cells], dtype=float)
     # Offers per unit of money; cells whose offers cost nothing are left out of offer counts.
     cell_offers = np.divide(1.0, cell_cpo, out=np.zeros_like(cell_cpo), where=cell_cpo > 0)
+    cell_cost = np.array([curves[c].cost for c in cells], dtype=float)
+    cell_proactive = np.array([scenario.levers[c[1]].proactive for c in cells], dtype=bool)
     col_tier, col_lever, col_period = cell_tier[cell_of], cell_lever[cell_of], cell_period[cell_of]
+    col_cost = cell_cost[cell_of]
     segment_cols = np.arange(n_seg, dtype=np.int64)
 
     # Levers with a fixed launch cost or a minimum size are switched on per period (binary).
@@ -329,6 +336,8 @@ def build_problem(scenario: Scenario, curves: dict[Cell, ResponseCurve], budget:
     total_col = n_seg + len(launch_cols)
     n_cols = total_col + 1
     launch_cost = {key: scenario.levers[key[0]].launch_cost for key in launch_cols}
+    # A launch is paid at the start of its period.
+    launch_today = {key: cost * period_start_discount(scenario, key[1]) for key, cost in launch_cost.items()}
 
     col_lower = np.zeros(n_cols)
     col_upper = np.concatenate([widths, np.ones(len(launch_cols)), [INF]])
@@ -336,9 +345,9 @@ def build_problem(scenario: Scenario, curves: dict[Cell, ResponseCurve], budget:
     integer[n_seg:total_col] = True
     cost = np.zeros(n_cols)
     if plan.objective == "net_value":
-        cost[:n_seg] = slopes - 1.0
+        cost[:n_seg] = slopes - col_cost
         for key, j in launch_cols.items():
-            cost[j] = -launch_cost[key]
+            cost[j] = -launch_today[key]
         objective_name = "net_value_retained"
     else:
         cost[:n_seg] = slopes
@@ -398,13 +407,17 @@ def build_problem(scenario: Scenario, curves: dict[Cell, ResponseCurve], budget:
         for tier_name, tier in scenario.tiers.items():
             if tier_name in tiers:
                 cols = by_tier_period.get(tiers[tier_name] * len(periods) + p)
-                if cols is not None:
+                # The policy spaces proactive offers; the save desk answers whoever calls.
+                cols = cols[cell_proactive[cell_of[cols]]] if cols is not None else None
+                if cols is not None and cols.size:
                     allowed = tier.unit_count * policy.max_offers_per_line * length / policy.per_months
                     rows.add(_name("contact_policy", tier_name, period), "contact_policy", (tier_name, period), cols,
                              col_offers[cols], upper=allowed)
     if plan.roi_floor is not None:
-        rows.add("roi_floor", "roi_floor", (), np.append(segment_cols, total_col),
-                 np.append(slopes, -plan.roi_floor), lower=0.0)
+        launch = list(launch_cols.items())
+        rows.add("roi_floor", "roi_floor", (), np.concatenate([segment_cols, [j for _, j in launch]]),
+                 np.concatenate([slopes - plan.roi_floor * col_cost,
+                                 [-plan.roi_floor * launch_today[key] for key, _ in launch]]), lower=0.0)
     cell_number = {c: i for i, c in enumerate(cells)}
     for locked in plan.locked:
         cell = (locked.tier, locked.lever, locked.period)

@@ -17,8 +17,8 @@ import pandas as pd
 
 from sim.runner import manifest, write_outputs
 
-from .pipeline import RunOutcome
-from .plan import curve_table
+from ..run.pipeline import RunOutcome
+from ..run.plan import curve_table
 from .report import charts, report_html
 
 FIXED_ZIP_DATE = (2000, 1, 1, 0, 0, 0)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from .problem import AllocationProblem
-from .solve import AllocationError, HighsModel, Solution, cell_figures, solve
+from .solve import InfeasibleAllocation, cell_figures, solve
+from .solvers import HighsModel, Solution
 
 COLUMNS = ["budget", "status", "objective", "spend", "value", "marginal_return", "note"]
 
@@ -35,7 +36,7 @@ def frontier(problem: AllocationProblem, budgets: Sequence[float], solver: str =
             if model is None:
                 try:
                     result = solve(problem, solver)
-                except AllocationError as exc:
+                except InfeasibleAllocation as exc:
                     rows.append(_infeasible(budget, exc))
                     continue
                 rows.append({"budget": budget, "status": "optimal", "objective": result.objective,
@@ -48,7 +49,7 @@ def frontier(problem: AllocationProblem, budgets: Sequence[float], solver: str =
             if solution.status not in ("Optimal", "Feasible"):
                 from .diagnosis import diagnose
 
-                rows.append(_infeasible(budget, AllocationError(diagnose(problem, solution.status))))
+                rows.append(_infeasible(budget, InfeasibleAllocation(diagnose(problem, solution.status))))
                 continue
             rows.append(_point(problem, budget, solution, budget_row))
     finally:
@@ -65,7 +66,7 @@ def _point(problem: AllocationProblem, budget: float, solution: Solution, budget
             "marginal_return": float(solution.row_price[budget_row]), "note": ""}
 
 
-def _infeasible(budget: float, exc: AllocationError) -> dict[str, object]:
+def _infeasible(budget: float, exc: InfeasibleAllocation) -> dict[str, object]:
     return {"budget": budget, "status": "infeasible", "objective": float("nan"), "spend": float("nan"),
             "value": float("nan"), "marginal_return": float("nan"),
             "note": str(exc.problems[0].message) if exc.problems else ""}

@@ -16,7 +16,7 @@ import numpy as np
 from sim.scenario import Problem
 
 from .problem import AllocationProblem
-from .solve import HighsModel
+from .solvers import HighsModel
 
 
 def _problem(message: str, hint: str) -> Problem:

@@ -20,15 +20,16 @@ from sim.queue_cache import QueueCache
 from sim.results import SimulationResult, mean_interval
 from sim.runner import Progress, Stopwatch
 from sim.scenario import Scenario
+from sim.valuation import period_start_discount
 
+from ..allocation.curves import ResponseCurve
+from ..allocation.frontier import frontier
+from ..allocation.problem import build_problem
+from ..allocation.solve import solve
 from .compare import by_tier_table, paired_differences, strategy_figures, summary_table
-from .curves import ResponseCurve
-from .estimate import CurveEstimate, estimate_curves
-from .frontier import frontier
+from .measure import CurveEstimate, estimate_curves
 from .parallel import Task, simulate_tasks
 from .plan import Plan, plan_allocation
-from .problem import build_problem
-from .solve import solve
 from .strategies import csv_allocation, rule_allocation
 
 REFERENCE = "no_retention"
@@ -136,7 +137,9 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
     estimate = estimate_curves(scenario, calibration, seed=seed, progress=progress, queue_cache=queues,
                                workers=workers)
     watch.lap("response_curves")
-    plan = plan_allocation(scenario, estimate=estimate)
+    plan = plan_allocation(scenario, estimate=estimate, seed=seed, progress=progress, calibration=calibration,
+                           workers=workers, queue_cache=queues)
+    watch.lap("closed_loop")
     budgets = np.linspace(0.0, FRONTIER_REACH * scenario.budget.total, FRONTIER_POINTS).tolist()
     frontier_table = frontier(plan.problem, budgets, scenario.solver.name)
     allocations: dict[str, Allocation] = {}
@@ -145,7 +148,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
     for strategy in chosen:
         if strategy.kind == "lp_optimal":
             allocations[strategy.name] = plan.result.to_allocation()
-            curves_of[strategy.name] = plan.problem.curves
+            curves_of[strategy.name] = plan.curves
         elif strategy.kind == "robust_lp":
             for variant in scenario.competitors.variants:
                 robust_estimates[variant.name] = estimate_curves(variant_scenario(scenario, variant.name),
@@ -183,7 +186,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
     outcome = RunOutcome(
         scenario, scenario_file, seed, replications, workers, estimate, plan, frontier_table, allocations, results,
         summary_table(figures), by_tier_table(results, scenario), paired_differences(figures, baseline),
-        _predicted(curves_of, figures, allocations),
+        _predicted(scenario, curves_of, figures, allocations),
         _variant_table(scenario, simulated, optimized) if robust_estimates else pd.DataFrame(),
     )
     watch.lap("compare")
@@ -191,16 +194,24 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
     return outcome
 
 
-def _predicted(curves_of: dict[str, dict[Cell, ResponseCurve]], figures: dict[str, pd.DataFrame],
+def predicted_figures(scenario: Scenario, curves: dict[Cell, ResponseCurve], allocation: Allocation) -> dict[str, float]:
+    """What the allocation's curves predict of a plan: value retained, lines retained, and NPV gain over no
+    retention (value less each cell's amount at its curve's ``cost``, launch costs at their periods' start)."""
+    amounts = {c: a for c, a in allocation.amounts.items() if c in curves}
+    value = sum(curves[c].value_at(a) for c, a in amounts.items())
+    lines = sum(curves[c].retained_at(a) for c, a in amounts.items())
+    spend = sum(curves[c].cost * a for c, a in amounts.items())
+    spend += sum(cost * period_start_discount(scenario, period) for _, period, cost in allocation.launches(scenario))
+    return {"value_retained": value, "lines_retained": lines, "npv_gain": value - spend}
+
+
+def _predicted(scenario: Scenario, curves_of: dict[str, dict[Cell, ResponseCurve]], figures: dict[str, pd.DataFrame],
                allocations: dict[str, Allocation]) -> pd.DataFrame:
     """The LP's separable prediction against the simulated, interacting system."""
     rows = []
     for name, curves in curves_of.items():
-        amounts = allocations[name].amounts
-        value = sum(curves[c].value_at(a) for c, a in amounts.items() if c in curves)
-        lines = sum(curves[c].retained_at(a) for c, a in amounts.items() if c in curves)
-        f = figures[name]
-        for metric, predicted in (("value_retained", value), ("lines_retained", lines)):
+        f = figures[name].assign(npv_gain=figures[name]["value_retained"] - figures[name]["discounted_spend"])
+        for metric, predicted in predicted_figures(scenario, curves, allocations[name]).items():
             mean, _, half, _ = mean_interval(f[metric].to_numpy(dtype=float))
             rows.append({"strategy": name, "metric": metric, "predicted": predicted, "simulated": mean,
                          "ci_low": mean - half, "ci_high": mean + half,

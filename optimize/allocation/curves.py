@@ -7,8 +7,9 @@ whose objective weight is the segment's slope, and concavity makes the optimizer
 segments in order without any integer variable.
 
 Curves come from the scenario (``budget.response_curves``, stated by the planner) or from
-:func:`concave_fit` of measured points (the simulation's designed runs). Value is the
-planner's unit: margin retained over the horizon plus the terminal value of retained lines.
+:func:`concave_fit` of measured points (the simulation's designed runs). Value is
+:mod:`sim.valuation`'s, the same in every stage: discounted margin kept over the horizon plus the
+terminal value of the lines kept, before spend.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from sim.allocation import Cell
 from sim.scenario import Scenario
+from sim.valuation import period_discount
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,12 @@ class ResponseCurve:
     retained: tuple[float, ...] | None = None
     """Churners avoided over the horizon (lines) at each breakpoint, concave like the value;
     ``None`` when unknown (a stated curve without ``lines``). Goal-seek needs it."""
+    cost: float = 1.0
+    """What a unit of money allocated to the cell costs today: the spend it pays, discounted to when it
+    is paid, per unit allocated. Measured curves measure it (money is paid when offers are made and
+    while they run, and a cell may not pay all it holds: too few callers, lines leaving before their
+    offer ends); a stated curve's amounts are taken as paid evenly over its period. The allocation
+    nets each cell's value against its amount times this."""
 
     def __post_init__(self) -> None:
         if len(self.spends) != len(self.values) or len(self.spends) < 2:
@@ -128,7 +136,8 @@ def stated_curves(scenario: Scenario) -> dict[Cell, ResponseCurve]:
             lines = [p.lines for p in stated.points]
             retained = tuple(float(x) for x in lines) if all(x is not None for x in lines) else None
             curve = ResponseCurve(stated.tier, stated.lever, period, tuple(p.spend for p in stated.points),
-                                  tuple(p.value for p in stated.points), "stated", retained=retained)
+                                  tuple(p.value for p in stated.points), "stated", retained=retained,
+                                  cost=period_discount(scenario, period))
             curves[curve.cell] = curve
     return curves
 

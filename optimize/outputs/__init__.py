@@ -1,0 +1,1 @@
+"""What a run writes for the planner: the tables and workbook (``tables``) and the report (``report``)."""

@@ -1,0 +1,212 @@
+"""The closed loop: the plan the allocation picks is simulated, and corrected until the two agree.
+
+Curves measured one cell at a time promise more than a plan of many cells delivers: the cells of a
+tier reach for the same risky lines, and what one period keeps another no longer needs to. So each
+round of the loop
+
+1. simulates the plan (``run.closed_loop.replications`` paired runs against no retention, at the
+   scale of the curve measurement, with the channels' real capacities) and compares its value
+   retained with what the allocation predicted from its curves;
+2. stops if the prediction lies within the simulation's 95% interval and within
+   ``run.closed_loop.tolerance`` of it (after the first round the curves were measured on the same
+   random numbers, so the gap is the plan's own change, not noise);
+3. otherwise measures each funded cell *in the context of the plan*: per tier, the funded cells are
+   added one at a time in a fixed order (earliest period first; within a period the proactive levers
+   in the order they take lines, then the save desk), each at ``run.closed_loop.levels`` times its
+   amount over the cells before it. A cell's curve is the value it adds to the cells before it,
+   against its amount (its cost: the tier's discounted spend it adds per unit); added up along a
+   tier's order they come to the whole plan's value
+   (the sum telescopes), so a plan that stays put is predicted by exactly what it was simulated to do;
+4. solves the allocation again with those curves (cells not funded keep the curves they had).
+
+Tiers are measured in the same runs, one cell each per run: each tier has its own slice of the market,
+so what one tier's cells do does not move another's. The loop ends with the last round's plan if its
+prediction held, else with the round whose simulated value less discounted spend was highest; each
+round is a row of :attr:`ClosedLoop.rounds`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim.allocation import Allocation, Cell
+from sim.engine import Calibration
+from sim.queue_cache import QueueCache
+from sim.results import SimulationResult, mean_interval
+from sim.runner import Progress
+from sim.scenario import Scenario
+from sim.valuation import launch_values, tier_values
+
+from ..allocation.curves import ResponseCurve, concave_fit
+from ..allocation.problem import build_problem
+from ..allocation.solve import AllocationResult, solve
+from .parallel import Task, simulate_tasks
+
+ROUND_COLUMNS = ["round", "predicted_value", "simulated_value", "ci_low", "ci_high", "gap_share", "spend",
+                 "simulated_net_value", "net_ci_low", "net_ci_high", "cells_funded", "cells_measured", "runs",
+                 "agrees", "chosen"]
+
+
+@dataclass(frozen=True)
+class ClosedLoop:
+    """The loop's outcome: the plan it ends with, the curves that plan was solved with, and its rounds."""
+
+    result: AllocationResult
+    curves: dict[Cell, ResponseCurve]
+    rounds: pd.DataFrame
+    """Per round: the prediction, the simulated value retained with its 95% interval, spend, the simulated
+    value less discounted spend with its interval, cells funded and measured, runs, and which round won."""
+    first: AllocationResult
+    """The plan of the first round (the one-cell-at-a-time curves)."""
+    runs: int
+
+
+def loop_scenario(scenario: Scenario) -> Scenario:
+    """The scenario the loop simulates: the curve measurement's scale, every capacity as it is."""
+    settings = scenario.run.estimation
+    units = sum(t.unit_count for t in scenario.tiers.values())
+    scale = min(1.0, settings.simulated_lines / max(units, 1))
+    return scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": scale})})
+
+
+def chain(scenario: Scenario, allocation: Allocation) -> dict[str, list[Cell]]:
+    """Per tier, its funded cells in the order the loop adds them: earliest period first; within a period
+    the proactive levers in the order they take lines, then the save-desk levers in theirs."""
+    periods = [p.name for p in scenario.meta.periods]
+
+    def order(cell: Cell) -> tuple:
+        lever = scenario.levers[cell[1]]
+        kind = (0, -lever.effect_per_offer, 0.0) if lever.proactive else (1, -lever.save_priority[0],
+                                                                           -lever.save_priority[1])
+        return (periods.index(cell[2]), *kind, cell[1])
+
+    tiers: dict[str, list[Cell]] = {}
+    for cell in sorted(allocation.amounts, key=order):
+        if allocation.amounts[cell] > 0:
+            tiers.setdefault(cell[0], []).append(cell)
+    return tiers
+
+
+def _predicted(curves: dict[Cell, ResponseCurve], allocation: Allocation) -> float:
+    return float(sum(curves[c].value_at(a) for c, a in allocation.amounts.items() if c in curves))
+
+
+def close_the_loop(scenario: Scenario, curves: dict[Cell, ResponseCurve], calibration: Calibration, seed: int, *,
+                   workers: int = 1, progress: Progress | None = None, queue_cache: QueueCache | None = None,
+                   solver: str | None = None, budget: float | None = None) -> ClosedLoop:
+    """Solve, simulate, re-measure in context and solve again, as the module describes."""
+    settings = scenario.run.closed_loop
+    solver_settings = scenario.solver
+
+    def solve_with(current: dict[Cell, ResponseCurve]) -> AllocationResult:
+        return solve(build_problem(scenario, current, budget), solver or solver_settings.name,
+                     solver_settings.time_limit_seconds, solver_settings.mip_gap)
+
+    result = first = solve_with(curves)
+    rows: list[dict[str, object]] = []
+    plans: list[tuple[AllocationResult, dict[Cell, ResponseCurve]]] = []
+    runs = 0
+    simulated_scenario = loop_scenario(scenario)
+    queues = QueueCache() if queue_cache is None else queue_cache
+    for number in range(1, settings.rounds + 1):
+        allocation = result.to_allocation()
+        predicted = _predicted(curves, allocation)
+        order = chain(scenario, allocation)
+        measured = _measure(simulated_scenario, scenario, order, allocation, calibration, seed, workers, progress,
+                            queues, number)
+        runs += measured.runs
+        value = measured.plan_value
+        mean, _, half, _ = mean_interval(value)
+        net_mean, _, net_half, _ = mean_interval(measured.plan_net)
+        agrees = bool(abs(predicted - mean) <= min(half, settings.tolerance * abs(mean)))
+        rows.append({"round": number, "predicted_value": predicted, "simulated_value": mean,
+                     "ci_low": mean - half, "ci_high": mean + half,
+                     "gap_share": (mean - predicted) / predicted if predicted else np.nan,
+                     "spend": allocation.spend(scenario), "simulated_net_value": net_mean,
+                     "net_ci_low": net_mean - net_half, "net_ci_high": net_mean + net_half,
+                     "cells_funded": len(allocation.amounts), "cells_measured": len(measured.curves),
+                     "runs": measured.runs, "agrees": agrees, "chosen": False})
+        plans.append((result, curves))
+        if agrees or number == settings.rounds:
+            break
+        curves = {**curves, **measured.curves}
+        result = solve_with(curves)
+    if not plans:  # no round asked for: the first plan, unchecked
+        return ClosedLoop(first, curves, pd.DataFrame(columns=ROUND_COLUMNS), first, 0)
+    chosen = len(rows) - 1 if rows[-1]["agrees"] else int(np.argmax([r["simulated_net_value"] for r in rows]))
+    rows[chosen]["chosen"] = True
+    result, curves = plans[chosen]
+    return ClosedLoop(result, curves, pd.DataFrame(rows, columns=ROUND_COLUMNS), first, runs)
+
+
+@dataclass(frozen=True)
+class _Measured:
+    curves: dict[Cell, ResponseCurve]
+    plan_value: np.ndarray
+    """Per replication: the plan's value retained over no retention."""
+    plan_net: np.ndarray
+    """Per replication: the plan's value retained less its discounted spend (launch costs included)."""
+    runs: int
+
+
+def _measure(simulated: Scenario, scenario: Scenario, order: dict[str, list[Cell]], allocation: Allocation,
+             calibration: Calibration, seed: int, workers: int, progress: Progress | None, queues: QueueCache,
+             number: int) -> _Measured:
+    """Simulate the plan cell by cell along each tier's order (see the module) and fit each funded cell's
+    curve in context."""
+    settings = scenario.run.closed_loop
+    levels = list(settings.levels)
+    steps = max((len(cells) for cells in order.values()), default=0)
+
+    def step_allocation(k: int, level: float) -> Allocation:
+        """Each tier's first ``k`` cells, the ``k``-th at ``level`` times its amount (a tier with fewer
+        cells: all of them)."""
+        amounts: dict[Cell, float] = {}
+        for cells in order.values():
+            for i, cell in enumerate(cells[:k]):
+                amounts[cell] = allocation.amounts[cell] * (level if i == k - 1 else 1.0)
+        return Allocation(amounts)
+
+    # Design (k, level); (0, 1.0) is no retention, (steps, 1.0) the whole plan.
+    designs: list[tuple[int, float]] = [(0, 1.0)] + [(k, level) for k in range(1, steps + 1) for level in levels]
+    tasks = [Task("", step_allocation(k, level), r) for r in range(settings.replications) for k, level in designs]
+    outcomes = simulate_tasks({"": simulated}, tasks, calibration, seed, workers=workers, chunk=len(designs),
+                              stage=f"closed loop, round {number}", progress=progress, queue_cache=queues)
+    results: dict[tuple[int, float], list[SimulationResult]] = {}
+    for index, outcome in enumerate(outcomes):
+        results.setdefault(designs[index % len(designs)], []).append(outcome)
+    merged = {design: SimulationResult.concat(parts) for design, parts in results.items()}
+    tables = {design: tier_values(result, scenario).set_index(["replication", "tier"])
+              for design, result in merged.items()}
+
+    curves: dict[Cell, ResponseCurve] = {}
+    for tier, cells in order.items():
+        mine = {design: table.xs(tier, level="tier") for design, table in tables.items()}
+        for k, cell in enumerate(cells, start=1):
+            before = mine[(k - 1, 1.0)]
+            gains, kept, paid = [], [], []
+            for level in levels:
+                after = mine[(k, level)]
+                gains.append(float((after["value"] - before["value"]).mean()))
+                kept.append(float((before["churned_lines"] - after["churned_lines"]).mean()))
+                paid.append(float((after["discounted_spend"] - before["discounted_spend"]).mean()))
+            amounts = [allocation.amounts[cell] * level for level in levels]
+            curves[cell] = _fit(cell, amounts, gains, kept, max(0.0, sum(paid)) / sum(amounts))
+    whole = merged[(steps, 1.0)] if steps else merged[(0, 1.0)]
+    base = tables[(0, 1.0)]["value"].groupby(level="replication").sum()
+    plan_value = tables[(steps, 1.0)]["value"].groupby(level="replication").sum() - base if steps else base * 0.0
+    spend = tier_values(whole, scenario).groupby("replication")["discounted_spend"].sum()
+    spend = spend + launch_values(whole, scenario)["discounted_launch_spend"]
+    return _Measured(curves, plan_value.to_numpy(dtype=float), (plan_value - spend).to_numpy(dtype=float), len(tasks))
+
+
+def _fit(cell: Cell, amounts: list[float], gains: list[float], kept: list[float], cost: float) -> ResponseCurve:
+    """A cell's in-context curve through (0, 0) and its measured points (concave, non-decreasing), in value
+    and in lines retained, against the amount allocated; ``cost``: what it pays, discounted, per unit."""
+    value, error = concave_fit(amounts, gains)
+    retained, _ = concave_fit(amounts, kept)
+    return ResponseCurve(*cell, (0.0, *amounts), (0.0, *map(float, value)), "in plan context", fit_error=error,
+                         retained=(0.0, *map(float, retained)), cost=cost)

@@ -1,0 +1,178 @@
+"""One valuation of a simulated run, for every stage that puts a money figure on it.
+
+The response curves, the allocation's objective and ROI floor, the comparison tables and the report
+all read money through these functions, so value, spend, NPV and ROI mean the same everywhere.
+
+For a tier in a replication, with the monthly discount factor ``d = (1 + r)^(-1/12)``
+(``r`` = ``meta.discount_rate_annual``), the horizon ``H``, ``T`` = ``meta.terminal_value_months``
+and ``c`` the tier's stated monthly churn:
+
+* **discounted margin** ``sum_m d^m * margin_m``: the margin the tier's lines bring each month
+  (lines billed x ARPU x (price paid - (1 - margin rate))), whoever they are: lines won back from
+  competitors count, so keeping a line that would have gone to a rival also shows the rival's
+  churner we no longer win back;
+* **terminal value** ``d^H * lines_end * (margin_H / lines_H) * sum_{k=1..T} (d * (1 - c))^k``: the
+  lines still with us after the horizon keep their last margin for ``T`` more months while they
+  keep churning at the tier's stated rate;
+* **value** = discounted margin + terminal value, before any retention spend;
+* **spend** is what retention paid in the month it paid it (contacts, acceptances, every month an
+  offer runs; costs committed beyond the horizon in its last month), **discounted spend** the same
+  discounted by ``d^m``; launch costs belong to no tier and are counted for the whole run.
+
+**Luck removed.** Lines are counted as the months' hazards expect them, not as the draws fell: each
+month's churners are replaced by the expected leavers (the month's hazards summed over the lines
+billed, less the lines the save desk kept), and the lines joining by their expected number, and every
+later month's lines (and margin, at the month's margin per line) move by the running sum of those
+differences. Given everything before it, a month's draw differs from its expectation by zero on
+average, so every figure keeps its mean; but two strategies on the same random numbers no longer
+differ by which lines happened to draw a churn, and intervals narrow several times (a key-account
+tier of a few accounts loses one now and then: the hazards say how likely that was).
+
+A run's **NPV** is the sum over tiers of value less discounted spend, less discounted launch costs.
+The **value retained** by a strategy is its value less that of the run without retention on the same
+random numbers, so value retained less discounted spend (launch costs included) is exactly its NPV
+gain over no retention. Its **ROI** is value retained per unit of discounted spend: above 1, the
+spend pays for itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .results import SimulationResult
+from .scenario import Scenario
+
+TIER_VALUES = ["churned_lines", "line_months", "lines_end", "revenue", "margin", "retention_spend",
+               "discounted_margin", "terminal_value", "value", "discounted_spend"]
+"""The columns of :func:`tier_values` (after replication and tier): lines, churn, revenue and margin as
+the hazards expect them (see the module), money over the horizon."""
+
+
+def monthly_discount(scenario: Scenario) -> float:
+    """``d``: what a unit of money a month from now is worth today."""
+    return 1.0 / (1.0 + scenario.meta.monthly_discount_rate)
+
+
+def terminal_annuity(scenario: Scenario, tier: str) -> float:
+    """Margin months, discounted, that a line still with us at the horizon is worth: ``sum_{k=1..T} (d(1-c))^k``."""
+    q = monthly_discount(scenario) * (1.0 - scenario.tiers[tier].baseline_churn)
+    return float(sum(q ** k for k in range(1, scenario.meta.terminal_value_months + 1)))
+
+
+def period_discount(scenario: Scenario, period: str) -> float:
+    """The mean discount factor of a period's months: what spending a unit evenly over it costs today."""
+    d = monthly_discount(scenario)
+    start = 0
+    for p in scenario.meta.periods:
+        if p.name == period:
+            return float(np.mean([d ** m for m in range(start + 1, start + p.months + 1)]))
+        start += p.months
+    raise KeyError(period)
+
+
+def expected_paths(monthly: pd.DataFrame) -> pd.DataFrame:
+    """Per replication, tier and month (sorted): the lines billed, revenue, margin and churned lines with
+    the luck of the draws removed (see the module), and the expected lines at the end of the month."""
+    m = monthly.sort_values(["replication", "tier", "month"], kind="stable")
+    per_unit = (m["lines_start"] / m["units_start"].where(m["units_start"] > 0)).fillna(0.0)
+    expected_leavers = m["expected_churn"] * m["lines_start"] - m["saves"] * per_unit
+    joined = m["gross_adds_market_lines"] + m["gross_adds_won_lines"]
+    expected_joiners = m.get("gross_adds_market_expected", m["gross_adds_market_lines"]) + \
+        m.get("gross_adds_won_expected", m["gross_adds_won_lines"])
+    luck = (m["churned_lines"] - expected_leavers) + (expected_joiners - joined)
+    keys = [m["replication"], m["tier"]]
+    after = luck.groupby(keys).cumsum()
+    before = after - luck
+    lines = m["lines_start"]
+    billed = lines.where(lines > 0)
+    # Margin and revenue per line: what a line billed brings this month (the last month's where none is billed).
+    margin_per_line = (m["margin"] / billed).groupby(keys).ffill().fillna(0.0)
+    revenue_per_line = (m["revenue"] / billed).groupby(keys).ffill().fillna(0.0)
+    return pd.DataFrame({
+        "replication": m["replication"], "tier": m["tier"], "month": m["month"],
+        "lines": lines + before,
+        "revenue": m["revenue"] + before * revenue_per_line,
+        "margin": m["margin"] + before * margin_per_line,
+        "churned_lines": expected_leavers,
+        "lines_end": lines - m["churned_lines"] + joined + after,
+        "retention_spend": m["retention_spend"],
+    })
+
+
+def period_start_discount(scenario: Scenario, period: str) -> float:
+    """The discount factor of a period's first month, when its launch costs are paid."""
+    start = 1
+    for p in scenario.meta.periods:
+        if p.name == period:
+            return monthly_discount(scenario) ** start
+        start += p.months
+    raise KeyError(period)
+
+
+def tier_values(result: SimulationResult, scenario: Scenario) -> pd.DataFrame:
+    """Per replication and tier: churn, lines, money over the horizon, and value (see the module)."""
+    d = monthly_discount(scenario)
+    m = expected_paths(result.monthly)
+    factor = d ** m["month"].astype(float)
+    keys = [m["replication"], m["tier"]]
+    grouped = m.groupby(keys)
+    frame = pd.DataFrame({
+        "churned_lines": grouped["churned_lines"].sum(),
+        "line_months": grouped["lines"].sum(),
+        "revenue": grouped["revenue"].sum(),
+        "margin": grouped["margin"].sum(),
+        "retention_spend": grouped["retention_spend"].sum(),
+        "discounted_margin": (m["margin"] * factor).groupby(keys).sum(),
+        "discounted_spend": (m["retention_spend"] * factor).groupby(keys).sum(),
+    })
+    horizon = int(m["month"].max())
+    last = m[m["month"] == horizon].set_index(["replication", "tier"])
+    frame["lines_end"] = last["lines_end"]
+    per_line = (last["margin"] / last["lines"].where(last["lines"] > 0)).fillna(0.0)
+    annuity = pd.Series({tier: terminal_annuity(scenario, tier) for tier in scenario.tiers})
+    tiers = frame.index.get_level_values("tier")
+    frame["terminal_value"] = d ** horizon * frame["lines_end"] * per_line * annuity.reindex(tiers).to_numpy()
+    frame["value"] = frame["discounted_margin"] + frame["terminal_value"]
+    frame.index.names = ["replication", "tier"]
+    return frame[TIER_VALUES].reset_index()
+
+
+def launch_values(result: SimulationResult, scenario: Scenario) -> pd.DataFrame:
+    """Per replication: launch costs paid and the same discounted (0 where none was paid)."""
+    d = monthly_discount(scenario)
+    replications = pd.Index(sorted(result.monthly["replication"].unique()), name="replication")
+    launches = result.launches
+    frame = pd.DataFrame({
+        "launch_spend": launches.groupby("replication")["spend"].sum(),
+        "discounted_launch_spend": (launches["spend"] * d ** launches["month"].astype(float))
+        .groupby(launches["replication"]).sum(),
+    }).reindex(replications, fill_value=0.0)
+    return frame.astype(float)
+
+
+def run_values(result: SimulationResult, scenario: Scenario) -> pd.DataFrame:
+    """Per replication: value, spend (launch costs included), discounted spend and NPV of the whole run."""
+    tiers = tier_values(result, scenario).groupby("replication")[["value", "retention_spend",
+                                                                  "discounted_spend"]].sum()
+    launches = launch_values(result, scenario)
+    frame = pd.DataFrame({
+        "value": tiers["value"],
+        "retention_spend": tiers["retention_spend"] + launches["launch_spend"],
+        "discounted_spend": tiers["discounted_spend"] + launches["discounted_launch_spend"],
+    })
+    frame["npv"] = frame["value"] - frame["discounted_spend"]
+    return frame
+
+
+def value_retained(result: SimulationResult, reference: SimulationResult, scenario: Scenario) -> pd.DataFrame:
+    """Per replication and tier: the value and the lines a run keeps over ``reference`` (the run without
+    retention on the same random numbers), with the run's spend and discounted spend in that tier."""
+    mine = tier_values(result, scenario).set_index(["replication", "tier"])
+    base = tier_values(reference, scenario).set_index(["replication", "tier"])
+    return pd.DataFrame({
+        "value": mine["value"] - base["value"],
+        "retained_lines": base["churned_lines"] - mine["churned_lines"],
+        "spend": mine["retention_spend"],
+        "discounted_spend": mine["discounted_spend"],
+    })
