@@ -44,6 +44,8 @@ def run_tables(outcome: RunOutcome) -> dict[str, pd.DataFrame]:
         "predicted_vs_simulated": outcome.predicted,
         "curves": curve_table(outcome.estimate),
     }
+    if outcome.plan.loop is not None:
+        frames["closed_loop"] = outcome.plan.loop.rounds
     if len(outcome.variants):
         frames["variants"] = outcome.variants
     return frames
@@ -88,4 +90,5 @@ def write_run(outcome: RunOutcome, destination: str | Path, command: list[str] |
     info["workers"] = outcome.workers
     info["strategies"] = list(outcome.allocations)
     info["response_curve_runs"] = outcome.estimate.runs
+    info["closed_loop_runs"] = outcome.plan.loop.runs if outcome.plan.loop is not None else 0
     return write_outputs(destination, frames, info, extra=extra)

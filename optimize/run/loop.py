@@ -46,8 +46,8 @@ from ..allocation.solve import AllocationResult, solve
 from .parallel import Task, simulate_tasks
 
 ROUND_COLUMNS = ["round", "predicted_value", "simulated_value", "ci_low", "ci_high", "gap_share", "spend",
-                 "simulated_net_value", "net_ci_low", "net_ci_high", "cells_funded", "cells_measured", "runs",
-                 "agrees", "chosen"]
+                 "simulated_net_value", "net_ci_low", "net_ci_high", "net_gain_over_first", "gain_ci_low",
+                 "gain_ci_high", "cells_funded", "cells_measured", "runs", "agrees", "chosen"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ class ClosedLoop:
     curves: dict[Cell, ResponseCurve]
     rounds: pd.DataFrame
     """Per round: the prediction, the simulated value retained with its 95% interval, spend, the simulated
-    value less discounted spend with its interval, cells funded and measured, runs, and which round won."""
+    value less discounted spend with its interval and its gain over the first round's plan (paired by
+    replication, with its interval), cells funded and measured, runs, and which round won."""
     first: AllocationResult
     """The plan of the first round (the one-cell-at-a-time curves)."""
     runs: int
@@ -108,6 +109,7 @@ def close_the_loop(scenario: Scenario, curves: dict[Cell, ResponseCurve], calibr
     result = first = solve_with(curves)
     rows: list[dict[str, object]] = []
     plans: list[tuple[AllocationResult, dict[Cell, ResponseCurve]]] = []
+    nets: list[np.ndarray] = []
     runs = 0
     simulated_scenario = loop_scenario(scenario)
     queues = QueueCache() if queue_cache is None else queue_cache
@@ -121,12 +123,16 @@ def close_the_loop(scenario: Scenario, curves: dict[Cell, ResponseCurve], calibr
         value = measured.plan_value
         mean, _, half, _ = mean_interval(value)
         net_mean, _, net_half, _ = mean_interval(measured.plan_net)
+        nets.append(measured.plan_net)
+        gain, _, gain_half, _ = mean_interval(measured.plan_net - nets[0])
         agrees = bool(abs(predicted - mean) <= min(half, settings.tolerance * abs(mean)))
         rows.append({"round": number, "predicted_value": predicted, "simulated_value": mean,
                      "ci_low": mean - half, "ci_high": mean + half,
                      "gap_share": (mean - predicted) / predicted if predicted else np.nan,
                      "spend": allocation.spend(scenario), "simulated_net_value": net_mean,
                      "net_ci_low": net_mean - net_half, "net_ci_high": net_mean + net_half,
+                     "net_gain_over_first": gain, "gain_ci_low": gain - (gain_half if number > 1 else 0.0),
+                     "gain_ci_high": gain + (gain_half if number > 1 else 0.0),
                      "cells_funded": len(allocation.amounts), "cells_measured": len(measured.curves),
                      "runs": measured.runs, "agrees": agrees, "chosen": False})
         plans.append((result, curves))

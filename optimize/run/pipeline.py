@@ -66,8 +66,9 @@ class RunOutcome:
         return self.scenario.baseline_strategy
 
     def allocation_table(self) -> pd.DataFrame:
-        """tier, lever, period, amount per strategy: the budget-planning feed of every strategy."""
-        frames = [a.to_frame().assign(strategy=name) for name, a in self.allocations.items()]
+        """tier, lever, period, amount per strategy: the budget-planning feed of every strategy, launch
+        costs as rows of their own."""
+        frames = [a.feed(self.scenario).assign(strategy=name) for name, a in self.allocations.items()]
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         return table[["strategy", "tier", "lever", "period", "amount"]]
 

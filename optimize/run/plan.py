@@ -13,7 +13,7 @@ import pandas as pd
 
 from sim.scenario import Scenario
 
-from sim.allocation import Cell
+from sim.allocation import LAUNCH, Cell
 from sim.engine import Calibration, prepare
 from sim.queue_cache import QueueCache
 
@@ -44,9 +44,12 @@ class Plan:
 
     @property
     def allocation(self) -> pd.DataFrame:
-        """tier, lever, period, amount, offers, retained_lines, value, marginal_roi: one row per funded cell."""
+        """tier, lever, period, amount, offers, retained_lines, value, marginal_roi: one row per funded cell,
+        then one per launch cost (tier ``(launch)``, the other columns empty)."""
         table = self.result.allocation.rename(columns={"retained": "retained_lines"})
-        return table.loc[table["amount"] > 0, ALLOCATION_COLUMNS].reset_index(drop=True)
+        cells = table.loc[table["amount"] > 0, ALLOCATION_COLUMNS].reset_index(drop=True)
+        launches = self.result.to_allocation().feed(self.problem.scenario).query("tier == @LAUNCH")
+        return pd.concat([cells, launches], ignore_index=True) if len(launches) else cells
 
     @property
     def shadow_prices(self) -> pd.DataFrame:
