@@ -205,20 +205,26 @@ def scores_at(rows, month, satisfaction, region, contract_end, join_month, prope
     return out
 
 
+NO_OFFER = np.float32(-1.0)
+"""The strength of no running offer: below every lever's, even one that cuts the hazard by nothing."""
+
+
 @njit(inline="always", cache=True)
 def _strength(i, month, effect_until, effect_lever, cuts):
-    """Row ``i``'s running offer's strength: its hazard reduction (0 when none runs)."""
-    return _pick(cuts, effect_lever[i] & LEVER_BITS) * np.float32(effect_until[i] >= month)
+    """Row ``i``'s running offer's strength: its hazard reduction (:data:`NO_OFFER` when none runs)."""
+    running = np.float32(effect_until[i] >= month)
+    return NO_OFFER + (_pick(cuts, effect_lever[i] & LEVER_BITS) - NO_OFFER) * running
 
 
 @njit(inline="always", cache=True)
 def _strength_indexed(i, month, effect_until, effect_lever, lever_cuts):
-    return lever_cuts[effect_lever[i] & LEVER_BITS] * np.float32(effect_until[i] >= month)
+    running = np.float32(effect_until[i] >= month)
+    return NO_OFFER + (lever_cuts[effect_lever[i] & LEVER_BITS] - NO_OFFER) * running
 
 
 @njit(cache=True)
 def running_strength(rows, month, effect_until, effect_lever, lever_cuts):
-    """Per row: the hazard reduction of the offer it is on (0 for none)."""
+    """Per row: the hazard reduction of the offer it is on (:data:`NO_OFFER` for none)."""
     out = np.empty(rows.size, np.float32)
     for j in range(rows.size):
         out[j] = _strength_indexed(rows[j], month, effect_until, effect_lever, lever_cuts)

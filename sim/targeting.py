@@ -131,7 +131,7 @@ class ModelScores:
         return kernels.scores_at(rows.astype(np.int64, copy=False), *self._args())
 
     def strength(self, rows: np.ndarray) -> np.ndarray:
-        """The hazard reduction of the offer each of ``rows`` is on (0 for none)."""
+        """The hazard reduction of the offer each of ``rows`` is on (-1 for none, below every lever's)."""
         s = self.state
         return kernels.running_strength(rows.astype(np.int64, copy=False), self.month, s.effect_until,
                                         s.effect_lever, self.lever_cuts)

@@ -38,7 +38,8 @@ def random_curve(rng: np.random.Generator, cell, scale: float = 50_000.0, segmen
     spends = np.concatenate([[0.0], np.cumsum(widths)])
     values = np.concatenate([[0.0], np.cumsum(widths * slopes)])
     lines = np.concatenate([[0.0], np.cumsum(widths * slopes / 1_000.0)])
-    return ResponseCurve(*cell, tuple(spends), tuple(values), retained=tuple(lines))
+    # What a unit allocated costs today (discounting, money a cell cannot pay): a unit or a little less.
+    return ResponseCurve(*cell, tuple(spends), tuple(values), retained=tuple(lines), cost=float(rng.uniform(0.85, 1.0)))
 
 
 def random_instance(small: Scenario, rng: np.random.Generator) -> tuple[Scenario, dict]:
@@ -72,9 +73,10 @@ def scipy_optimum(scenario: Scenario, curves: dict) -> float | None:
     plan = scenario.budget
     columns = [(cell, k, w, s) for cell, curve in sorted(curves.items())
                for k, (w, s) in enumerate(zip(curve.widths, curve.slopes))]
+    cost = np.array([curves[cell].cost for cell, _, _, _ in columns])
     n = len(columns)
     net = plan.objective == "net_value"
-    c = np.array([-(s - 1.0 if net else s) for _, _, _, s in columns])
+    c = -(np.array([s for _, _, _, s in columns]) - (cost if net else 0.0))
     bounds = [(0.0, w) for _, _, w, _ in columns]
     rows, rhs = [], []
 
@@ -82,11 +84,17 @@ def scipy_optimum(scenario: Scenario, curves: dict) -> float | None:
         rows.append(coefficients)
         rhs.append(bound)
 
+    def money(stated, tier) -> float:
+        """A stated cost per deciding unit, read off its fields here rather than through the model."""
+        lines = tier.lines_per_account or 1
+        if stated.share_of_arpu is not None:
+            return stated.share_of_arpu * tier.arpu * lines
+        return stated.amount * (1 if stated.per == "account" else lines)
+
     def cpo(tier, lever):
         t, lv = scenario.tiers[tier], scenario.levers[lever]
-        lines = t.lines_per_account or 1
-        return lv.cost_per_contact + lv.acceptance * (lv.cost_per_acceptance
-                                                      + lv.cost_per_line_month * lv.duration_months * lines)
+        return money(lv.cost_per_contact, t) + lv.acceptance * (
+            money(lv.cost_per_acceptance, t) + money(lv.cost_per_line_month, t) * lv.duration_months)
 
     ones = np.ones(n)
     le(ones, plan.total)
@@ -115,7 +123,7 @@ def scipy_optimum(scenario: Scenario, curves: dict) -> float | None:
             le(np.array([1 / cpo(*col[0][:2]) if col[0][0] == tier_name and col[0][2] == p.name else 0.0
                          for col in columns]), allowed)
     if plan.roi_floor is not None:
-        le(-(np.array([s for _, _, _, s in columns]) - plan.roi_floor), 0.0)
+        le(-(np.array([s for _, _, _, s in columns]) - plan.roi_floor * cost), 0.0)
     result = linprog(c, A_ub=np.array(rows), b_ub=np.array(rhs), bounds=bounds, method="highs")
     return -result.fun if result.status == 0 else None
 
@@ -157,8 +165,8 @@ def test_funded_cells_earn_the_budgets_shadow_price_at_the_margin(small: Scenari
     assert price > 0
     for row in result.allocation.itertuples():
         curve = curves[(row.tier, row.lever, row.period)]
-        after = curve.marginal(row.amount) - 1.0               # net value of the next unit
-        before = curve.marginal(max(0.0, row.amount * (1 - 1e-5) - 1e-3)) - 1.0  # net value of the last unit
+        after = curve.marginal(row.amount) - curve.cost               # net value of the next unit
+        before = curve.marginal(max(0.0, row.amount * (1 - 1e-5) - 1e-3)) - curve.cost  # net value of the last unit
         # A unit more anywhere returns at most the shadow price; a funded cell's last unit at least it.
         assert after <= price + 1e-6
         if row.amount > 0:
@@ -205,7 +213,7 @@ def test_every_solver_agrees_on_status_values_duals_and_slacks(small: Scenario, 
                                    atol=1e-6)
         rows = other.constraints.set_index("constraint")
         assert list(rows.index) == list(ref_rows.index), name
-        np.testing.assert_allclose(rows["slack"], ref_rows["slack"], rtol=1e-6, atol=1e-3, err_msg=name)
+        np.testing.assert_allclose(rows["slack"], ref_rows["slack"], rtol=1e-6, atol=1e-2, err_msg=name)
         # Duals are unique where the primal is not degenerate; every solver's must be optimal duals:
         # zero off binding rows, and the same budget price.
         assert rows.loc["budget", "shadow_price"] == pytest.approx(ref_rows.loc["budget", "shadow_price"], rel=1e-6,
@@ -254,9 +262,11 @@ def test_unknown_solver_names_list_the_known_ones(small: Scenario) -> None:
 
 
 def test_a_fixed_launch_cost_makes_it_worth_launching_only_with_enough_budget(small: Scenario) -> None:
-    # One cell, value 2 per unit up to 10,000, launch cost 5,000 (net objective):
-    # budget 8,000 -> launch and spend 3,000: net 2*3000 - 3000 - 5000 = -2000 < 0 -> better not to launch (0);
-    # budget 20,000 -> launch and spend 10,000: net 20000 - 10000 - 5000 = 5000.
+    # One cell, value 2 per unit up to 10,000, each unit costing a unit, launch cost 5,000 paid in month 1
+    # (worth 5,000 d today, d the monthly discount factor at 8% a year), net objective:
+    # budget 8,000 -> launch and spend 3,000: net 2*3000 - 3000 - 5000 d < 0 -> better not to launch (0);
+    # budget 20,000 -> launch and spend 10,000: net 20000 - 10000 - 5000 d.
+    d = 1.08 ** (-1 / 12)
     lever = small.levers["bill_credit"].model_copy(update={"launch_cost": 5_000.0})
     scenario = only_budget(small, 8_000).model_copy(update={"levers": {**small.levers, "bill_credit": lever}})
     curves = {("households", "bill_credit", "H1"): ResponseCurve("households", "bill_credit", "H1",
@@ -265,7 +275,7 @@ def test_a_fixed_launch_cost_makes_it_worth_launching_only_with_enough_budget(sm
         low = solve(build_problem(scenario, curves), solver)
         assert low.objective == pytest.approx(0.0, abs=1e-6) and low.total_spend == pytest.approx(0.0, abs=1e-6)
         high = solve(build_problem(scenario, curves, budget=20_000), solver)
-        assert high.objective == pytest.approx(5_000.0) and high.total_spend == pytest.approx(10_000.0)
+        assert high.objective == pytest.approx(10_000.0 - 5_000.0 * d) and high.total_spend == pytest.approx(10_000.0)
 
 
 @pytest.mark.parametrize("solver", SOLVERS)

@@ -72,7 +72,7 @@ channels:
 levers:
   bill_credit:
     channel: outbound_call
-    cost_per_acceptance: 50
+    cost_per_acceptance: {amount: 50, per: line}
     acceptance: 0.4
     hazard_reduction: 0.3
 budget:

@@ -38,7 +38,7 @@ def test_optimize_writes_the_plan(plans, quick_small: Path) -> None:
     curves = pd.read_csv(out / "curves.csv")
     for row in allocation.itertuples():
         points = curves[(curves.tier == row.tier) & (curves.lever == row.lever) & (curves.period == row.period)]
-        assert row.value == pytest.approx(float(np.interp(row.amount, points["spend"], points["value"])), rel=1e-6)
+        assert row.value == pytest.approx(float(np.interp(row.amount, points["amount"], points["value"])), rel=1e-6)
     prices = pd.read_csv(out / "shadow_prices.csv")
     assert {"constraint", "kind", "shadow_price", "slack", "binding", "statement"} <= set(prices)
     assert "budget" in set(prices["constraint"])

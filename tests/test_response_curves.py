@@ -1,9 +1,9 @@
 """Response curves measured by designed simulation runs (optimize.run.measure).
 
-The value formula is checked on a hand-computed case; the churners an offer avoids
-against the survival curves of a constant hazard; the design against cases whose
-answer is known exactly under common random numbers (a lever with no effect retains
-nothing; a lever that only backfires loses value and is fitted flat).
+The churners an offer avoids are checked against the survival curves of a constant hazard;
+the design against cases whose answer is known exactly under common random numbers (a lever
+with no effect retains nothing; a lever that only backfires loses value and is fitted flat).
+The value formula itself is tests/test_valuation.py's.
 """
 
 from __future__ import annotations
@@ -15,22 +15,17 @@ import pandas as pd
 import pytest
 
 from optimize.allocation.curves import ResponseCurve
-from optimize.run.measure import ceiling, cells, churn_paths, estimate_curves, retained_value
+from optimize.run.measure import beyond_policy, ceiling, cells, estimate_curves
 from sim.allocation import Allocation
 from sim.engine import Calibration, Simulation
 from sim.hazard import calibrate
 from sim.results import SimulationResult
+from sim.valuation import value_retained
 
 from sim.scenario import load_scenario
 
 from .conftest import SCENARIOS
 from .simulation_cases import QUIET_MARKET, from_text
-
-
-def paths(leavers: list[float], lines: float = 100.0, margin: float = 1000.0) -> pd.DataFrame:
-    months = range(1, len(leavers) + 1)
-    return pd.DataFrame({"replication": 0, "tier": "mass", "month": list(months), "lines": lines,
-                         "margin": margin, "expected_leavers": leavers}).set_index(["replication", "tier", "month"])
 
 
 def quiet(extra: str = "", *, churn: float = 0.05, lines: int = 20_000, horizon: int = 12,
@@ -47,19 +42,6 @@ def quiet(extra: str = "", *, churn: float = 0.05, lines: int = 20_000, horizon:
     return from_text(text + extra)
 
 
-def test_value_of_kept_lines_hand_computed() -> None:
-    scenario = quiet(horizon=3, periods="[{name: P1, months: 3}]", terminal=2)
-    # One line kept in month 1: billed in months 2 and 3 at 10 a month, then 2 terminal months.
-    got = retained_value(paths([2, 2, 2]), paths([1, 2, 2]), scenario)
-    assert got.loc[(0, "mass"), "retained_lines"] == pytest.approx(1.0)
-    assert got.loc[(0, "mass"), "value"] == pytest.approx(10 + 10 + 2 * 10)
-
-    discounted = quiet(horizon=3, periods="[{name: P1, months: 3}]", terminal=2, discount=0.08)
-    d = 1 / 1.08 ** (1 / 12)
-    got = retained_value(paths([2, 2, 2]), paths([1, 2, 2]), discounted)
-    assert got.loc[(0, "mass"), "value"] == pytest.approx(10 * d**2 + 10 * d**3 + d**3 * 10 * (d + d**2))
-
-
 def test_churners_avoided_match_the_survival_curves() -> None:
     # k lines accept in month 1 an offer halving their odds of leaving for D months; the rest
     # are untouched. Theory: avoided = k * [(1-h')^D - (1-h)^D] * (1-h)^(H-D).
@@ -72,11 +54,10 @@ def test_churners_avoided_match_the_survival_curves() -> None:
     funded = Allocation({("mass", "credit", "P1"): float(k)})
     gains = []
     for r in range(reps):
-        base = churn_paths(SimulationResult.from_records(Simulation(scenario, Allocation.empty(), calibration, 7, r)
-                                                         .run(), r))
-        with_offers = churn_paths(SimulationResult.from_records(Simulation(scenario, funded, calibration, 7, r).run(), r))
-        assert with_offers["lines"].iloc[0] == base["lines"].iloc[0]
-        gains.append(retained_value(base, with_offers, scenario)["retained_lines"].iloc[0])
+        base = SimulationResult.from_records(Simulation(scenario, Allocation.empty(), calibration, 7, r).run(), r)
+        with_offers = SimulationResult.from_records(Simulation(scenario, funded, calibration, 7, r).run(), r)
+        assert with_offers.monthly["lines_start"].iloc[0] == base.monthly["lines_start"].iloc[0]
+        gains.append(value_retained(with_offers, base, scenario)["retained_lines"].iloc[0])
     mean, se = float(np.mean(gains)), float(np.std(gains, ddof=1) / math.sqrt(reps))
     # Binomial paths of k lines: the spread of the kept lines is about sqrt(k h' D) per run.
     assert abs(mean - theory) < 4 * max(se, 1.0), (mean, se, theory)
@@ -106,6 +87,11 @@ def test_ceilings_follow_the_contact_policy_capacity_and_budget() -> None:
     # P2 (11 months) would allow 36,667 offers, but the channel makes 100,000 a month: policy binds.
     assert ceiling(funded, ("mass", "credit", "P2")) == pytest.approx(20_000 * 11 / 6 * 2)
     assert cells(funded) == [("mass", "credit", "P1"), ("mass", "credit", "P2")]
+    # Past the policy: one more offer per line in its window, where the policy is what caps the cell.
+    assert beyond_policy(funded, ("mass", "credit", "P2")) == pytest.approx(20_000 * 11 / 6 * 2 * 2)
+    tight = funded.model_copy(update={"channels": {"calls": funded.channels["calls"].model_copy(
+        update={"capacity_per_month": 100.0})}})
+    assert beyond_policy(tight, ("mass", "credit", "P2")) == 0.0  # the channel caps it, not the policy
 
 
 @pytest.fixture(scope="module")
@@ -118,14 +104,22 @@ def test_measured_curves_of_the_small_market(small_estimate) -> None:  # type: i
     scenario, estimate = small_estimate
     settings = scenario.run.estimation
     assert set(estimate.curves) == set(cells(scenario))
-    assert estimate.runs == settings.replications * (1 + len({(c[1], c[2]) for c in cells(scenario)})
-                                                     * len(settings.levels))
+    designs = {(c[1], c[2]) for c in cells(scenario)}
+    # A design whose cells the contact policy caps has one more run, under a policy one offer looser.
+    relaxed = {(c[1], c[2]) for c in cells(scenario) if beyond_policy(scenario, c) > ceiling(scenario, c)}
+    assert relaxed, "the small market's proactive cells are capped by the contact policy"
+    assert estimate.runs == settings.replications * (1 + len(designs) * len(settings.levels) + len(relaxed))
     for cell, curve in estimate.curves.items():
         assert isinstance(curve, ResponseCurve) and curve.source == "simulated"
         assert curve.fit_error is not None and curve.fit_error >= 0
-        assert len(curve.spends) == len(settings.levels) + 1
-        assert curve.max_spend == pytest.approx(ceiling(scenario, cell))
+        beyond = beyond_policy(scenario, cell)
+        past = beyond > ceiling(scenario, cell)
+        assert len(curve.spends) == len(settings.levels) + 1 + past
+        assert curve.max_spend == pytest.approx(beyond if past else ceiling(scenario, cell))
         assert curve.retained is not None and all(b >= a for a, b in zip(curve.retained, curve.retained[1:]))
+        # What a unit allocated costs today: at most a unit (discounting, lines leaving before their
+        # offer ends), and not much less for levers paid when the offer is made.
+        assert 0.5 < curve.cost <= 1.0
     # The fit is the least-squares concave curve: it never moves the points further than they scatter.
     gap = (estimate.points["value_fitted"] - estimate.points["value"]).abs()
     assert (gap <= estimate.points["value"].abs().max()).all()

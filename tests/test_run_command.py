@@ -55,18 +55,17 @@ def test_run_writes_the_decision_package(runs) -> None:
     frontier = pd.read_csv(out / "frontier.csv")
     assert len(frontier) >= 50
     predicted = pd.read_csv(out / "predicted_vs_simulated.csv")
-    assert set(predicted["metric"]) == {"value_retained", "lines_retained"}
+    assert set(predicted["metric"]) == {"value_retained", "lines_retained", "npv_gain"}
 
 
 def test_paired_differences_agree_with_the_per_replication_figures(runs) -> None:
     monthly = pd.read_csv(runs[0] / "monthly.csv")
-    churn = monthly.groupby(["strategy", "replication"])[["churned_lines", "lines_start"]].sum()
-    rate = churn["churned_lines"] / churn["lines_start"]
+    spend = monthly.groupby(["strategy", "replication"])["retention_spend"].sum()  # no launch costs here
     paired = pd.read_csv(runs[0] / "paired_differences.csv").set_index(["strategy", "metric"])
     baseline = paired["baseline"].iloc[0]
     for strategy in ("uniform", "lp_optimal"):
-        expected = (rate[strategy] - rate[baseline]).mean()
-        assert paired.loc[(strategy, "monthly_churn"), "difference"] == pytest.approx(expected, rel=1e-9)
+        expected = (spend[strategy] - spend[baseline]).mean()
+        assert paired.loc[(strategy, "retention_spend"), "difference"] == pytest.approx(expected, rel=1e-9)
 
 
 def test_the_workbook_reads_back_with_the_tables(runs) -> None:

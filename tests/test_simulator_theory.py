@@ -284,7 +284,7 @@ def test_offers_go_to_the_best_scored_units_the_policy_allows(noise: float) -> N
     rows = np.arange(state.size)
     n = state.size
     eligible = rows[(state.status[:n] == 0) & (state.last_offer[:n] <= 3) & (on != 2)]
-    np.testing.assert_allclose(scores.strength(rows), np.select([on == 1, on == 2], [0.4, 0.7], 0.0), rtol=1e-6)
+    np.testing.assert_allclose(scores.strength(rows), np.select([on == 1, on == 2], [0.4, 0.7], -1.0), rtol=1e-6)
     # The model sees the offer a unit is on: its score is its logit plus the offer's log-odds.
     if not math.isinf(noise):
         plain = ModelScores(state, coef, np.zeros(1), np.zeros(2, np.float32), cuts, 6, noise, 1 / 32,

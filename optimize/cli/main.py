@@ -141,7 +141,7 @@ def _measure_curves(args: argparse.Namespace, console: Console, kind: str,  # ty
     """
     from sim.runner import Stopwatch
 
-    from ..run.plan import response_curves
+    from ..run.measure import estimate_curves
 
     watch = Stopwatch()
     scenario = scenario or _scenario_for(args)
@@ -151,7 +151,7 @@ def _measure_curves(args: argparse.Namespace, console: Console, kind: str,  # ty
         return None
     watch.lap("load")
     with ProgressBar(console) as bar:
-        estimate = response_curves(scenario, seed=seed, progress=bar, workers=args.workers)
+        estimate = estimate_curves(scenario, seed=seed, progress=bar, workers=args.workers)
     watch.lap("response_curves")
     return scenario, seed, out, estimate, watch
 
@@ -165,10 +165,14 @@ def _cmd_optimize(args: argparse.Namespace, console: Console) -> int:
     if measured is None:
         return EXIT_INVALID_INPUT
     scenario, seed, out, estimate, watch = measured
-    plan = plan_allocation(scenario, estimate=estimate, budget=args.budget)
+    with ProgressBar(console) as bar:
+        plan = plan_allocation(scenario, estimate=estimate, budget=args.budget, seed=seed, progress=bar,
+                               workers=args.workers)
     watch.lap("optimize")
     frames = {"allocation": plan.allocation, "shadow_prices": plan.shadow_prices,
-              "reduced_costs": plan.reduced_costs, "curves": curve_table(estimate)}
+              "reduced_costs": plan.reduced_costs, "curves": curve_table(estimate, plan.curves)}
+    if plan.loop is not None:
+        frames["closed_loop"] = plan.loop.rounds
     allocation = plan.result.to_allocation()
 
     def lp_file(folder: Path) -> None:

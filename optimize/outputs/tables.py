@@ -42,7 +42,7 @@ def run_tables(outcome: RunOutcome) -> dict[str, pd.DataFrame]:
         "frontier": outcome.frontier,
         "shadow_prices": outcome.plan.shadow_prices,
         "predicted_vs_simulated": outcome.predicted,
-        "curves": curve_table(outcome.estimate),
+        "curves": curve_table(outcome.estimate, outcome.plan.curves),
     }
     if outcome.plan.loop is not None:
         frames["closed_loop"] = outcome.plan.loop.rounds

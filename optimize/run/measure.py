@@ -46,7 +46,7 @@ from sim.queue_cache import QueueCache
 from sim.results import SimulationResult
 from sim.runner import Progress
 from sim.scenario import Scenario
-from sim.valuation import value_retained
+from sim.valuation import tier_values, value_retained
 
 from ..allocation.curves import ResponseCurve, TierChurn, concave_fit, stated_curves
 from .parallel import Task, simulate_tasks
@@ -77,6 +77,8 @@ class CurveEstimate:
     """Simulation runs made (0 when every curve is stated)."""
     reference: SimulationResult | None = None
     """The runs without retention the measurements are paired with (``None`` when nothing was simulated)."""
+    calibration: Calibration | None = None
+    """The calibration the runs used (``None`` when nothing was simulated): later stages reuse it."""
 
 
 def cells(scenario: Scenario) -> list[Cell]:
@@ -239,7 +241,7 @@ def estimate_curves(scenario: Scenario, calibration: Calibration | None = None, 
     for task_index, outcome in enumerate(outcomes):
         results.setdefault(task_index % len(plans), []).append(outcome)
     reference = SimulationResult.concat(results[0])
-    churn = tier_churn(reference)
+    churn = tier_churn(reference, scenario)
     gains: dict[Cell, list[pd.DataFrame]] = {}
     for index, (design, _, allocation) in enumerate(plans):
         if design is None:
@@ -252,15 +254,14 @@ def estimate_curves(scenario: Scenario, calibration: Calibration | None = None, 
     points = pd.DataFrame(cell_points(gains), columns=POINT_COLUMNS)
     measured, points = fit_curves(points, scenario, "simulated")
     curves = {**stated, **measured}
-    return CurveEstimate(curves, points, churn, len(tasks), reference)
+    return CurveEstimate(curves, points, churn, len(tasks), reference, calibration)
 
 
-def tier_churn(reference: SimulationResult) -> dict[str, TierChurn]:
-    """Each tier's churned lines and line-months over the horizon without retention (means over replications)."""
-    per_tier = reference.monthly.groupby(["replication", "tier"]).agg(
-        leavers=("churned_lines", "sum"), line_months=("lines_start", "sum"))
-    return {tier: TierChurn(tier, float(g["leavers"].mean()), float(g["line_months"].mean()))
-            for tier, g in per_tier.groupby(level="tier")}
+def tier_churn(reference: SimulationResult, scenario: Scenario) -> dict[str, TierChurn]:
+    """Each tier's churned lines and line-months over the horizon without retention (means over replications,
+    counted as :mod:`sim.valuation` counts them)."""
+    per_tier = tier_values(reference, scenario).groupby("tier")[["churned_lines", "line_months"]].mean()
+    return {tier: TierChurn(tier, float(row.churned_lines), float(row.line_months)) for tier, row in per_tier.iterrows()}
 
 
 def _standard_error(x: pd.Series) -> float:

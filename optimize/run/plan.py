@@ -69,24 +69,27 @@ def response_curves(scenario: Scenario, *, seed: int | None = None, progress: Pr
     return estimate_curves(scenario, seed=seed, progress=progress, workers=workers)
 
 
-def curve_table(estimate: CurveEstimate) -> pd.DataFrame:
-    """Every curve's breakpoints (spend, value, retained lines) with, for measured curves, the
-    measured means and their standard errors beside the fitted values."""
+def curve_table(estimate: CurveEstimate, curves: dict[Cell, ResponseCurve] | None = None) -> pd.DataFrame:
+    """Every curve's breakpoints (amount, value, retained lines), its source and its cost per unit
+    allocated, with, for curves measured one cell at a time, the measured means and their standard
+    errors beside the fitted values. ``curves``: the curves a plan was solved with (by default the
+    estimate's; the closed loop's are measured in the plan's context)."""
     rows = []
-    for (tier, lever, period), curve in sorted(estimate.curves.items()):
+    for (tier, lever, period), curve in sorted((curves if curves is not None else estimate.curves).items()):
         retained = curve.retained or (float("nan"),) * len(curve.spends)
-        for point, (spend, value, lines) in enumerate(zip(curve.spends, curve.values, retained)):
-            rows.append({"tier": tier, "lever": lever, "period": period, "point": point, "spend": spend,
-                         "value": value, "retained_lines": lines, "source": curve.source,
+        for point, (amount, value, lines) in enumerate(zip(curve.spends, curve.values, retained)):
+            rows.append({"tier": tier, "lever": lever, "period": period, "point": point, "amount": amount,
+                         "value": value, "retained_lines": lines, "source": curve.source, "cost": curve.cost,
                          "fit_error": curve.fit_error if curve.fit_error is not None else float("nan")})
-    table = pd.DataFrame(rows, columns=["tier", "lever", "period", "point", "spend", "value", "retained_lines",
-                                        "source", "fit_error"])
-    measured = estimate.points[["tier", "lever", "period", "spend", "value", "value_se", "retained_lines",
-                                "retained_lines_se"]].rename(columns={
+    table = pd.DataFrame(rows, columns=["tier", "lever", "period", "point", "amount", "value", "retained_lines",
+                                        "source", "cost", "fit_error"])
+    measured = estimate.points[["tier", "lever", "period", "allocated", "spend", "value", "value_se",
+                                "retained_lines", "retained_lines_se"]].rename(columns={
+                                    "allocated": "amount", "spend": "measured_spend",
                                     "value": "measured_value", "value_se": "measured_value_se",
                                     "retained_lines": "measured_retained_lines",
                                     "retained_lines_se": "measured_retained_lines_se"})
-    return table.merge(measured, how="left", on=["tier", "lever", "period", "spend"])
+    return table.merge(measured, how="left", on=["tier", "lever", "period", "amount"])
 
 
 def plan_allocation(scenario: Scenario, *, estimate: CurveEstimate | None = None, budget: float | None = None,
@@ -100,6 +103,8 @@ def plan_allocation(scenario: Scenario, *, estimate: CurveEstimate | None = None
     context, solved again until prediction and simulation agree. Stated curves are taken as they are.
     """
     seed = scenario.run.seed if seed is None else seed
+    if calibration is None and estimate is not None:
+        calibration = estimate.calibration
     if calibration is None and (estimate is None or estimate.runs > 0):
         calibration = prepare(scenario, seed)
     estimate = estimate or estimate_curves(scenario, calibration, seed=seed, progress=progress, workers=workers,

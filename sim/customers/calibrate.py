@@ -13,7 +13,9 @@ the simulation from the table's rows, come from the data:
 * the effects that stay with a line, in ``population.effects``.
 
 Template entries that name the template's own tiers (lever restrictions, tier bounds,
-locked cells, stated curves, campaign targets) are dropped or widened to every tier.
+locked cells, stated curves, campaign targets) are dropped or widened to every tier. When the
+table's rows are accounts (enterprise tiers), the template's one-off lever costs stated as plain
+numbers, which are per line, are written as explicitly per line.
 """
 
 from __future__ import annotations
@@ -135,6 +137,15 @@ def _without_template_tiers(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _per_line(data: dict[str, Any]) -> None:
+    """One-off lever costs the template states as plain numbers (per line, for its tiers) written as
+    explicitly per line, as levers reaching enterprise tiers must state them."""
+    for lever in (data.get("levers") or {}).values():
+        for key in ("cost_per_contact", "cost_per_acceptance"):
+            if isinstance(lever.get(key), (int, float)) and lever[key] > 0:
+                lever[key] = {"amount": lever[key], "per": "line"}
+
+
 def scenario_data(template: Scenario, mapping: Mapping, table: CustomerTable, model: ChurnModel,
                   table_source: str, mapping_ref: str) -> dict[str, Any]:
     """The calibrated scenario as plain data."""
@@ -152,6 +163,8 @@ def scenario_data(template: Scenario, mapping: Mapping, table: CustomerTable, mo
     sensitivity = _sensitivity(model)
     data["tiers"] = {tier: {**_tier_figures(table, model, mapping, tier), "sensitivity": sensitivity}
                      for tier in table.tiers}
+    if any(t.get("kind") == "enterprise" for t in data["tiers"].values()):
+        _per_line(data)
     line_effects = {n: round(float(c), 6) for n, c, k in zip(model.design.names, model.coefficients,
                                                              model.design.kinds) if k in LINE_EFFECTS}
     data["population"] = {"table": table_source, "mapping": mapping_ref, "effects": line_effects,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, WithJsonSchema, model_validator
+from pydantic import Field, WithJsonSchema, model_serializer, model_validator
 
 from .tiers import Tier
 from .types import ChannelRef, Money, Months, NonNegativeFloat, Probability, Section, Seq, TierRef, fail
@@ -64,6 +64,14 @@ class Cost(Section):
             raise fail("a share of the bill is counted per line (an account's bill is its lines' bills)",
                        "remove 'per: account'", at=("per",))
         return self
+
+    @model_serializer
+    def _as_written(self) -> float | dict[str, Any]:
+        # Written back as a planner would write it: a plain amount as a number, the rest as a mapping.
+        if self.share_of_arpu is None and self.per is None:
+            return self.amount
+        return {k: v for k, v in (("amount", self.amount), ("share_of_arpu", self.share_of_arpu), ("per", self.per))
+                if v is not None}
 
     @property
     def stated(self) -> bool:
