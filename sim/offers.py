@@ -8,8 +8,8 @@ offer's expected cost (contact, plus the acceptance rate times what an acceptanc
 fractions of an offer carry over from month to month, starting from a keyed random fraction: a
 cell's offers are proportional to its amount from one offer up (a cell worth 0.3 of an offer makes
 one with probability 0.3), and spread evenly over its period. Whether an offer can be paid is
-decided before anyone accepts; what an acceptance actually commits is then trued up against the
-cell (more acceptances than expected leave less for the months after).
+decided before anyone accepts, at its expected cost: what the cell commits equals its amount in
+expectation, more when more accept than expected and less when fewer do.
 
 **Costs.** The contact and the one-off acceptance cost are paid when the offer is made; the monthly
 cost is paid each month the offer runs on an active line, so it stops when the line leaves or a
@@ -211,14 +211,14 @@ class Budget:
     # --- money --------------------------------------------------------------------------------------
 
     def made(self, tier: str, lever: str, offers: int, accepted: int, committed: float) -> None:
-        """``offers`` made, ``accepted`` of them, committing ``committed`` (simulated money): the credit pays
-        for them at their expected cost, and the cell is trued up for what they actually commit."""
+        """``offers`` made, ``accepted`` of them, committing ``committed`` (simulated money). The credit paid
+        for them at their expected cost, whoever accepts: a cell's offers stay in proportion to its amount,
+        and what it commits equals its amount in expectation."""
         cell = (tier, lever, self.period)
         pace = self.paces.get(cell)
         if pace is None or offers <= 0:
             return
         pace.credit -= offers
-        pace.remaining += offers * pace.per_offer - committed
         entry = self.ledger[cell]
         entry[0] += offers
         entry[1] += accepted

@@ -77,13 +77,16 @@ class SimulationResult:
         spend = levers.groupby(["month", "tier"])[["spend", "offers", "accepted"]].sum()
         monthly = monthly.merge(spend.rename(columns={"spend": "retention_spend"}), how="left",
                                 left_on=["month", "tier"], right_index=True)
-        monthly[["retention_spend", "offers", "accepted"]] = monthly[["retention_spend", "offers", "accepted"]].fillna(0.0)
+        monthly[["retention_spend", "offers", "accepted"]] = monthly[["retention_spend", "offers", "accepted"]].fillna(
+            0.0).astype("float64")
         frames = {"monthly": monthly, "levers": levers, "market": pd.DataFrame(records.market),
                   "contact_center": pd.DataFrame(records.contact_center), "outages": pd.DataFrame(
                       records.outages, columns=["month", "region", "start", "hours", "affected_lines"]),
-                  "launches": pd.DataFrame(records.launches, columns=["month", "lever", "period", "spend"]),
+                  "launches": pd.DataFrame(records.launches, columns=["month", "lever", "period", "spend"]).astype(
+                      {"month": "int64", "spend": "float64"}),
                   "cells": pd.DataFrame(records.cells, columns=["tier", "lever", "period", "amount", "offers",
-                                                                "accepted", "committed"])}
+                                                                "accepted", "committed"]).astype(
+                      {"amount": "float64", "offers": "float64", "accepted": "float64", "committed": "float64"})}
         for frame in frames.values():
             frame.insert(0, "replication", replication)
         return cls(**frames)

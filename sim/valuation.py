@@ -142,10 +142,10 @@ def launch_values(result: SimulationResult, scenario: Scenario) -> pd.DataFrame:
     """Per replication: launch costs paid and the same discounted (0 where none was paid)."""
     d = monthly_discount(scenario)
     replications = pd.Index(sorted(result.monthly["replication"].unique()), name="replication")
-    launches = result.launches
+    launches = result.launches.astype({"spend": "float64", "month": "float64"})
     frame = pd.DataFrame({
         "launch_spend": launches.groupby("replication")["spend"].sum(),
-        "discounted_launch_spend": (launches["spend"] * d ** launches["month"].astype(float))
+        "discounted_launch_spend": (launches["spend"] * d ** launches["month"])
         .groupby(launches["replication"]).sum(),
     }).reindex(replications, fill_value=0.0)
     return frame.astype(float)

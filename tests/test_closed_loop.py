@@ -1,0 +1,110 @@
+"""The closed loop (optimize.run.loop): the plan is simulated, its cells measured in its context, the
+allocation solved again until prediction and simulation agree.
+
+Checked: the order a tier's cells are added in; that the in-context curves, added up at the plan's
+amounts, give the value the plan was simulated to retain (the sum telescopes, up to the fit's
+residuals); that the loop ends with a plan whose prediction agrees with its simulation, or else with
+the round that did best; and that the contact policy, where it binds, has a price.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optimize.allocation.curves import ResponseCurve
+from optimize.allocation.problem import build_problem
+from optimize.allocation.solve import solve
+from optimize.run.loop import _measure, chain, close_the_loop, loop_scenario
+from optimize.run.measure import estimate_curves
+from sim.allocation import Allocation
+from sim.engine import prepare
+from sim.queue_cache import QueueCache
+from sim.scenario import load_scenario
+
+from .conftest import SCENARIOS
+
+
+@pytest.fixture(scope="module")
+def small():  # type: ignore[no-untyped-def]
+    scenario = load_scenario(SCENARIOS / "small.yaml")
+    quick = scenario.run.estimation.model_copy(update={"levels": (0.25, 1.0), "replications": 2})
+    loop = scenario.run.closed_loop.model_copy(update={"replications": 3})
+    scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update={"estimation": quick,
+                                                                                 "closed_loop": loop})})
+    calibration = prepare(scenario, scenario.run.seed)
+    return scenario, calibration, estimate_curves(scenario, calibration, workers=2)
+
+
+def test_a_tiers_cells_are_added_earliest_period_first_then_by_effect_per_offer() -> None:
+    scenario = load_scenario(SCENARIOS / "baseline.yaml")
+    plan = Allocation({("vip_silver", lever, period): 1.0 for lever in ("bill_credit", "data_bonus", "handset_upgrade",
+                                                                        "loyalty_points", "save_desk_discount")
+                       for period in ("Y2", "Y1")})
+    order = chain(scenario, plan)["vip_silver"]
+    assert [c[2] for c in order] == ["Y1"] * 5 + ["Y2"] * 5
+    proactive = [c[1] for c in order[:4]]
+    effect = [scenario.levers[name].effect_per_offer for name in proactive]
+    assert effect == sorted(effect, reverse=True)
+    assert order[4][1] == "save_desk_discount"  # the save desk after the proactive levers
+
+
+def test_curves_in_context_add_up_to_what_the_plan_retains(small) -> None:  # type: ignore[no-untyped-def]
+    scenario, calibration, estimate = small
+    result = solve(build_problem(scenario, estimate.curves), "highs")
+    plan = result.to_allocation()
+    assert len(plan.amounts) >= 2
+    order = chain(scenario, plan)
+    measured = _measure(loop_scenario(scenario), scenario, order, plan, calibration, scenario.run.seed, 1, None,
+                        QueueCache(), 1)
+    assert set(measured.curves) == set(plan.amounts)
+    predicted = sum(measured.curves[c].value_at(a) for c, a in plan.amounts.items())
+    residuals = sum(measured.curves[c].fit_error or 0.0 for c in plan.amounts)
+    simulated = float(np.mean(measured.plan_value))
+    # The k-th cell's curve at its amount is the plan's first k cells less its first k - 1, so the sum
+    # along a tier is the whole plan's value: up to how far the concave fit moved the measured points.
+    assert predicted == pytest.approx(simulated, abs=2 * residuals + 1e-6 * abs(simulated))
+    for cell, curve in measured.curves.items():
+        assert curve.source == "in plan context"
+        assert curve.spends[-1] == pytest.approx(max(scenario.run.closed_loop.levels) * plan.amounts[cell])
+
+
+def test_the_loop_ends_with_a_plan_it_can_vouch_for(small) -> None:  # type: ignore[no-untyped-def]
+    scenario, calibration, estimate = small
+    loop = close_the_loop(scenario, estimate.curves, calibration, scenario.run.seed, workers=2)
+    rounds = loop.rounds
+    assert 1 <= len(rounds) <= scenario.run.closed_loop.rounds
+    assert rounds["chosen"].sum() == 1
+    chosen = rounds[rounds["chosen"]].iloc[0]
+    if rounds["agrees"].any():
+        # It stops at the first round whose prediction agrees, and keeps that plan.
+        assert rounds["agrees"].iloc[-1] and not rounds["agrees"].iloc[:-1].any()
+        assert chosen["round"] == rounds["round"].iloc[-1]
+        assert abs(chosen["predicted_value"] - chosen["simulated_value"]) <= scenario.run.closed_loop.tolerance * abs(
+            chosen["simulated_value"])
+    else:
+        assert chosen["simulated_net_value"] == rounds["simulated_net_value"].max()
+    assert rounds["runs"].sum() == loop.runs
+    # The first round's plan is the one-cell-at-a-time plan; the gain over it is paired by replication.
+    assert rounds["net_gain_over_first"].iloc[0] == 0.0
+    first = solve(build_problem(scenario, estimate.curves), "highs")
+    np.testing.assert_allclose(loop.first.allocation["amount"], first.allocation["amount"])
+    for row in rounds.itertuples():
+        assert row.gain_ci_low <= row.net_gain_over_first <= row.gain_ci_high
+
+
+def test_a_binding_contact_policy_has_a_price(small) -> None:  # type: ignore[no-untyped-def]
+    # One cell whose curve runs past what the policy allows (measured one offer per line looser): with a
+    # budget to spare the policy binds, and its price is what the next segment would add per offer.
+    scenario, _, _ = small
+    cell = ("households", "bill_credit", "H1")
+    cost = scenario.levers["bill_credit"].cost_per_offer(scenario.tiers["households"])
+    allowed = scenario.tiers["households"].unit_count * 6 / 6
+    curve = ResponseCurve(*cell, (0.0, allowed * cost, 2 * allowed * cost), (0.0, 3 * allowed * cost,
+                                                                             4.5 * allowed * cost), cost=0.9)
+    budget = scenario.budget.model_copy(update={"total": 10 * allowed * cost, "per_period": {}})
+    result = solve(build_problem(scenario.model_copy(update={"budget": budget}), {cell: curve}), "highs")
+    row = result.constraints.set_index("constraint").loc["contact_policy_households_H1"]
+    assert row["binding"]
+    assert row["shadow_price"] == pytest.approx((1.5 - 0.9) * cost)
+    assert "allowing one more offer to households in H1" in row["statement"]
