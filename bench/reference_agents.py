@@ -18,9 +18,9 @@ then draws a uniform (Python's ``random``) and churns when it falls below the lo
 the logit, choosing its new operator by the tier's destination shares. A unit that stays
 recovers part of the way to its tier's usual satisfaction and, out of contract, re-signs
 at the engine's steady-state rate. A market process per month moves our network quality
-(investments), refreshes the tiers' market views, runs the competitors' flows (their own
-churners, the share that comes to us), and starts one new subscriber process per gross add
-and per won-back unit, as the engine does.
+(investments), refreshes the tiers' market views, runs each tier's slice of the market (the
+competitors' churners there, the share that comes to us: :meth:`Competition.flows`), and starts
+one new subscriber process per gross add and per won-back unit, as the engine does.
 
 A parity check (:func:`month_one_logits` against :func:`sim.hazard.dense_logit`) confirms, unit by
 unit, that this hazard is the engine's: if the engine gains a driver the reference lacks, the check
@@ -113,7 +113,7 @@ class ReferenceMarket:
         self.result = ReferenceRun()
         self.probe: list[tuple[int, int, float]] | None = [] if probe else None
         """With ``probe``: (tier, row, logit) of every starting unit in month 1, for the parity check."""
-        self._population_stream = RandomStreams(seed, replication)["population"]
+        self._population_streams = RandomStreams(seed, replication).per_tier("population")
 
     # --- one subscriber ------------------------------------------------------------------------
     def subscriber(self, t: int, region: int, join: int, contract_end: int, satisfaction: float, propensity: float,
@@ -175,7 +175,6 @@ class ReferenceMarket:
 
     def market(self):
         env, scenario, comp = self.env, self.scenario, self.competition
-        operators = scenario.market.operators
         for month in range(1, self.horizon + 1):
             if month - 1 > env.now:
                 yield env.timeout(month - 1 - env.now)
@@ -189,12 +188,11 @@ class ReferenceMarket:
                 self.views[t] = comp.view(name, month)
                 self.destination_cum[t] = list(accumulate(comp.destination_shares(name, month).tolist()))[:-1]
             yield env.timeout(month - SETTLE - env.now)
-            # After billing: record, gross adds, the competitors' flows and win-backs.
-            lines_to = {k: 0.0 for k in self.competitors}
+            # After billing: record, gross adds, each tier's slice of the market and its win-backs.
+            churners = []
             for t, name in enumerate(self.tier_names):
                 lpu = self.lines_per_unit[t]
-                for k, count in zip(self.competitors, self.churned_to[t]):
-                    lines_to[k] += count * lpu
+                churners.append({k: float(count * lpu) for k, count in zip(self.competitors, self.churned_to[t])})
                 self.result.rows.append({"month": month, "tier": name, "units_start": self.units_start[t],
                                          "lines_start": self.units_start[t] * lpu,
                                          "churned_units": self.churned[t], "churned_lines": self.churned[t] * lpu})
@@ -204,30 +202,17 @@ class ReferenceMarket:
                 if self.tiers[t].gross_add_rate > 0:
                     self._join(t, int(self.market_rng.poisson(self.tiers[t].gross_add_rate * self.initial_units[t])),
                                month)
-            our_price = float(np.mean(list(comp.our_price.values())))
-            won = 0.0
-            moves = {k: 0.0 for k in comp.lines}
-            for k, lines in comp.lines.items():
-                leavers = self.market_rng.binomial(int(lines), operators[k].monthly_churn) if lines >= 1 else 0
-                moves[k] -= leavers
-                for dest, share in comp.switching_shares(k, our_price, month).items():
-                    if dest == scenario.market.us:
-                        won += leavers * share
-                    else:
-                        moves[dest] += leavers * share
-            for k in moves:
-                comp.lines[k] = max(0.0, comp.lines[k] + moves[k] + lines_to.get(k, 0.0))
-            weights = np.array([t.win_back_share * t.line_count for t in self.tiers], dtype=float)
-            if weights.sum() > 0 and won > 0:
-                for t, w in enumerate(weights / weights.sum()):
-                    self._join(t, int(self.market_rng.poisson(won * w / self.lines_per_unit[t])), month)
+            for t, name in enumerate(self.tier_names):
+                won = comp.flows(name, month, churners[t])
+                if won > 0:
+                    self._join(t, int(self.market_rng.poisson(won / self.lines_per_unit[t])), month)
             comp.watch_shares(self._our_lines(), month)
 
     # --- a run -----------------------------------------------------------------------------------
     def run(self, until: int | None = None) -> ReferenceRun:
         """Run the horizon (or its first ``until`` months)."""
         started = time.perf_counter()
-        states = build_population(self.scenario, self._population_stream, 1.0)
+        states = build_population(self.scenario, self._population_streams, 1.0)
         for t, state in enumerate(states):
             n = state.size
             alive = state.status[:n] == ACTIVE
@@ -266,7 +251,7 @@ def month_one_logits(scenario: Scenario, calibration: Calibration, seed: int, re
     by_tier: dict[int, dict[int, float]] = {}
     for t, row, logit in market.probe or []:
         by_tier.setdefault(t, {})[row] = logit
-    states = build_population(scenario, RandomStreams(seed, replication)["population"], 1.0)
+    states = build_population(scenario, RandomStreams(seed, replication).per_tier("population"), 1.0)
     competition = Competition.start(scenario)
     quality = np.array([r.quality for r in scenario.network.regions.values()])
     for inv in scenario.network.investments:

@@ -168,6 +168,9 @@ class Simulation:
         self.tier_params = list(scenario.tiers.values())
         self.table = LeverTable.of(scenario)
         self.durations = np.array([lv.duration_months for lv in self.table.levers], dtype=np.int64)
+        last = scenario.meta.horizon_months + int(self.durations.max()) + 2
+        for state in self.tiers:
+            state.running = np.zeros((len(self.table.levers), last), dtype=np.int64)
         # Per tier: each lever's monthly cost per deciding unit (0 where it does not reach the tier).
         self.month_costs = {name: np.array([lv.costs(tier).month if lv.reaches(name) else 0.0
                                             for lv in self.table.levers])
@@ -408,11 +411,9 @@ class Simulation:
     def _pay_running_offers(self, state: TierState, tier: str, month: int) -> None:
         """This month's monthly costs of the offers running on active lines (a save's from the month after)."""
         costs = self.month_costs[tier]
-        if not costs.any():
+        if not costs.any() or state.running is None:
             return
-        counts = kernels.running_offers(state.size, state.status, state.effect_until, state.effect_lever, month,
-                                        len(self.table.names))
-        units = counts.sum(axis=1)
+        units = state.running[:, month:].sum(axis=1)
         for number in np.flatnonzero((units > 0) & (costs > 0)):
             self.records.levers.add(tier, self.table.names[number], month,
                                     float(units[number] * costs[number]) * state.weight)
@@ -421,13 +422,10 @@ class Simulation:
         """Monthly costs that offers running at the horizon have committed for the months after it."""
         for state, tier in zip(self.tiers, self.scenario.tiers):
             costs = self.month_costs[tier]
-            n = state.size
-            running = np.flatnonzero((state.status[:n] == 0) & (state.effect_until[:n] > month))
-            if running.size == 0 or not costs.any():
+            if not costs.any() or state.running is None:
                 continue
-            lever = (state.effect_lever[running] & np.uint8(127)).astype(np.int64)
-            owed = np.bincount(lever, weights=(state.effect_until[running] - month) * costs[lever],
-                               minlength=len(costs))
+            months_after = np.maximum(np.arange(state.running.shape[1]) - month, 0)
+            owed = (state.running * months_after).sum(axis=1) * costs
             for number in np.flatnonzero(owed > 0):
                 self.records.levers.add(tier, self.table.names[number], month, float(owed[number]) * state.weight)
 

@@ -244,17 +244,22 @@ def score_mask(mask, threshold, n, status, last_offer, offered_by, most, lever_c
                contract_end, join_month, propensity, by_region, coef, effect_until, effect_lever, lever_log_odds,
                model_error, use_logit, blur):
     """``mask[:n]``: the rows that may get an offer (:func:`_offerable`) and whose score (as
-    :func:`scores_at`) is at least ``threshold``. Branch-free: every row is scored, so the loop vectorizes."""
+    :func:`scores_at`) is at least ``threshold``. Branch-free: every row is scored, so the loop vectorizes
+    (one loop per case, none branching inside)."""
     c = _coefficients(coef)
     if by_region.size <= SMALL_TABLE and lever_log_odds.size <= SMALL_TABLE:
         regions, levers, cuts = _small(by_region), _small(lever_log_odds), _small(lever_cuts)
+        if not use_logit:
+            for i in range(n):
+                strength = _strength(i, month, effect_until, effect_lever, cuts)
+                score = np.float32(model_error[i]) * blur
+                mask[i] = _offerable(i, status, last_offer, offered_by, strength, most) & (score >= threshold)
+            return
         for i in range(n):
-            x = np.float32(0.0)
-            if use_logit:
-                x = _dense_terms(i, month, satisfaction, _pick(regions, region[i]), contract_end, join_month,
-                                 propensity, c) + _running(i, month, effect_until, effect_lever, levers)
-            score = x + np.float32(model_error[i]) * blur
+            x = _dense_terms(i, month, satisfaction, _pick(regions, region[i]), contract_end, join_month, propensity, c)
+            x += _running(i, month, effect_until, effect_lever, levers)
             strength = _strength(i, month, effect_until, effect_lever, cuts)
+            score = x + np.float32(model_error[i]) * blur
             mask[i] = _offerable(i, status, last_offer, offered_by, strength, most) & (score >= threshold)
         return
     for i in range(n):
@@ -292,28 +297,35 @@ def tie_bits(rows, uid, salt):
 def sample_scores(stride, n, status, last_offer, offered_by, most, lever_cuts, month, satisfaction, region,
                   contract_end, join_month, propensity, by_region, coef, effect_until, effect_lever, lever_log_odds,
                   model_error, use_logit, blur):
-    """The rows ``0, stride, 2 * stride, ...`` below ``n`` that may get an offer, and their scores."""
-    rows = np.empty((n + stride - 1) // stride, np.int64)
+    """The rows ``0, stride, 2 * stride, ...`` below ``n`` that may get an offer, and their scores (as
+    :func:`scores_at`), in one pass."""
+    size = (n + stride - 1) // stride
+    rows = np.empty(size, np.int64)
+    scores = np.empty(size, np.float32)
+    c = _coefficients(coef)
     count = 0
+    if by_region.size <= SMALL_TABLE and lever_log_odds.size <= SMALL_TABLE:
+        regions, levers, cuts = _small(by_region), _small(lever_log_odds), _small(lever_cuts)
+        for i in range(0, n, stride):
+            x = np.float32(0.0)
+            if use_logit:
+                x = _dense_terms(i, month, satisfaction, _pick(regions, region[i]), contract_end, join_month,
+                                 propensity, c) + _running(i, month, effect_until, effect_lever, levers)
+            rows[count] = i
+            scores[count] = x + np.float32(model_error[i]) * blur
+            count += _offerable(i, status, last_offer, offered_by, _strength(i, month, effect_until, effect_lever,
+                                                                             cuts), most)
+        return rows[:count].copy(), scores[:count].copy()
     for i in range(0, n, stride):
-        strength = _strength_indexed(i, month, effect_until, effect_lever, lever_cuts)
+        x = np.float32(0.0)
+        if use_logit:
+            x = _dense_logit(i, month, satisfaction, region, contract_end, join_month, propensity, by_region, c)
+            x += _running_indexed(i, month, effect_until, effect_lever, lever_log_odds)
         rows[count] = i
-        count += _offerable(i, status, last_offer, offered_by, strength, most)
-    rows = rows[:count].copy()
-    return rows, scores_at(rows, month, satisfaction, region, contract_end, join_month, propensity, by_region,
-                           coef, effect_until, effect_lever, lever_log_odds, model_error, use_logit, blur)
-
-
-@njit(cache=True)
-def running_offers(n, status, effect_until, effect_lever, month, levers):
-    """Per lever number (``levers`` of them) and kind (0: proactive, 1: a save): the active units whose
-    offer of that lever runs in ``month``, the months a monthly cost is paid for."""
-    counts = np.zeros((levers, 2), np.int64)
-    for i in range(n):
-        if status[i] == 0 and effect_until[i] >= month:
-            code = effect_lever[i]
-            counts[code & LEVER_BITS, (code & SAVE_FLAG) >> 7] += 1
-    return counts
+        scores[count] = x + np.float32(model_error[i]) * blur
+        count += _offerable(i, status, last_offer, offered_by,
+                            _strength_indexed(i, month, effect_until, effect_lever, lever_cuts), most)
+    return rows[:count].copy(), scores[:count].copy()
 
 
 POISSON_PART_MEAN = 16.0

@@ -258,6 +258,8 @@ def replace_running(state: TierState, units: np.ndarray, month: int, paid_this_m
         return
     units, until, code, unpaid = units[running], until[running], code[running], unpaid[running]
     lever = (code & np.uint8(127)).astype(np.int64)
+    if state.running is not None:
+        np.add.at(state.running, (lever, until), -1)
     costs = month_costs[lever] * unpaid
     started = offer_month(until, code, durations)
     for number in np.unique(lever[costs > 0]):
@@ -273,8 +275,11 @@ def apply_acceptance(state: TierState, units: np.ndarray, lever_number: int, lev
     A proactive offer runs from this month; a save (made at billing) from the next."""
     if units.size == 0:
         return
-    state.effect_until[units] = month + lever.duration_months - (0 if save else 1)
+    until = month + lever.duration_months - (0 if save else 1)
+    state.effect_until[units] = until
     state.effect_lever[units] = lever_number | (int(SAVE_FLAG) if save else 0)
+    if state.running is not None:
+        state.running[lever_number, until] += units.size
     if lever.satisfaction_gain:
         state.satisfaction[units] = np.clip(state.satisfaction[units] + np.float32(lever.satisfaction_gain), 0.0, 1.0)
     if lever.contract_extension_months:

@@ -95,6 +95,10 @@ class TierState:
     by region, so a region's rows are one run of rows per batch (:meth:`region_runs`)."""
     compactions: int = 0
     """How many times rows were dropped (row numbers kept from before are stale)."""
+    running: np.ndarray | None = None
+    """Per lever number and last month: how many active units run an offer of that lever ending that
+    month (kept as offers are taken and stop), so a month's running offers are counted without a pass
+    over the rows."""
 
     @property
     def capacity(self) -> int:

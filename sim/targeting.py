@@ -84,7 +84,7 @@ def rank_scores(logits: np.ndarray, noise: float, model_error: np.ndarray, step:
     return logits
 
 
-SAMPLE_ROWS = 100_000
+SAMPLE_ROWS = 50_000
 """Rows sampled (every n/SAMPLE_ROWS-th) to set the score threshold of a tier's short list."""
 
 

@@ -202,6 +202,15 @@ def test_money_paid_is_money_committed(small_run) -> None:
     committed = result.cells["committed"].sum()
     assert paid > 0
     np.testing.assert_allclose(paid, committed, rtol=1e-9)
+    # The monthly costs are paid from a count of the offers running kept as offers start and stop; at the
+    # end it must be what the rows say.
+    simulation = small_run[2]
+    month = simulation.scenario.meta.horizon_months + 1
+    for state in simulation.tiers:
+        n = state.size
+        on = (state.status[:n] == 0) & (state.effect_until[:n] >= month)
+        by_lever = np.bincount(state.effect_lever[:n][on] & 127, minlength=state.running.shape[0])
+        np.testing.assert_array_equal(state.running[:, month:].sum(axis=1), by_lever, err_msg=state.name)
     # The cells spend their amounts (each in expectation; here within a few offers' cost).
     per_cell = result.cells.set_index(["tier", "lever", "period"])
     for cell, row in per_cell.iterrows():
