@@ -29,10 +29,10 @@ import numpy as np
 
 from . import kernels
 from .population import build_population
-from .streams import TierGenerators, seeded_per_tier
-from .subscribers import PROPENSITY_STEP, TierState
 from .scenario import Scenario
 from .scenario.tiers import Tier
+from .streams import TierGenerators, seeded_per_tier
+from .subscribers import PROPENSITY_STEP, TierState
 
 F32 = np.float32
 

@@ -19,11 +19,11 @@ import numpy as np
 
 from . import kernels
 from .outages import Outage
-from .subscribers import TierState
 from .queue import QueueOutcome, simulate_queue
 from .queue_cache import QueueCache
 from .scenario import Scenario
 from .streams import RandomStreams
+from .subscribers import TierState
 
 QUEUE_WARMUP_HANDLING_TIMES = 10.0
 QUEUE_WARMUP_PATIENCE_TIMES = 4.0

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import highspy
 import numpy as np
 import pytest
 from scipy.optimize import linprog
-
-import highspy
 
 from optimize.allocation.curves import ResponseCurve, concave_fit
 from optimize.allocation.frontier import frontier
 from optimize.allocation.problem import build_problem
 from optimize.allocation.solve import InfeasibleAllocation, solve
-from optimize.allocation.solvers import SOLVERS as NAMES, HighsModel
+from optimize.allocation.solvers import SOLVERS as NAMES
+from optimize.allocation.solvers import HighsModel
 from sim.scenario import Scenario, load_scenario
 
 from .conftest import SCENARIOS

@@ -15,8 +15,8 @@ from sim.allocation import Allocation
 from sim.customers.calibrate import calibrate
 from sim.customers.churn_model import auc, band_index, fit_effects, window_probability
 from sim.engine import Simulation, baseline_conditions, prepare
-from sim.subscribers import ACTIVE
 from sim.scenario import load_scenario
+from sim.subscribers import ACTIVE
 
 from .conftest import SCENARIOS
 

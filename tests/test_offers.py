@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from sim import kernels
@@ -137,7 +136,6 @@ def test_the_tiers_levers_take_lines_by_effect_per_offer_not_by_name() -> None:
     on = state.effect_lever[:n] & 127
     accepted = state.effect_until[:n] >= 1
     risk = state.propensity[:n].astype(float)
-    zzz, aaa = scenario.levers.keys().__iter__().__next__(), None  # noqa: F841 - names in order
     numbers = {name: i for i, name in enumerate(scenario.levers)}
     strong = risk[accepted & (on == numbers["zzz"])]
     weak = risk[accepted & (on == numbers["aaa"])]

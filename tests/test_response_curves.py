@@ -20,9 +20,8 @@ from sim.allocation import Allocation
 from sim.engine import Calibration, Simulation
 from sim.hazard import calibrate
 from sim.results import SimulationResult
-from sim.valuation import value_retained
-
 from sim.scenario import load_scenario
+from sim.valuation import value_retained
 
 from .conftest import SCENARIOS
 from .simulation_cases import QUIET_MARKET, from_text

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sim.scenario import Scenario
-
-from sim.allocation import LAUNCH, Cell
+from sim.allocation import Cell
 from sim.engine import Calibration, prepare
 from sim.queue_cache import QueueCache
+from sim.scenario import Scenario
 
 from ..allocation.curves import ResponseCurve
 from ..allocation.problem import AllocationProblem, build_problem

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .mapping import Mapping, NumericDriver
 from ..scenario import Problem
+from .mapping import Mapping, NumericDriver
 from .table import CustomerTable, DataError
 
 RIDGE = 1e-4

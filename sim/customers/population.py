@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..subscribers import PROPENSITY_STEP, TierState
 from ..scenario import Problem, Scenario
+from ..subscribers import PROPENSITY_STEP, TierState
 from .churn_model import design
 from .mapping import load_mapping
 from .table import CustomerTable, DataError, read_table

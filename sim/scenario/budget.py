@@ -11,8 +11,19 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .types import (LeverRef, Money, Months, NonNegativeFloat, PeriodRef, Probability, RefMap, Section, Seq,
-                    TierRef, fail)
+from .types import (
+    LeverRef,
+    Money,
+    Months,
+    NonNegativeFloat,
+    PeriodRef,
+    Probability,
+    RefMap,
+    Section,
+    Seq,
+    TierRef,
+    fail,
+)
 
 
 class TierBound(Section):

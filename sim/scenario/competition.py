@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .types import Money, Month, Months, Name, CompetitorRef, Probability, Section, Seq, TierRef, fail
+from .types import CompetitorRef, Money, Month, Months, Name, Probability, Section, Seq, TierRef, fail
 
 
 class Offer(Section):

@@ -13,7 +13,6 @@ from .model import Scenario
 from .run import BUILT_IN_STRATEGIES
 
 
-
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a scenario file."""
     schema = Scenario.model_json_schema(mode="validation")

@@ -16,8 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from .types import (Coefficient, Money, NonNegativeFloat, Probability, RefMap, RegionRef, Section,
-                    check_shares, fail)
+from .types import Coefficient, Money, NonNegativeFloat, Probability, RefMap, RegionRef, Section, check_shares, fail
 
 Segment = Literal["key_account", "commercial", "vip", "mass", "prepaid"]
 """How the operator's own rules of thumb see a tier (key accounts first, VIP recognition, ...)."""
