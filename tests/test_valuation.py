@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from optimize.run.pipeline import run
-from sim.allocation import Allocation
+from sim.allocation import LAUNCH, Allocation
 from sim.engine import Calibration, Simulation
 from sim.hazard import calibrate
 from sim.results import SimulationResult
@@ -127,6 +127,10 @@ def test_value_retained_less_discounted_spend_is_the_npv_gain(launched_run) -> N
     # Launch costs are paid, and counted in the spend of the strategies that use the lever.
     uniform = outcome.results["uniform"]
     assert (uniform.launches["spend"] == 3000).all() and len(uniform.launches) == 3 * len(scenario.meta.periods)
+    # The plan's table lists a launch row for each period the plan uses the lever in, as the feed does.
+    plan = outcome.plan.allocation
+    used = sorted(plan.loc[(plan["lever"] == "data_bonus") & (plan["tier"] != LAUNCH), "period"].unique())
+    assert sorted(plan.loc[plan["tier"] == LAUNCH, "period"]) == used
     spend = strategy_figures(uniform, scenario, reference)["retention_spend"].to_numpy(dtype=float)
     tiers = uniform.monthly.groupby("replication")["retention_spend"].sum().to_numpy(dtype=float)
     np.testing.assert_allclose(spend, tiers + 3000 * len(scenario.meta.periods))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sim.allocation import Cell
+from sim.allocation import LAUNCH, Cell
 from sim.engine import Calibration, prepare
 from sim.queue_cache import QueueCache
 from sim.scenario import Scenario
@@ -47,7 +47,8 @@ class Plan:
         then one per launch cost (tier ``(launch)``, the other columns empty)."""
         table = self.result.allocation.rename(columns={"retained": "retained_lines"})
         cells = table.loc[table["amount"] > 0, ALLOCATION_COLUMNS].reset_index(drop=True)
-        launches = self.result.to_allocation().feed(self.problem.scenario).query("tier == @LAUNCH")
+        feed = self.result.to_allocation().feed(self.problem.scenario)
+        launches = feed[feed["tier"] == LAUNCH]
         return pd.concat([cells, launches], ignore_index=True) if len(launches) else cells
 
     @property
