@@ -42,31 +42,75 @@ def initial_units(tier: Tier, scale: float) -> int:
     return max(1, int(round(tier.unit_count * tier_scale(tier, scale))))
 
 
+def stratified_uniforms(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` uniforms in [0, 1), one in each of ``n`` equal strata, in a random order.
+
+    Each is uniform on its own, so a unit's attribute has exactly its stated law; together they cover
+    the law evenly, so a tier of a few dozen accounts has the stated spread of risk in every
+    replication instead of one that depends on the draw (stratified sampling). Replications then
+    differ by what happens to the units, far less by who they are.
+    """
+    u = rng.permutation(n).astype(np.float64)
+    u += rng.random(n)
+    u *= 1.0 / n
+    return u
+
+
+def normal_quantile(u: np.ndarray) -> np.ndarray:
+    """The standard normal quantile of ``u`` (Acklam's rational approximation, relative error below
+    1.2e-9), in numpy: the engine's core does not depend on scipy."""
+    a = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02,
+         -3.066479806614716e+01, 2.506628277459239e+00)
+    b = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01,
+         -1.328068155288572e+01)
+    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00,
+         4.374664141464968e+00, 2.938163982698783e+00)
+    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00)
+    u = np.clip(u, 1e-12, 1 - 1e-12)
+    out = np.empty_like(u)
+    low, high = u < 0.02425, u > 1 - 0.02425
+    mid = ~(low | high)
+    q = u[mid] - 0.5
+    r = q * q
+    out[mid] = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / \
+        (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+    for tail, sign in ((low, 1.0), (high, -1.0)):
+        t = np.sqrt(-2 * np.log(u[tail] if sign > 0 else 1 - u[tail]))
+        out[tail] = sign * (((((c[0] * t + c[1]) * t + c[2]) * t + c[3]) * t + c[4]) * t + c[5]) / \
+            ((((d[0] * t + d[1]) * t + d[2]) * t + d[3]) * t + 1)
+    return out
+
+
 def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares: np.ndarray,
                    rng: np.random.Generator, *, at_start: bool) -> None:
-    """Give units in ``rows`` their starting attributes: region, tenure, contract, satisfaction."""
+    """Give units in ``rows`` their starting attributes: region, tenure, contract, satisfaction, their own
+    propensity and the churn model's error about them. Each attribute is drawn by stratified sampling
+    (:func:`stratified_uniforms`), independently of the others."""
     n = rows.stop - rows.start
     state.batch_starts.append(state.next_uid)
     state.uid[rows] = np.arange(state.next_uid, state.next_uid + n, dtype=np.int32)
     state.next_uid += n
     # Grouped by region (the other attributes are drawn independently of it): a region's new units are
     # one run of rows, which an outage reads without an index.
-    state.region[rows] = np.sort(rng.choice(len(shares), size=n, p=shares)).astype(np.uint8) if len(shares) > 1 else 0
+    if len(shares) > 1:
+        regions = np.searchsorted(np.cumsum(shares) / np.sum(shares), stratified_uniforms(rng, n), side="right")
+        state.region[rows] = np.sort(np.minimum(regions, len(shares) - 1)).astype(np.uint8)
+    else:
+        state.region[rows] = 0
     state.status[rows] = ACTIVE
     state.churn_month[rows] = NO_MONTH
+    under = stratified_uniforms(rng, n) < tier.contract.share
     if at_start:
         # Tenure is exponential with the tier's mean; contracts are at a uniformly spread point of their term.
-        tenure = np.minimum(rng.exponential(tier.tenure.mean_months, size=n), 600.0)
+        tenure = np.minimum(-tier.tenure.mean_months * np.log1p(-stratified_uniforms(rng, n)), 600.0)
         state.join_month[rows] = (1 - np.floor(tenure)).astype(np.int16)
-        under = rng.random(n) < tier.contract.share
-        remaining = rng.integers(0, tier.contract.term_months, size=n)
+        remaining = np.floor(stratified_uniforms(rng, n) * tier.contract.term_months).astype(np.int64)
         state.contract_end[rows] = np.where(under, month + remaining, month - 1).astype(np.int16)
-        spread = rng.normal(0.0, 0.08, size=n)
+        spread = 0.08 * normal_quantile(stratified_uniforms(rng, n))
         state.satisfaction[rows] = np.clip(tier.satisfaction + spread, 0.0, 1.0).astype(np.float32)
     else:
         # A new line starts its tenure now; new contract lines sign a full term.
         state.join_month[rows] = month
-        under = rng.random(n) < tier.contract.share
         state.contract_end[rows] = np.where(under, month + tier.contract.term_months - 1, month - 1).astype(np.int16)
         state.satisfaction[rows] = np.float32(tier.satisfaction)
     state.complaints[rows] = 0
@@ -74,9 +118,10 @@ def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares
     state.effect_until[rows] = NO_MONTH
     state.effect_lever[rows] = 0
     # A normal propensity, kept in one byte per unit.
-    steps = np.rint(rng.standard_normal(n) * (tier.risk_spread / PROPENSITY_STEP))
+    steps = np.rint(normal_quantile(stratified_uniforms(rng, n)) * (tier.risk_spread / PROPENSITY_STEP))
     state.propensity[rows] = np.clip(steps, -127, 127).astype(np.int8)
-    state.model_error[rows] = np.clip(np.rint(rng.standard_normal(n) / PROPENSITY_STEP), -127, 127).astype(np.int8)
+    errors = np.rint(normal_quantile(stratified_uniforms(rng, n)) / PROPENSITY_STEP)
+    state.model_error[rows] = np.clip(errors, -127, 127).astype(np.int8)
 
 
 def group_by_region(state: TierState) -> None:

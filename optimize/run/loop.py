@@ -14,7 +14,8 @@ round of the loop
    added one at a time in a fixed order (earliest period first; within a period the proactive levers
    in the order they take lines, then the save desk), each at ``run.closed_loop.levels`` times its
    amount over the cells before it. A cell's curve is the value it adds to the cells before it,
-   against its amount (its cost: the tier's discounted spend it adds per unit); added up along a
+   against its amount (its cost: the tier's discounted spend it adds per unit, at the plan's amount);
+   added up along a
    tier's order they come to the whole plan's value
    (the sum telescopes), so a plan that stays put is predicted by exactly what it was simulated to do;
 4. solves the allocation again with those curves (cells not funded keep the curves they had).
@@ -200,7 +201,10 @@ def _measure(simulated: Scenario, scenario: Scenario, order: dict[str, list[Cell
                 kept.append(float((before["churned_lines"] - after["churned_lines"]).mean()))
                 paid.append(float((after["discounted_spend"] - before["discounted_spend"]).mean()))
             amounts = [allocation.amounts[cell] * level for level in levels]
-            curves[cell] = _fit(cell, amounts, gains, kept, max(0.0, sum(paid)) / sum(amounts))
+            # What a unit allocated costs, read at the plan's own amount: the plan's spend is then predicted
+            # exactly, as its value is.
+            at_plan = levels.index(1.0)
+            curves[cell] = _fit(cell, amounts, gains, kept, max(0.0, paid[at_plan]) / amounts[at_plan])
     whole = merged[(steps, 1.0)] if steps else merged[(0, 1.0)]
     base = tables[(0, 1.0)]["value"].groupby(level="replication").sum()
     plan_value = tables[(steps, 1.0)]["value"].groupby(level="replication").sum() - base if steps else base * 0.0
