@@ -15,9 +15,8 @@ round of the loop
    in the order they take lines, then the save desk), each at ``run.closed_loop.levels`` times its
    amount over the cells before it. A cell's curve is the value it adds to the cells before it,
    against its amount (its cost: the tier's discounted spend it adds per unit, at the plan's amount);
-   added up along a
-   tier's order they come to the whole plan's value
-   (the sum telescopes), so a plan that stays put is predicted by exactly what it was simulated to do;
+   added up along a tier's order they come to the whole plan's value (the sum telescopes), so a plan
+   that stays put is predicted by exactly what it was simulated to do;
 4. solves the allocation again with those curves (cells not funded keep the curves they had).
 
 Tiers are measured in the same runs, one cell each per run: each tier has its own slice of the market,
