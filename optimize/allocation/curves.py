@@ -21,7 +21,8 @@ import numpy as np
 
 from sim.allocation import Cell
 from sim.scenario import Scenario
-from sim.valuation import period_discount
+from sim.allocation import Allocation
+from sim.valuation import period_discount, period_start_discount
 
 
 @dataclass(frozen=True)
@@ -169,3 +170,14 @@ def concave_fit(spends: Sequence[float], values: Sequence[float]) -> tuple[np.nd
     fitted = np.concatenate([[0.0], np.cumsum(fitted_slopes * widths)])
     error = float(np.sqrt(np.mean((fitted - y) ** 2)))
     return fitted[-len(spends):], error
+
+
+def predicted_figures(scenario: Scenario, curves: dict[Cell, ResponseCurve], allocation: Allocation) -> dict[str, float]:
+    """What the allocation's curves predict of a plan: value retained, lines retained, and NPV gain over no
+    retention (value less each cell's amount at its curve's ``cost``, launch costs at their periods' start)."""
+    amounts = {c: a for c, a in allocation.amounts.items() if c in curves}
+    value = sum(curves[c].value_at(a) for c, a in amounts.items())
+    lines = sum(curves[c].retained_at(a) for c, a in amounts.items())
+    spend = sum(curves[c].cost * a for c, a in amounts.items())
+    spend += sum(cost * period_start_discount(scenario, period) for _, period, cost in allocation.launches(scenario))
+    return {"value_retained": value, "lines_retained": lines, "npv_gain": value - spend}

@@ -8,8 +8,9 @@ round of the loop
    scale of the curve measurement, with the channels' real capacities) and compares its value
    retained with what the allocation predicted from its curves;
 2. stops if the prediction lies within the simulation's 95% interval and within
-   ``run.closed_loop.tolerance`` of it (after the first round the curves were measured on the same
-   random numbers, so the gap is the plan's own change, not noise);
+   ``run.closed_loop.tolerance`` of it, for the value retained and for the value less discounted
+   spend (what the LP maximizes); after the first round the curves were measured on the same random
+   numbers, so the gap is the plan's own change, not noise;
 3. otherwise measures each funded cell *in the context of the plan*: per tier, the funded cells are
    added one at a time in a fixed order (earliest period first; within a period the proactive levers
    in the order they take lines, then the save desk), each at ``run.closed_loop.levels`` times its
@@ -40,13 +41,13 @@ from sim.runner import Progress
 from sim.scenario import Scenario
 from sim.valuation import launch_values, tier_values
 
-from ..allocation.curves import ResponseCurve, concave_fit
+from ..allocation.curves import ResponseCurve, concave_fit, predicted_figures
 from ..allocation.problem import build_problem
 from ..allocation.solve import AllocationResult, solve
 from .parallel import Task, simulate_tasks
 
 ROUND_COLUMNS = ["round", "predicted_value", "simulated_value", "ci_low", "ci_high", "gap_share", "spend",
-                 "simulated_net_value", "net_ci_low", "net_ci_high", "net_gain_over_first", "gain_ci_low",
+                 "predicted_net_value", "simulated_net_value", "net_ci_low", "net_ci_high", "net_gain_over_first", "gain_ci_low",
                  "gain_ci_high", "cells_funded", "cells_measured", "runs", "agrees", "chosen"]
 
 
@@ -91,10 +92,6 @@ def chain(scenario: Scenario, allocation: Allocation) -> dict[str, list[Cell]]:
     return tiers
 
 
-def _predicted(curves: dict[Cell, ResponseCurve], allocation: Allocation) -> float:
-    return float(sum(curves[c].value_at(a) for c, a in allocation.amounts.items() if c in curves))
-
-
 def close_the_loop(scenario: Scenario, curves: dict[Cell, ResponseCurve], calibration: Calibration, seed: int, *,
                    workers: int = 1, progress: Progress | None = None, queue_cache: QueueCache | None = None,
                    solver: str | None = None, budget: float | None = None) -> ClosedLoop:
@@ -115,7 +112,8 @@ def close_the_loop(scenario: Scenario, curves: dict[Cell, ResponseCurve], calibr
     queues = QueueCache() if queue_cache is None else queue_cache
     for number in range(1, settings.rounds + 1):
         allocation = result.to_allocation()
-        predicted = _predicted(curves, allocation)
+        predicted_all = predicted_figures(scenario, curves, allocation)
+        predicted, predicted_net = predicted_all["value_retained"], predicted_all["npv_gain"]
         order = chain(scenario, allocation)
         measured = _measure(simulated_scenario, scenario, order, allocation, calibration, seed, workers, progress,
                             queues, number)
@@ -125,11 +123,14 @@ def close_the_loop(scenario: Scenario, curves: dict[Cell, ResponseCurve], calibr
         net_mean, _, net_half, _ = mean_interval(measured.plan_net)
         nets.append(measured.plan_net)
         gain, _, gain_half, _ = mean_interval(measured.plan_net - nets[0])
-        agrees = bool(abs(predicted - mean) <= min(half, settings.tolerance * abs(mean)))
+        # The value retained and what the LP maximizes, the value less discounted spend, must both agree.
+        agrees = bool(abs(predicted - mean) <= min(half, settings.tolerance * abs(mean))
+                      and abs(predicted_net - net_mean) <= min(net_half, settings.tolerance * abs(net_mean)))
         rows.append({"round": number, "predicted_value": predicted, "simulated_value": mean,
                      "ci_low": mean - half, "ci_high": mean + half,
                      "gap_share": (mean - predicted) / predicted if predicted else np.nan,
-                     "spend": allocation.spend(scenario), "simulated_net_value": net_mean,
+                     "spend": allocation.spend(scenario), "predicted_net_value": predicted_net,
+                     "simulated_net_value": net_mean,
                      "net_ci_low": net_mean - net_half, "net_ci_high": net_mean + net_half,
                      "net_gain_over_first": gain, "gain_ci_low": gain - (gain_half if number > 1 else 0.0),
                      "gain_ci_high": gain + (gain_half if number > 1 else 0.0),

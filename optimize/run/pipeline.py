@@ -20,9 +20,8 @@ from sim.queue_cache import QueueCache
 from sim.results import SimulationResult, mean_interval
 from sim.runner import Progress, Stopwatch
 from sim.scenario import Scenario
-from sim.valuation import period_start_discount
 
-from ..allocation.curves import ResponseCurve
+from ..allocation.curves import ResponseCurve, predicted_figures
 from ..allocation.frontier import frontier
 from ..allocation.problem import build_problem
 from ..allocation.solve import solve
@@ -193,17 +192,6 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
     watch.lap("compare")
     outcome.timings = dict(watch.timings)
     return outcome
-
-
-def predicted_figures(scenario: Scenario, curves: dict[Cell, ResponseCurve], allocation: Allocation) -> dict[str, float]:
-    """What the allocation's curves predict of a plan: value retained, lines retained, and NPV gain over no
-    retention (value less each cell's amount at its curve's ``cost``, launch costs at their periods' start)."""
-    amounts = {c: a for c, a in allocation.amounts.items() if c in curves}
-    value = sum(curves[c].value_at(a) for c, a in amounts.items())
-    lines = sum(curves[c].retained_at(a) for c, a in amounts.items())
-    spend = sum(curves[c].cost * a for c, a in amounts.items())
-    spend += sum(cost * period_start_discount(scenario, period) for _, period, cost in allocation.launches(scenario))
-    return {"value_retained": value, "lines_retained": lines, "npv_gain": value - spend}
 
 
 def _predicted(scenario: Scenario, curves_of: dict[str, dict[Cell, ResponseCurve]], figures: dict[str, pd.DataFrame],

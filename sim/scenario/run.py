@@ -76,22 +76,26 @@ class ClosedLoop(Section):
     measures each funded cell's curve in the context of the rest of the plan (the cells of a tier added
     one at a time, earliest period first, each at ``levels`` times its amount), and solves the
     allocation again with those curves; it stops when the plan's predicted value lies within the
-    simulation's 95% interval and within ``tolerance`` of it, or after ``rounds``. Runs per round: ``replications x (1 + levels x the
+    simulation's 95% interval and within ``tolerance`` of it (value retained, and value less discounted
+    spend), or after ``rounds``. Runs per round: ``replications x (1 + levels x the
     most cells a tier has funded)``, at the estimation's scale.
     """
 
     rounds: Annotated[int, Field(ge=0, le=20)] = 4
     """Most rounds (0: the first plan as it is, unchecked)."""
-    replications: Annotated[int, Field(ge=2, le=1_000)] = 4
-    """Paired runs per measurement in a round."""
+    replications: Annotated[int, Field(ge=2, le=1_000)] = 8
+    """Paired runs per measurement in a round. The loop predicts what the comparison's replications will
+    simulate from these: years differ (outages, a few key accounts' fates), and too few make the
+    prediction a guess. A market small enough to simulate whole can afford the comparison's number."""
     tolerance: Annotated[float, Field(gt=0.0, le=1.0)] = 0.02
     """How far (a share of the simulated value) the prediction may be from the simulation and still agree.
     A round's curves are measured on the same random numbers the plan is simulated on, so the gap is the
     plan's change since they were measured, not noise: it can be held tighter than the interval."""
     levels: Annotated[Seq[Annotated[float, Field(gt=0.0, le=4.0)]], Field(min_length=1, max_length=10)] = (
-        0.5, 1.0, 1.5)
+        1.0, 1.5)
     """Where a funded cell is measured, as multiples of its amount; 1 must be among them (the plan itself).
-    The largest is also the most a round may move a cell's amount up."""
+    The largest is also the most a round may move a cell's amount up; below the smallest the curve is the
+    straight line from nothing."""
 
     @model_validator(mode="after")
     def _has_the_plan(self) -> "ClosedLoop":
