@@ -56,7 +56,7 @@ def test_curves_in_context_add_up_to_what_the_plan_retains(small) -> None:  # ty
     assert len(plan.amounts) >= 2
     order = chain(scenario, plan)
     measured = _measure(loop_scenario(scenario), scenario, order, plan, calibration, scenario.run.seed, 1, None,
-                        QueueCache(), 1)
+                        QueueCache(), 1, 3)
     assert set(measured.curves) == set(plan.amounts)
     predicted = sum(measured.curves[c].value_at(a) for c, a in plan.amounts.items())
     residuals = sum(measured.curves[c].fit_error or 0.0 for c in plan.amounts)

@@ -94,8 +94,11 @@ def chain(scenario: Scenario, allocation: Allocation) -> dict[str, list[Cell]]:
 
 def close_the_loop(scenario: Scenario, curves: dict[Cell, ResponseCurve], calibration: Calibration, seed: int, *,
                    workers: int = 1, progress: Progress | None = None, queue_cache: QueueCache | None = None,
-                   solver: str | None = None, budget: float | None = None) -> ClosedLoop:
-    """Solve, simulate, re-measure in context and solve again, as the module describes."""
+                   solver: str | None = None, budget: float | None = None,
+                   replications: int | None = None) -> ClosedLoop:
+    """Solve, simulate, re-measure in context and solve again, as the module describes. ``replications``:
+    the comparison's, which the loop measures on unless ``run.closed_loop.replications`` says otherwise."""
+    replications = scenario.run.closed_loop.replications or replications or scenario.run.replications
     settings = scenario.run.closed_loop
     solver_settings = scenario.solver
 
@@ -116,7 +119,7 @@ def close_the_loop(scenario: Scenario, curves: dict[Cell, ResponseCurve], calibr
         predicted, predicted_net = predicted_all["value_retained"], predicted_all["npv_gain"]
         order = chain(scenario, allocation)
         measured = _measure(simulated_scenario, scenario, order, allocation, calibration, seed, workers, progress,
-                            queues, number)
+                            queues, number, replications)
         runs += measured.runs
         value = measured.plan_value
         mean, _, half, _ = mean_interval(value)
@@ -161,7 +164,7 @@ class _Measured:
 
 def _measure(simulated: Scenario, scenario: Scenario, order: dict[str, list[Cell]], allocation: Allocation,
              calibration: Calibration, seed: int, workers: int, progress: Progress | None, queues: QueueCache,
-             number: int) -> _Measured:
+             number: int, replications: int) -> _Measured:
     """Simulate the plan cell by cell along each tier's order (see the module) and fit each funded cell's
     curve in context."""
     settings = scenario.run.closed_loop
@@ -179,7 +182,7 @@ def _measure(simulated: Scenario, scenario: Scenario, order: dict[str, list[Cell
 
     # Design (k, level); (0, 1.0) is no retention, (steps, 1.0) the whole plan.
     designs: list[tuple[int, float]] = [(0, 1.0)] + [(k, level) for k in range(1, steps + 1) for level in levels]
-    tasks = [Task("", step_allocation(k, level), r) for r in range(settings.replications) for k, level in designs]
+    tasks = [Task("", step_allocation(k, level), r) for r in range(replications) for k, level in designs]
     outcomes = simulate_tasks({"": simulated}, tasks, calibration, seed, workers=workers, chunk=len(designs),
                               stage=f"closed loop, round {number}", progress=progress, queue_cache=queues)
     results: dict[tuple[int, float], list[SimulationResult]] = {}

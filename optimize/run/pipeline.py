@@ -138,7 +138,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
                                workers=workers)
     watch.lap("response_curves")
     plan = plan_allocation(scenario, estimate=estimate, seed=seed, progress=progress, calibration=calibration,
-                           workers=workers, queue_cache=queues)
+                           workers=workers, queue_cache=queues, replications=replications)
     watch.lap("closed_loop")
     budgets = np.linspace(0.0, FRONTIER_REACH * scenario.budget.total, FRONTIER_POINTS).tolist()
     frontier_table = frontier(plan.problem, budgets, scenario.solver.name)

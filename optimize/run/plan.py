@@ -95,12 +95,13 @@ def curve_table(estimate: CurveEstimate, curves: dict[Cell, ResponseCurve] | Non
 def plan_allocation(scenario: Scenario, *, estimate: CurveEstimate | None = None, budget: float | None = None,
                     solver: str | None = None, seed: int | None = None, progress: Progress | None = None,
                     calibration: Calibration | None = None, workers: int = 1,
-                    queue_cache: QueueCache | None = None) -> Plan:
+                    queue_cache: QueueCache | None = None, replications: int | None = None) -> Plan:
     """The allocation that maximizes the scenario's objective within its budget and rules.
 
     When curves were measured by simulation, the plan goes through the closed loop
     (:mod:`optimize.run.loop`, ``run.closed_loop``): simulated, its cells measured again in its
-    context, solved again until prediction and simulation agree. Stated curves are taken as they are.
+    context, solved again until prediction and simulation agree, on ``replications`` (by default the
+    scenario's). Stated curves are taken as they are.
     """
     seed = scenario.run.seed if seed is None else seed
     if calibration is None and estimate is not None:
@@ -113,7 +114,7 @@ def plan_allocation(scenario: Scenario, *, estimate: CurveEstimate | None = None
     if estimate.runs > 0 and scenario.run.closed_loop.rounds > 0:
         assert calibration is not None
         loop = close_the_loop(scenario, estimate.curves, calibration, seed, workers=workers, progress=progress,
-                              queue_cache=queue_cache, solver=solver, budget=budget)
+                              queue_cache=queue_cache, solver=solver, budget=budget, replications=replications)
         return Plan(build_problem(scenario, loop.curves, budget), loop.result, estimate, loop)
     problem = build_problem(scenario, estimate.curves, budget)
     result = solve(problem, solver or settings.name, settings.time_limit_seconds, settings.mip_gap)
