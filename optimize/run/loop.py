@@ -92,15 +92,45 @@ def chain(scenario: Scenario, allocation: Allocation) -> dict[str, list[Cell]]:
     return tiers
 
 
+class _Runs:
+    """The loop's simulations, each allocation once on every replication: the run without retention and
+    the plan recur between a round's check and its measurement, and between rounds."""
+
+    def __init__(self, scenario: Scenario, calibration: Calibration, seed: int, replications: int, workers: int,
+                 progress: Progress | None, queues: QueueCache) -> None:
+        self.scenario, self.calibration, self.seed = scenario, calibration, seed
+        self.replications, self.workers, self.progress, self.queues = replications, workers, progress, queues
+        self.done: dict[tuple, SimulationResult] = {}
+        self.count = 0
+
+    def get(self, allocations: list[Allocation], stage: str) -> list[SimulationResult]:
+        keys = [tuple(sorted(a.amounts.items())) for a in allocations]
+        missing = list(dict.fromkeys(k for k in keys if k not in self.done))
+        if missing:
+            # Replication by replication: one worker runs every allocation of a replication on shared windows.
+            tasks = [Task("", Allocation(dict(k)), r) for r in range(self.replications) for k in missing]
+            outcomes = simulate_tasks({"": self.scenario}, tasks, self.calibration, self.seed, workers=self.workers,
+                                      chunk=len(missing), stage=stage, progress=self.progress,
+                                      queue_cache=self.queues)
+            parts: dict[tuple, list[SimulationResult]] = {}
+            for index, outcome in enumerate(outcomes):
+                parts.setdefault(missing[index % len(missing)], []).append(outcome)
+            self.done.update({k: SimulationResult.concat(v) for k, v in parts.items()})
+            self.count += len(tasks)
+        return [self.done[k] for k in keys]
+
+
 def close_the_loop(scenario: Scenario, curves: dict[Cell, ResponseCurve], calibration: Calibration, seed: int, *,
                    workers: int = 1, progress: Progress | None = None, queue_cache: QueueCache | None = None,
                    solver: str | None = None, budget: float | None = None,
                    replications: int | None = None) -> ClosedLoop:
     """Solve, simulate, re-measure in context and solve again, as the module describes. ``replications``:
     the comparison's, which the loop measures on unless ``run.closed_loop.replications`` says otherwise."""
-    replications = scenario.run.closed_loop.replications or replications or scenario.run.replications
     settings = scenario.run.closed_loop
     solver_settings = scenario.solver
+    runs = _Runs(loop_scenario(scenario), calibration, seed,
+                 settings.replications or replications or scenario.run.replications, workers, progress,
+                 QueueCache() if queue_cache is None else queue_cache)
 
     def solve_with(current: dict[Cell, ResponseCurve]) -> AllocationResult:
         return solve(build_problem(scenario, current, budget), solver or solver_settings.name,
@@ -110,25 +140,24 @@ def close_the_loop(scenario: Scenario, curves: dict[Cell, ResponseCurve], calibr
     rows: list[dict[str, object]] = []
     plans: list[tuple[AllocationResult, dict[Cell, ResponseCurve]]] = []
     nets: list[np.ndarray] = []
-    runs = 0
-    simulated_scenario = loop_scenario(scenario)
-    queues = QueueCache() if queue_cache is None else queue_cache
     for number in range(1, settings.rounds + 1):
+        before = runs.count
         allocation = result.to_allocation()
         predicted_all = predicted_figures(scenario, curves, allocation)
         predicted, predicted_net = predicted_all["value_retained"], predicted_all["npv_gain"]
-        order = chain(scenario, allocation)
-        measured = _measure(simulated_scenario, scenario, order, allocation, calibration, seed, workers, progress,
-                            queues, number, replications)
-        runs += measured.runs
-        value = measured.plan_value
+        base, whole = runs.get([Allocation.empty(), allocation], f"closed loop, round {number}: the plan")
+        value, net = _plan_figures(whole, base, scenario)
         mean, _, half, _ = mean_interval(value)
-        net_mean, _, net_half, _ = mean_interval(measured.plan_net)
-        nets.append(measured.plan_net)
-        gain, _, gain_half, _ = mean_interval(measured.plan_net - nets[0])
+        net_mean, _, net_half, _ = mean_interval(net)
+        nets.append(net)
+        gain, _, gain_half, _ = mean_interval(net - nets[0])
         # The value retained and what the LP maximizes, the value less discounted spend, must both agree.
         agrees = bool(abs(predicted - mean) <= min(half, settings.tolerance * abs(mean))
                       and abs(predicted_net - net_mean) <= min(net_half, settings.tolerance * abs(net_mean)))
+        measured: dict[Cell, ResponseCurve] = {}
+        last = agrees or number == settings.rounds
+        if not last:
+            measured = _measure(runs, scenario, chain(scenario, allocation), allocation, number)
         rows.append({"round": number, "predicted_value": predicted, "simulated_value": mean,
                      "ci_low": mean - half, "ci_high": mean + half,
                      "gap_share": (mean - predicted) / predicted if predicted else np.nan,
@@ -137,38 +166,36 @@ def close_the_loop(scenario: Scenario, curves: dict[Cell, ResponseCurve], calibr
                      "net_ci_low": net_mean - net_half, "net_ci_high": net_mean + net_half,
                      "net_gain_over_first": gain, "gain_ci_low": gain - (gain_half if number > 1 else 0.0),
                      "gain_ci_high": gain + (gain_half if number > 1 else 0.0),
-                     "cells_funded": len(allocation.amounts), "cells_measured": len(measured.curves),
-                     "runs": measured.runs, "agrees": agrees, "chosen": False})
+                     "cells_funded": len(allocation.amounts), "cells_measured": len(measured),
+                     "runs": runs.count - before, "agrees": agrees, "chosen": False})
         plans.append((result, curves))
-        if agrees or number == settings.rounds:
+        if last:
             break
-        curves = {**curves, **measured.curves}
+        curves = {**curves, **measured}
         result = solve_with(curves)
     if not plans:  # no round asked for: the first plan, unchecked
         return ClosedLoop(first, curves, pd.DataFrame(columns=ROUND_COLUMNS), first, 0)
     chosen = len(rows) - 1 if rows[-1]["agrees"] else int(np.argmax([r["simulated_net_value"] for r in rows]))
     rows[chosen]["chosen"] = True
     result, curves = plans[chosen]
-    return ClosedLoop(result, curves, pd.DataFrame(rows, columns=ROUND_COLUMNS), first, runs)
+    return ClosedLoop(result, curves, pd.DataFrame(rows, columns=ROUND_COLUMNS), first, runs.count)
 
 
-@dataclass(frozen=True)
-class _Measured:
-    curves: dict[Cell, ResponseCurve]
-    plan_value: np.ndarray
-    """Per replication: the plan's value retained over no retention."""
-    plan_net: np.ndarray
-    """Per replication: the plan's value retained less its discounted spend (launch costs included)."""
-    runs: int
+def _plan_figures(whole: SimulationResult, base: SimulationResult, scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
+    """Per replication: the plan's value retained over no retention, and that less its discounted spend
+    (launch costs included)."""
+    value = (tier_values(whole, scenario).groupby("replication")["value"].sum()
+             - tier_values(base, scenario).groupby("replication")["value"].sum())
+    spend = tier_values(whole, scenario).groupby("replication")["discounted_spend"].sum()
+    spend = spend + launch_values(whole, scenario)["discounted_launch_spend"]
+    return value.to_numpy(dtype=float), (value - spend).to_numpy(dtype=float)
 
 
-def _measure(simulated: Scenario, scenario: Scenario, order: dict[str, list[Cell]], allocation: Allocation,
-             calibration: Calibration, seed: int, workers: int, progress: Progress | None, queues: QueueCache,
-             number: int, replications: int) -> _Measured:
+def _measure(runs: _Runs, scenario: Scenario, order: dict[str, list[Cell]], allocation: Allocation,
+             number: int) -> dict[Cell, ResponseCurve]:
     """Simulate the plan cell by cell along each tier's order (see the module) and fit each funded cell's
     curve in context."""
-    settings = scenario.run.closed_loop
-    levels = list(settings.levels)
+    levels = list(scenario.run.closed_loop.levels)
     steps = max((len(cells) for cells in order.values()), default=0)
 
     def step_allocation(k: int, level: float) -> Allocation:
@@ -182,13 +209,8 @@ def _measure(simulated: Scenario, scenario: Scenario, order: dict[str, list[Cell
 
     # Design (k, level); (0, 1.0) is no retention, (steps, 1.0) the whole plan.
     designs: list[tuple[int, float]] = [(0, 1.0)] + [(k, level) for k in range(1, steps + 1) for level in levels]
-    tasks = [Task("", step_allocation(k, level), r) for r in range(replications) for k, level in designs]
-    outcomes = simulate_tasks({"": simulated}, tasks, calibration, seed, workers=workers, chunk=len(designs),
-                              stage=f"closed loop, round {number}", progress=progress, queue_cache=queues)
-    results: dict[tuple[int, float], list[SimulationResult]] = {}
-    for index, outcome in enumerate(outcomes):
-        results.setdefault(designs[index % len(designs)], []).append(outcome)
-    merged = {design: SimulationResult.concat(parts) for design, parts in results.items()}
+    merged = dict(zip(designs, runs.get([step_allocation(k, level) for k, level in designs],
+                                        f"closed loop, round {number}: each cell in context")))
     tables = {design: tier_values(result, scenario).set_index(["replication", "tier"])
               for design, result in merged.items()}
 
@@ -208,12 +230,7 @@ def _measure(simulated: Scenario, scenario: Scenario, order: dict[str, list[Cell
             # exactly, as its value is.
             at_plan = levels.index(1.0)
             curves[cell] = _fit(cell, amounts, gains, kept, max(0.0, paid[at_plan]) / amounts[at_plan])
-    whole = merged[(steps, 1.0)] if steps else merged[(0, 1.0)]
-    base = tables[(0, 1.0)]["value"].groupby(level="replication").sum()
-    plan_value = tables[(steps, 1.0)]["value"].groupby(level="replication").sum() - base if steps else base * 0.0
-    spend = tier_values(whole, scenario).groupby("replication")["discounted_spend"].sum()
-    spend = spend + launch_values(whole, scenario)["discounted_launch_spend"]
-    return _Measured(curves, plan_value.to_numpy(dtype=float), (plan_value - spend).to_numpy(dtype=float), len(tasks))
+    return curves
 
 
 def _fit(cell: Cell, amounts: list[float], gains: list[float], kept: list[float], cost: float) -> ResponseCurve:
