@@ -197,8 +197,11 @@ def report_html(outcome: RunOutcome, images: Mapping[str, bytes]) -> str:
         _table(paired, f"Paired differences against '{outcome.baseline}'", "paired"),
         img("churn_by_strategy.png", "Churn curves by strategy"),
         _table(outcome.predicted, "The LP's prediction against the simulation", "predicted"),
-        *([_table(outcome.plan.loop.rounds, "The closed loop: each round's plan, predicted and simulated "
-                  "(at the curve measurement's scale)", "closed_loop")] if outcome.plan.loop is not None else []),
+        *([_table(outcome.plan.loop.rounds[["round", "predicted_value", "simulated_value", "ci_low", "ci_high",
+                                            "predicted_net_value", "simulated_net_value", "net_gain_over_first",
+                                            "agrees", "chosen"]],
+                  "The closed loop: each round's plan, predicted and simulated (at the curve measurement's scale; "
+                  "every column in closed_loop.csv)", "closed_loop")] if outcome.plan.loop is not None else []),
         _table(outcome.plan.allocation, "The LP-optimal allocation", "allocation"),
         img("allocation_heatmap.png", "Allocation heat map"),
         _table(binding, "Binding constraints and their shadow prices", "shadow_prices"),
