@@ -47,12 +47,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from optimize.allocation.curves import ResponseCurve  # noqa: E402
-from optimize.allocation.frontier import frontier  # noqa: E402
-from optimize.allocation.problem import build_problem  # noqa: E402
-from optimize.allocation.solve import solve  # noqa: E402
-from optimize.allocation.solvers import HighsModel  # noqa: E402
-from sim.scenario import Scenario, read_yaml, validate_document  # noqa: E402
+from optimize.allocation.curves import ResponseCurve
+from optimize.allocation.frontier import frontier
+from optimize.allocation.problem import build_problem
+from optimize.allocation.solve import solve
+from optimize.allocation.solvers import HighsModel
+from sim.scenario import Scenario, read_yaml, validate_document
 
 RESULTS = HERE / "results-allocation.json"
 TARGETS = {"build_and_solve_500x20x20_seconds": 2.0, "frontier_50_points_50x10x20_seconds": 1.0}
@@ -126,7 +126,7 @@ def build_and_solve(tiers: int, levers: int, periods: int, repeat: int) -> dict:
     render, _, _ = timed(lambda: fresh.__dict__.pop("lp", None) or fresh.lp, 1)
     binding = result.constraints[result.constraints["binding"]]["kind"].value_counts().to_dict()
     return {"tiers": tiers, "levers": levers, "periods": periods, "segments": 20,
-            "columns": problem.n_cols, "rows": len(problem.rows), "nonzeros": int(len(problem.row_index)),
+            "columns": problem.n_cols, "rows": len(problem.rows), "nonzeros": len(problem.row_index),
             "scenario_and_curves_seconds": setup, "build_seconds": build, "solve_seconds": solve_time,
             "build_and_solve_seconds": both, "build_and_solve_runs": both_runs,
             "pulp_rendering_seconds": render, "iterations": result.iterations, "status": result.status,
@@ -138,7 +138,7 @@ def methods(sizes: list[tuple[int, int, int]], repeat: int) -> list[dict]:
     for tiers, levers, periods in sizes:
         scenario, curves = workload(tiers, levers, periods)
         problem = build_problem(scenario, curves)
-        row = {"tiers": tiers, "levers": levers, "periods": periods, "nonzeros": int(len(problem.row_index))}
+        row = {"tiers": tiers, "levers": levers, "periods": periods, "nonzeros": len(problem.row_index)}
         objectives = {}
         for solver in ("highs-simplex", "highs-ipm"):
             seconds, _, result = timed(lambda s=solver: solve(problem, s), repeat)
@@ -200,7 +200,7 @@ def machine() -> dict:
                                 text=True).stdout.strip())
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return {"when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "commit": commit,
+    return {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "commit": commit,
             "optimize_has_uncommitted_edits": dirty, "cpus": os.cpu_count(), "cpu": cpu,
             "python": platform.python_version(), "highspy": highspy.__version__ if hasattr(highspy, "__version__")
             else "", "highs": f"{highspy.Highs().versionMajor()}.{highspy.Highs().versionMinor()}."

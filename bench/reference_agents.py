@@ -10,7 +10,7 @@ it computes its own logit hazard from the same drivers and the same calibrated c
                  + network_gap * (view.best_quality - our quality in its region)
                  + satisfaction * (1 - its satisfaction)
                  + out_of_contract * [its contract has ended by this month]
-                 + tenure_per_month * (month - its join month)
+                 + tenure_per_month * min(month - its join month, loyalty months)
                  + competitor_pressure * view.pressure
                  + its own propensity (log-odds; the engine's ``propensity`` in ``PROPENSITY_STEP`` steps)
 
@@ -49,6 +49,7 @@ from itertools import accumulate
 import numpy as np
 import simpy
 
+from sim.base_at_rest import contract_renewal_rate
 from sim.competition import Competition
 from sim.engine import SATISFACTION_RECOVERY, Calibration
 from sim.population import build_population, region_shares
@@ -94,26 +95,28 @@ class ReferenceMarket:
         for name in self.tier_names:
             h = calibration.hazards[name]
             self.coefficients.append((float(h.base), float(h.price_gap), float(h.network_gap), float(h.satisfaction),
-                                      float(h.out_of_contract), float(h.tenure_per_month),
+                                      float(h.out_of_contract), float(h.tenure_per_month), int(h.loyalty_months),
                                       float(h.competitor_pressure)))
         self.views = [None] * len(self.tiers)
-        self.destination_cum: list[list[float]] = [[1.0]] * len(self.tiers)
-        self.region_cum = [list(accumulate(region_shares(scenario, tier).tolist())) for tier in self.tiers]
+        self.destinations: list[np.ndarray] = [np.ones(1)] * len(self.tiers)
+        self.region_cum = [list(accumulate(calibration.joining.get(name, region_shares(scenario, tier)).tolist()))
+                           for name, tier in scenario.tiers.items()]
         self.lines_per_unit = [int(t.lines_per_account or 1) for t in self.tiers]
         self.renew = []
         for tier in self.tiers:
-            share, term = tier.contract.share, tier.contract.term_months
-            self.renew.append(min(1.0, share / (term * (1.0 - share))) if 0 < share < 1 else 0.0)
+            self.renew.append(contract_renewal_rate(tier))
         # This month's tallies, reset by the market process.
         self.units_start = [0] * len(self.tiers)
         self.churned = [0] * len(self.tiers)
-        self.churned_to = [[0] * len(self.competitors) for _ in self.tiers]
+        self.expected = [0.0] * len(self.tiers)
         self.active_units = [0] * len(self.tiers)
         self.initial_units = [0] * len(self.tiers)
         self.result = ReferenceRun()
         self.probe: list[tuple[int, int, float]] | None = [] if probe else None
         """With ``probe``: (tier, row, logit) of every starting unit in month 1, for the parity check."""
         self._population_streams = RandomStreams(seed, replication).per_tier("population")
+        self.rest = calibration.rest
+        self.satisfaction = calibration.satisfaction
 
     # --- one subscriber ------------------------------------------------------------------------
     def subscriber(self, t: int, region: int, join: int, contract_end: int, satisfaction: float, propensity: float,
@@ -122,10 +125,11 @@ class ReferenceMarket:
         env = self.env
         probe = self.probe
         draw = self.random.random
-        base, c_price, c_network, c_satisfaction, c_out, c_tenure, c_pressure = self.coefficients[t]
+        base, c_price, c_network, c_satisfaction, c_out, c_tenure, loyalty, c_pressure = self.coefficients[t]
         usual = float(np.float32(self.tiers[t].satisfaction))
         renew = self.renew[t]
         term = self.tiers[t].contract.term_months
+        life_events = float(self.tiers[t].risk_renewal)
         if ended_month is not None and renew and contract_end <= ended_month and draw() < renew:
             contract_end = ended_month + term
         for month in range(first_month, self.horizon + 1):
@@ -135,20 +139,31 @@ class ReferenceMarket:
                      + c_network * (view.best_quality - self.quality[region])
                      + c_satisfaction * (1.0 - satisfaction)
                      + (c_out if contract_end <= month else 0.0)
-                     + c_tenure * (month - join)
+                     + c_tenure * min(month - join, loyalty)
                      + c_pressure * view.pressure
                      + propensity)
             if probe is not None and month == 1:
                 probe.append((t, row, logit))
             self.units_start[t] += 1
-            if draw() < 1.0 / (1.0 + math.exp(-logit)):
+            hazard = 1.0 / (1.0 + math.exp(-logit))
+            self.expected[t] += hazard
+            if draw() < hazard:
                 self.churned[t] += 1
-                self.churned_to[t][bisect_right(self.destination_cum[t], draw())] += 1
                 self.active_units[t] -= 1
                 return
             satisfaction += (usual - satisfaction) * SATISFACTION_RECOVERY
             if renew and contract_end <= month and draw() < renew:
                 contract_end = month + term
+            # A life event: the unit's own propensity drawn afresh, as the engine does (in whole steps).
+            if life_events and draw() < life_events:
+                propensity = self._propensity(t)
+
+    def _propensity(self, t: int) -> float:
+        """The engine's propensity: normal with the tier's spread, stored in whole steps within +-127."""
+        spread = float(self.tiers[t].risk_spread)
+        if not spread:
+            return 0.0
+        return max(-127, min(127, round(self.random.gauss(0.0, spread) / PROPENSITY_STEP))) * PROPENSITY_STEP
 
     def _join(self, t: int, count: int, month: int) -> None:
         """``count`` new units join tier ``t`` at the end of ``month`` (tenure from month + 1)."""
@@ -156,14 +171,11 @@ class ReferenceMarket:
         draw = self.random.random
         cum = self.region_cum[t]
         last = len(cum) - 1
-        spread = float(getattr(tier, "risk_spread", 0.0))
         for _ in range(count):
             region = min(bisect_right(cum, draw() * cum[-1]), last)
             under = draw() < tier.contract.share
             end = month + tier.contract.term_months if under else month
-            # The engine's propensity: normal with the tier's spread, stored in whole steps within +-127.
-            propensity = (max(-127, min(127, round(self.random.gauss(0.0, spread) / PROPENSITY_STEP))) * PROPENSITY_STEP
-                          if PROPENSITY_STEP and spread else 0.0)
+            propensity = self._propensity(t)
             self.env.process(self.subscriber(t, region, month + 1, end, float(np.float32(tier.satisfaction)),
                                              propensity, month + 1, ended_month=month))
             self.active_units[t] += 1
@@ -186,33 +198,39 @@ class ReferenceMarket:
                     self.quality[r] = min(1.0, max(0.0, self.quality[r] + inv.quality_gain))
             for t, name in enumerate(self.tier_names):
                 self.views[t] = comp.view(name, month)
-                self.destination_cum[t] = list(accumulate(comp.destination_shares(name, month).tolist()))[:-1]
+                self.destinations[t] = comp.destination_shares(name, month)
             yield env.timeout(month - SETTLE - env.now)
-            # After billing: record, gross adds, each tier's slice of the market and its win-backs.
+            # After billing: where the month's churners go (the segment's leavers out of the market, the
+            # others to a rival), then each tier's segment: our new lines and the lines won.
             churners = []
             for t, name in enumerate(self.tier_names):
                 lpu = self.lines_per_unit[t]
-                churners.append({k: float(count * lpu) for k, count in zip(self.competitors, self.churned_to[t])})
-                self.result.rows.append({"month": month, "tier": name, "units_start": self.units_start[t],
-                                         "lines_start": self.units_start[t] * lpu,
+                units = self.units_start[t]
+                out = min(1.0, self.tiers[t].market.leaving * units / self.expected[t]) if self.expected[t] > 0 else 0.0
+                shares = np.append(self.destinations[t] * (1.0 - out), out)
+                counts = self.market_rng.multinomial(self.churned[t], shares / shares.sum())
+                churners.append({k: float(count * lpu) for k, count in zip(self.competitors, counts)})
+                self.result.rows.append({"month": month, "tier": name, "units_start": units,
+                                         "lines_start": units * lpu,
                                          "churned_units": self.churned[t], "churned_lines": self.churned[t] * lpu})
                 self.units_start[t] = 0
                 self.churned[t] = 0
-                self.churned_to[t] = [0] * len(self.competitors)
-                if self.tiers[t].gross_add_rate > 0:
-                    self._join(t, int(self.market_rng.poisson(self.tiers[t].gross_add_rate * self.initial_units[t])),
-                               month)
+                self.expected[t] = 0.0
             for t, name in enumerate(self.tier_names):
-                won = comp.flows(name, month, churners[t])
-                if won > 0:
-                    self._join(t, int(self.market_rng.poisson(won / self.lines_per_unit[t])), month)
+                lpu = self.lines_per_unit[t]
+                new, ours = comp.new_lines(name, month, self.result.rows[-len(self.tier_names) + t]["lines_start"])
+                won = comp.flows(name, month, churners[t], ours, new)
+                for lines in (ours, won):
+                    if lines > 0:
+                        self._join(t, int(self.market_rng.poisson(lines / lpu)), month)
             comp.watch_shares(self._our_lines(), month)
 
     # --- a run -----------------------------------------------------------------------------------
     def run(self, until: int | None = None) -> ReferenceRun:
         """Run the horizon (or its first ``until`` months)."""
         started = time.perf_counter()
-        states = build_population(self.scenario, self._population_streams, 1.0)
+        states = build_population(self.scenario, self._population_streams, 1.0, rest=self.rest,
+                                  satisfaction=self.satisfaction)
         for t, state in enumerate(states):
             n = state.size
             alive = state.status[:n] == ACTIVE
@@ -251,7 +269,8 @@ def month_one_logits(scenario: Scenario, calibration: Calibration, seed: int, re
     by_tier: dict[int, dict[int, float]] = {}
     for t, row, logit in market.probe or []:
         by_tier.setdefault(t, {})[row] = logit
-    states = build_population(scenario, RandomStreams(seed, replication).per_tier("population"), 1.0)
+    states = build_population(scenario, RandomStreams(seed, replication).per_tier("population"), 1.0,
+                              rest=calibration.rest, satisfaction=calibration.satisfaction)
     competition = Competition.start(scenario)
     quality = np.array([r.quality for r in scenario.network.regions.values()])
     for inv in scenario.network.investments:

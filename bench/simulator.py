@@ -130,8 +130,9 @@ def _timed_methods(sim, names: dict[str, str]) -> Counter:
 def _warm_up() -> float:
     """Compile the engine's passes before anything is timed: the snapshot of ``sim/`` starts with no
     machine code cached, and compiling inside the first timed run would count it as simulation."""
-    from sim.engine import Simulation, prepare
     from workload import revenue_allocation, scaled_baseline
+
+    from sim.engine import Simulation, prepare
 
     start = time.perf_counter()
     # Above 200,000 units a tier's offers are ranked through a sampled threshold: large enough to take

@@ -42,7 +42,7 @@ class Allocation:
     amounts: Mapping[Cell, float]
 
     @classmethod
-    def empty(cls) -> "Allocation":
+    def empty(cls) -> Allocation:
         return cls({})
 
     @property
@@ -78,7 +78,7 @@ class Allocation:
 
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, object]], scenario: Scenario, source: str = "allocation",
-                  first_row: int = 2) -> "Allocation":
+                  first_row: int = 2) -> Allocation:
         """Check rows (``tier``, ``lever``, ``period``, ``amount``) against the scenario."""
         problems: list[Problem] = []
         amounts: dict[Cell, float] = {}
@@ -130,12 +130,12 @@ class Allocation:
         return cls(amounts)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, scenario: Scenario, source: str = "allocation table") -> "Allocation":
+    def from_frame(cls, frame: pd.DataFrame, scenario: Scenario, source: str = "allocation table") -> Allocation:
         _check_columns(list(frame.columns), source)
         return cls.from_rows(frame.to_dict("records"), scenario, source)
 
     @classmethod
-    def read_csv(cls, path: str | Path, scenario: Scenario) -> "Allocation":
+    def read_csv(cls, path: str | Path, scenario: Scenario) -> Allocation:
         """Read a planner's allocation CSV (``tier,lever,period,amount``)."""
         source = str(path)
         try:

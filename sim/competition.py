@@ -7,14 +7,24 @@ offer (the price gap in the hazard) and the combined pressure; churners choose
 their new operator by a multinomial logit over the competitors' offers.
 
 Reactive rules watch our moves: when we cut a tier's price by at least the
-rule's threshold, the rival answers after its lag (a price war when both keep
-answering); a rival that loses market share can answer too.
+rule's threshold, the rival answers after its lag, cutting the price it already
+charges (answers compound: a price war escalates when both keep answering); a
+rival that loses market share can answer too.
 
-The market is held per tier: each tier of ours faces its own slice of every rival's base (a
-rival's lines split over our tiers in proportion to their lines). Our churners from a tier join
-the rivals' slices of that tier; the rivals' churners of a tier's slice who choose us come back to
-that tier (``win_back_share`` of them; the others stay where they are). Retaining lines in one tier therefore never moves another tier's
-inflow, and flows between rivals are their expected values (no draw, no noise).
+The market is held per segment: each tier of ours faces its own segment of the market, with our
+share of it (``tiers.*.market.share``, by default our share of the whole market) and the rivals
+holding the rest in proportion to their lines. A segment's lines move within it: our switchers join
+its rivals, its rivals' switchers who choose us join that tier (enterprise lines stay enterprise
+lines). Each month a share of every operator's lines leaves the market (``leaving``) and the market
+replaces them with new lines, plus its growth; our share of the new lines is our gross adds (the
+business plan, ``gross_adds``), the rivals take the rest in proportion to their lines.
+
+Unless a rival's churn is stated, it is solved per segment so that the segment is at rest under
+reference conditions (list prices, no campaign, our stated churn): its switchers to us replace ours
+to the rivals, and every operator's lines and share stay where they are (:func:`rest_switching`).
+Anything that moves our churn (a crisis, a campaign, retention) then moves the flows, and the
+shares with them. Retaining lines in one tier never moves another tier's inflow, and flows between
+rivals are their expected values (no draw, no noise).
 """
 
 from __future__ import annotations
@@ -44,6 +54,8 @@ class ActiveOffer:
     start: int
     end: int
     """Last month it runs."""
+    answer: bool = False
+    """A reaction's answer to a move (it cuts the running price), not a scheduled campaign."""
 
     def applies(self, tier: str, month: int) -> bool:
         return self.start <= month <= self.end and (not self.tiers or tier in self.tiers)
@@ -59,22 +71,23 @@ class Competition:
     our_price: dict[str, float] = field(default_factory=dict)
     """Our price per tier relative to the list price at the start (1 = unchanged)."""
     pools: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Per tier of ours, each competitor's lines in that tier's slice of the market."""
+    """Per tier of ours, each competitor's lines in that tier's segment of the market."""
+    switching: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per tier of ours, each competitor's monthly switchers as a share of its lines in the segment
+    (its churn less the lines leaving the market)."""
     initial_share: dict[str, float] = field(default_factory=dict)
     log: list[dict[str, object]] = field(default_factory=list)
     """What happened: campaigns and reactions with their months, for the report."""
 
     @classmethod
-    def start(cls, scenario: Scenario) -> "Competition":
+    def start(cls, scenario: Scenario) -> Competition:
         comp = cls(scenario)
         for c in scenario.competitors.campaigns:
             comp.offers.append(ActiveOffer(c.name, c.operator, frozenset(c.tiers), c.price_cut, c.handset_subsidy,
                                            c.intensity, c.start_month, c.start_month + c.duration_months - 1))
         comp.our_price = {name: 1.0 for name in scenario.tiers}
-        weights = {name: float(t.line_count) for name, t in scenario.tiers.items()}
-        total = sum(weights.values())
-        comp.pools = {tier: {k: scenario.market.operators[k].lines * w / total for k in scenario.market.competitors}
-                      for tier, w in weights.items()}
+        comp.pools = segment_pools(scenario)
+        comp.switching = {tier: rest_switching(scenario, tier, comp.pools[tier]) for tier in scenario.tiers}
         return comp
 
     @property
@@ -87,23 +100,40 @@ class Competition:
         total = our_lines + sum(lines.values())
         self.initial_share = {k: v / total for k, v in lines.items()} if total else {}
 
-    def flows(self, tier: str, month: int, our_churners: dict[str, float]) -> float:
-        """One month of the market in ``tier``'s slice: each competitor loses its churners, to us (the
-        lines returned, expected) or to the other competitors, and gains ``our_churners``."""
+    def new_lines(self, tier: str, month: int, our_lines: float) -> tuple[float, float]:
+        """The segment's new lines this month and ours among them (the plan's, or our share of them)."""
+        market = self.scenario.tiers[tier].market
+        size = our_lines + sum(self.pools[tier].values())
+        growth = (1.0 + market.growth) ** (1.0 / 12.0) - 1.0
+        new = max(0.0, (market.leaving + growth) * size)
+        plan = market.gross_adds
+        if plan is None:
+            ours = new * segment_share(self.scenario, tier)
+        else:
+            stated = plan.monthly(month)
+            ours = new * float(plan.share_of_new_lines or 0.0) if stated is None else stated
+        return new, ours
+
+    def flows(self, tier: str, month: int, our_switchers: dict[str, float], our_new: float, new: float) -> float:
+        """One month of the market in ``tier``'s segment: each rival loses its leavers (out of the market)
+        and its switchers (to us, the lines returned, expected, or to the other rivals), and gains ours
+        and its part of the segment's ``new`` lines beyond ``our_new``."""
         market = self.scenario.market
         pool = self.pools[tier]
-        win_back = self.scenario.tiers[tier].win_back_share
-        moves = {k: our_churners.get(k, 0.0) for k in pool}
+        leaving = self.scenario.tiers[tier].market.leaving
+        held = sum(pool.values())
+        moves = {k: our_switchers.get(k, 0.0) + max(0.0, new - our_new) * (pool[k] / held if held > 0 else 0.0)
+                 for k in pool}
         won = 0.0
         for k, lines in pool.items():
-            out = lines * market.operators[k].monthly_churn
+            moves[k] -= lines * leaving
+            out = lines * self.switching[tier][k]
             if out <= 0:
                 continue
             moves[k] -= out
             for dest, share in self.switching_shares(k, self.our_price[tier], month).items():
                 if dest == market.us:
-                    won += out * share * win_back
-                    moves[k] += out * share * (1.0 - win_back)  # those the tier does not take stay put
+                    won += out * share
                 else:
                     moves[dest] += out * share
         for k in pool:
@@ -146,7 +176,7 @@ class Competition:
             return
         self.fired[name] = self.fired.get(name, 0) + 1
         self.offers.append(ActiveOffer(name, operator, frozenset(tiers), min(cut, 0.95), response.handset_subsidy,
-                                       response.intensity, start, start + duration - 1))
+                                       response.intensity, start, start + duration - 1, answer=True))
         self.log.append({"month": start, "operator": operator, "rule": name, "tiers": ",".join(sorted(tiers)),
                          "price_cut": cut, "why": why})
 
@@ -155,13 +185,18 @@ class Competition:
         arpu = self.scenario.tiers[tier].arpu
         terms = {}
         for k in self.scenario.market.competitors:
-            cut, subsidy, intensity = 0.0, 0.0, 0.0
+            campaign, answers, subsidy, intensity = 0.0, 1.0, 0.0, 0.0
             for offer in self.offers:
                 if offer.operator == k and offer.applies(tier, month):
-                    cut = max(cut, offer.price_cut)
+                    # A campaign is a promotion on the list price (the deepest running one counts); an
+                    # answer to our move cuts the price the rival already charges, so answers compound.
+                    if offer.answer:
+                        answers *= 1.0 - offer.price_cut
+                    else:
+                        campaign = max(campaign, offer.price_cut)
                     subsidy = max(subsidy, offer.handset_subsidy)
                     intensity = 1.0 - (1.0 - intensity) * (1.0 - offer.intensity)
-            price = self.scenario.market.operators[k].price_index * (1.0 - cut)
+            price = self.scenario.market.operators[k].price_index * (1.0 - campaign) * answers
             if arpu > 0:
                 price -= subsidy / (SUBSIDY_MONTHS * arpu)
             terms[k] = (price, intensity)
@@ -186,14 +221,96 @@ class Competition:
 
     def switching_shares(self, source: str, our_price: float, month: int) -> dict[str, float]:
         """Where a competitor's churners go (us included): the same logit, at its list terms."""
-        market = self.scenario.market
-        options = [k for k in market.operators if k != source]
-        utility = []
-        for k in options:
-            op = market.operators[k]
-            price = our_price if k == market.us else op.price_index
-            utility.append(op.brand - market.price_sensitivity_destination * price
-                           + market.quality_sensitivity_destination * op.network_quality)
-        u = np.array(utility)
-        w = np.exp(u - u.max())
-        return dict(zip(options, w / w.sum()))
+        return list_switching_shares(self.scenario, source, our_price)
+
+
+def list_switching_shares(scenario: Scenario, source: str, our_price: float = 1.0) -> dict[str, float]:
+    """Where ``source``'s switchers go (us included, at ``our_price``): the destination logit at list terms."""
+    market = scenario.market
+    options = [k for k in market.operators if k != source]
+    utility = []
+    for k in options:
+        op = market.operators[k]
+        price = our_price if k == market.us else op.price_index
+        utility.append(op.brand - market.price_sensitivity_destination * price
+                       + market.quality_sensitivity_destination * op.network_quality)
+    u = np.array(utility)
+    w = np.exp(u - u.max())
+    return dict(zip(options, w / w.sum()))
+
+
+def overall_share(scenario: Scenario) -> float:
+    """Our share of the whole market at the start: our tiers' lines against the rivals' stated lines."""
+    ours = float(sum(t.line_count for t in scenario.tiers.values()))
+    rivals = sum(scenario.market.operators[k].lines for k in scenario.market.competitors)
+    return ours / (ours + rivals) if ours + rivals > 0 else 1.0
+
+
+def segment_share(scenario: Scenario, tier: str) -> float:
+    """Our share of ``tier``'s segment at the start."""
+    stated = scenario.tiers[tier].market.share
+    return overall_share(scenario) if stated is None else stated
+
+
+def segment_pools(scenario: Scenario) -> dict[str, dict[str, float]]:
+    """Per tier, each rival's lines in its segment at the start: the rest of the segment beyond our share,
+    split in proportion to the rivals' stated lines."""
+    rivals = {k: scenario.market.operators[k].lines for k in scenario.market.competitors}
+    held = sum(rivals.values())
+    pools = {}
+    for name, tier in scenario.tiers.items():
+        share = segment_share(scenario, name)
+        others = tier.line_count * (1.0 - share) / share if held > 0 else 0.0
+        pools[name] = {k: others * lines / held if held > 0 else 0.0 for k, lines in rivals.items()}
+    return pools
+
+
+def reference_destinations(scenario: Scenario, tier: str) -> dict[str, float]:
+    """Where our switchers go under reference conditions (list prices, no campaign)."""
+    market = scenario.market
+    utility = np.array([market.operators[k].brand - market.price_sensitivity_destination * market.operators[k].price_index
+                        + market.quality_sensitivity_destination * market.operators[k].network_quality
+                        for k in market.competitors])
+    weights = np.exp(utility - utility.max())
+    return dict(zip(market.competitors, weights / weights.sum()))
+
+
+def rest_switching(scenario: Scenario, tier: str, pool: dict[str, float]) -> dict[str, float]:
+    """Each rival's monthly switchers as a share of its lines in ``tier``'s segment.
+
+    A stated ``monthly_churn`` gives it (less the lines leaving the market). Otherwise it is solved so
+    that, under reference conditions, every rival's lines stay as they are: with x_k its switchers a
+    month, W_k(j) the share of them choosing operator j, A our switchers (our stated churn less the
+    lines leaving the market) and d_k the share of ours choosing it, x_k - sum_j x_j W_j(k) = A d_k (the
+    lines leaving the market are replaced by the new lines, which the rivals share by their lines).
+    The segment's size does not change, so we hold still too.
+    """
+    market = scenario.market
+    params = scenario.tiers[tier]
+    leaving = params.market.leaving
+    rivals = list(market.competitors)
+    rates = {k: max(0.0, float(market.operators[k].monthly_churn) - leaving) for k in rivals
+             if market.operators[k].monthly_churn is not None}
+    solved = [k for k in rivals if k not in rates]
+    if not solved:
+        return rates
+    ours = params.line_count * (params.baseline_churn - leaving)
+    destinations = reference_destinations(scenario, tier)
+    shares = {k: list_switching_shares(scenario, k) for k in rivals}
+    # Rivals with a stated churn send a known flow; the solved ones balance what arrives.
+    index = {k: i for i, k in enumerate(solved)}
+    matrix = np.eye(len(solved))
+    target = np.array([ours * destinations[k] for k in solved])
+    for j in rivals:
+        for k in solved:
+            if j == k:
+                continue
+            if j in index:
+                matrix[index[k], index[j]] -= shares[j][k]
+            else:
+                target[index[k]] += rates[j] * pool[j] * shares[j][k]
+    flows = np.linalg.solve(matrix, target)
+    for k in solved:
+        lines = pool[k]
+        rates[k] = max(0.0, float(flows[index[k]])) / lines if lines > 0 else 0.0
+    return rates

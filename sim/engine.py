@@ -24,17 +24,26 @@ import simpy
 
 from . import kernels
 from .allocation import Allocation
+from .base_at_rest import BaseAtRest, SatisfactionAtRest, contract_renewal_rate
 from .competition import Competition
-from .hazard import F32, TierHazard, calibrate, dense_logit, log_odds_factor, logit_coefficients, probability
+from .hazard import (
+    F32,
+    TierHazard,
+    calibrate,
+    dense_logit,
+    log_odds_factor,
+    logit_coefficients,
+    probability,
+)
 from .hotline import Hotline
 from .offers import Budget, LeverBook, LeverTable, apply_acceptance, replace_running
 from .outages import Outage, draw_outages
-from .population import build_population, fill_new_units, region_shares
+from .population import build_population, fill_new_units, region_shares, renewal_table
 from .queue_cache import QueueCache
 from .scenario import Scenario
 from .scenario.levers import Lever
 from .streams import RandomStreams, seeded_per_tier
-from .subscribers import PROPENSITY_STEP, TierState
+from .subscribers import ACTIVE, PROPENSITY_STEP, TierState
 from .targeting import ModelScores, noise_for_auc, top_scored
 
 COMPLAINT_MONTHS = 3
@@ -76,6 +85,9 @@ class Records:
     """Launch costs paid: month, lever, period, spend (real money, whatever the run's scale)."""
     cells: list[dict[str, object]] = field(default_factory=list)
     """Per funded cell: its amount, and the offers made, accepted and money committed (real figures)."""
+    leavers_by_region: list[tuple[int, str, np.ndarray, np.ndarray]] = field(default_factory=list)
+    """With ``Simulation(regions=True)``: per month and tier, the leaving and the active units (simulated,
+    not weighted) by region."""
 
 
 @dataclass(frozen=True)
@@ -84,61 +96,163 @@ class Calibration:
 
     hazards: dict[str, TierHazard]
     ranking_noise: dict[str, float]
+    rest: dict[str, BaseAtRest] = field(default_factory=dict)
+    """Per tier drawn at rest (:mod:`sim.base_at_rest`), the joint law of its starting tenures and propensities."""
+    joining: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per tier, the regions of the lines joining it (:attr:`sim.hazard.Solved.joining`); by default
+    the tier's region shares."""
+    satisfaction: dict[str, SatisfactionAtRest] = field(default_factory=dict)
+    """Per tier, its lines' satisfaction under normal service (outages keep lines below the usual
+    level). The starting base is drawn from it, so that month 1 is already normal service."""
+
+    @classmethod
+    def quiet(cls, scenario: Scenario, seed: int) -> Calibration:
+        """The base hazards solved for a quiet month (no outage, no call: no pilot runs) and a perfect
+        churn model: for studies of one mechanism, where normal outages and calls are switched off."""
+        from .hazard import calibrate, rests
+
+        solved = calibrate(scenario, seed)
+        return cls(solved.hazards, {name: 0.0 for name in scenario.tiers},
+                   rests(scenario, solved.hazards, solved.drivers), solved.joining)
 
 
-PILOT_UNITS = 50_000
+PILOT_UNITS = 30_000
 """Deciding units simulated in each calibration pilot run (small tiers keep their floor of units)."""
-PILOT_MONTHS = 6
-PILOT_REPLICATIONS = 8
-"""Outages are few and large: their average effect needs several pilot replications, not more units."""
-PILOT_ROUNDS = 3
+PILOT_MINIMUM_UNITS = 5_000
+"""Units of every tier in a pilot at least: a tier of a hundred accounts is drawn fifty times over."""
+PILOT_MONTHS = 18
+TABLE_PILOT_MONTHS = 6
+"""A customer table's base is the one observed at the start of its window, not a base at rest: its
+pilots measure their first months, with no warm-up (see :func:`sim.customers.calibrate.stated_churn`)."""
+PILOT_WARM_UP = 9
+"""Months the first pilot round runs before it measures. A run starts with no complaint and every line
+at its tier's usual satisfaction; outages then build complaints (over three months) and a satisfaction
+deficit (recovering a tenth a month). Nine months take it most of the way to normal service; the later
+rounds start from the satisfaction the first one settled at, and finish the way."""
+PILOT_REPLICATIONS = 3
+PILOT_MAX_REPLICATIONS = 8
+PILOT_PRECISION = 0.03
+"""Relative standard error of the pilots' churn the first round aims at: where outages make churn swing
+from month to month, it runs more replications (up to :data:`PILOT_MAX_REPLICATIONS`) for every round."""
+"""Outages are few and large: their average effect needs many pilot months (replications times
+months), not more units."""
+PILOT_ROUNDS = 5
+"""Pilot rounds at most; they stop once every tier churns within :data:`PILOT_TOLERANCE` of its stated rate."""
+PILOT_TOLERANCE = 0.015
+"""Relative: a round's own noise (its base moves its population, and the draws with it) is about 1%."""
 PILOT_QUEUE_CALLS = 1_000
 
 
-def baseline_conditions(scenario: Scenario, scale: float | None = None) -> Scenario:
-    """The scenario's normal service (outages, calls, staffing) at list prices, with no campaign,
-    no reaction, no tariff move, no investment and no retention offer: what the stated churn describes."""
+def reference_conditions(scenario: Scenario, scale: float | None = None) -> Scenario:
+    """The conditions the stated churn describes (:mod:`sim.scenario.reference`): every region in its
+    normal service, the hotline at its normal staffing all along, list prices, no campaign, no reaction,
+    no tariff move, no investment and no retention offer."""
     from .scenario.competition import Competitors
+    from .scenario.contact_center import Staffing
 
+    reference = scenario.reference
+    regions = {name: region.model_copy(update={key: value for key, value in
+                                               reference.regions[name].model_dump().items() if value is not None})
+               if name in reference.regions else region for name, region in scenario.network.regions.items()}
+    agents = reference.agents if reference.agents is not None else scenario.contact_center.staffing[0].agents
     run = scenario.run if scale is None else scenario.run.model_copy(update={"scale": scale})
     return scenario.model_copy(update={
         "competitors": Competitors(), "pricing": (),
-        "network": scenario.network.model_copy(update={"investments": ()}), "run": run})
+        "network": scenario.network.model_copy(update={"investments": (), "regions": regions}),
+        "contact_center": scenario.contact_center.model_copy(update={"staffing": (Staffing(from_month=1, agents=agents),)}),
+        "run": run})
 
 
 def prepare(scenario: Scenario, seed: int) -> Calibration:
     """Calibrate the base hazards and the churn model's ranking noise (the same for every replication).
 
-    A first guess solves each tier's base hazard for a quiet month (no outage, no call). Pilot runs
-    of :func:`baseline_conditions` then correct it: each round shifts the base by the logit gap between
-    the stated churn and the pilot's mean hazard over its first months, so that normal outages, calls
-    and complaints are part of the stated churn rather than added to it.
+    A first guess solves each tier's base hazard for a quiet month (no outage, no call), with the tiers
+    drawn at rest (:mod:`sim.base_at_rest`). Pilot runs of :func:`reference_conditions` then correct it:
+    each round shifts the base by the logit gap between the stated churn and the pilot's mean hazard
+    once normal service has settled (after :data:`PILOT_WARM_UP` months), so that normal outages, calls
+    and complaints are part of the stated churn rather than added to it, and records the satisfaction
+    normal service leaves the lines with (the starting base's).
     """
-    from .hazard import baseline_view, region_quality, sample_population
+    from .hazard import baseline_view, region_quality, rests, sample_population
 
-    hazards = calibrate(scenario, seed)
+    reference = reference_conditions(scenario)
+    solved = calibrate(reference, seed)
+    hazards, drivers, joining = solved.hazards, solved.drivers, solved.joining
+    rest = rests(scenario, hazards, drivers)
     total_units = sum(t.unit_count for t in scenario.tiers.values())
-    pilot = baseline_conditions(scenario, min(1.0, PILOT_UNITS / total_units))
+    pilot = reference.model_copy(update={"run": reference.run.model_copy(update={"scale": min(1.0, PILOT_UNITS / total_units)})})
     pilot = pilot.model_copy(update={"run": pilot.run.model_copy(update={"queue_sample_calls": PILOT_QUEUE_CALLS})})
-    months = min(PILOT_MONTHS, scenario.meta.horizon_months)
+    # The pilot may run past a short horizon: normal service is the same every month.
+    table = scenario.population is not None
+    measured_months = TABLE_PILOT_MONTHS if table else PILOT_MONTHS
+    months = (0 if table else PILOT_WARM_UP) + measured_months
+    last = scenario.meta.periods[-1]
+    periods = (*scenario.meta.periods, last.model_copy(update={"name": f"{last.name}_pilot",
+                                                              "months": months - scenario.meta.horizon_months}))
+    pilot = pilot.model_copy(update={"meta": pilot.meta.model_copy(update={
+        "horizon_months": months,
+        "periods": periods if months > scenario.meta.horizon_months else scenario.meta.periods})})
     no_noise = {name: 0.0 for name in scenario.tiers}
+    satisfaction: dict[str, SatisfactionAtRest] = {}
     # The rounds' hotline loads hardly move: their queue windows are simulated once and shared.
     queues = QueueCache()
-    for _ in range(PILOT_ROUNDS):
+    tried: dict[str, list[tuple[float, float]]] = {name: [] for name in scenario.tiers}
+    replications = PILOT_REPLICATIONS
+    for round_number in range(PILOT_ROUNDS):
+        # The first round starts every line at its usual satisfaction and lets normal service settle; the
+        # later ones start from the satisfaction it settled at, and wait for complaints only.
+        warm_up = 0 if table else PILOT_WARM_UP if round_number == 0 else COMPLAINT_MONTHS
+
         # The same pilot replications every round (common random numbers), so the rounds converge.
-        rows = pd.concat([pd.DataFrame(Simulation(pilot, Allocation.empty(), Calibration(hazards, no_noise), seed,
-                                                  2**20 + r, queue_cache=queues).run(months=months).tier_months)
-                          for r in range(PILOT_REPLICATIONS)])
-        measured = rows.groupby("tier")["expected_churn"].mean()
+        calibration = Calibration(hazards, no_noise, rest, joining, satisfaction)
+
+        def pilot_run(r: int, calibration: Calibration = calibration, months: int = warm_up + measured_months
+                      ) -> tuple[Simulation, pd.DataFrame]:
+            simulation = Simulation(pilot, Allocation.empty(), calibration, seed, 2**20 + r, queue_cache=queues,
+                                    minimum_units=PILOT_MINIMUM_UNITS, regions=True)
+            return simulation, pd.DataFrame(simulation.run(months=months).tier_months).assign(replication=r)
+
+        runs = [pilot_run(r) for r in range(replications)]
+        if round_number == 0:
+            wanted = _pilot_replications(pd.concat([rows for _, rows in runs]), warm_up, replications)
+            runs += [pilot_run(r) for r in range(replications, wanted)]
+            replications = wanted
+        pilots = [simulation for simulation, _ in runs]
+        rows = pd.concat([rows for _, rows in runs])
+        measured = rows[rows["month"] > warm_up].groupby("tier")["expected_churn"].mean()
+        # A region's leavers are replaced in that region: at the tier's regional mix, the regions' shares
+        # of its leavers under normal service, outages included (each region's churn rate times its share).
         for name, tier in scenario.tiers.items():
-            got = float(np.clip(measured[name], 1e-9, 1 - 1e-9))
-            shift = math.log(tier.baseline_churn / (1 - tier.baseline_churn)) - math.log(got / (1 - got))
-            hazards[name] = hazards[name].with_base(hazards[name].base + shift)
+            regions = len(scenario.network.regions)
+            left, active = np.zeros(regions), np.zeros(regions)
+            for simulation in pilots:
+                for month, tier_name, leavers, units in simulation.records.leavers_by_region:
+                    if tier_name == name and month > warm_up:
+                        left += leavers
+                        active += units
+            weights = region_shares(scenario, tier) * np.divide(left, active, out=np.zeros(regions), where=active > 0)
+            if weights.sum() > 0:
+                joining[name] = weights / weights.sum()
+        # The pilots' lines at their last month's end: how normal service leaves them, region by region.
+        satisfaction = {state.name: _satisfaction_at_rest([s.tiers[state.index] for s in pilots],
+                                                          len(scenario.network.regions),
+                                                          scenario.tiers[state.name].satisfaction)
+                        for state in pilots[0].tiers}
+        if all(abs(measured[name] / tier.baseline_churn - 1.0) < PILOT_TOLERANCE for name, tier in scenario.tiers.items()):
+            break
+        for name, tier in scenario.tiers.items():
+            got = _logit(float(np.clip(measured[name], 1e-9, 1 - 1e-9)))
+            base = hazards[name].base
+            tried[name].append((base, got))
+            hazards[name] = hazards[name].with_base(base + (_logit(tier.baseline_churn) - got) / _slope(tried[name]))
+            if round_number == 0:
+                tried[name].clear()  # the later rounds measure from another start: no secant across
+        rest = rests(scenario, hazards, drivers)
 
     generators = seeded_per_tier(seed, 2**31 - 2)
     scale = min(1.0, AUC_SAMPLE / max(t.unit_count for t in scenario.tiers.values()))
-    states = sample_population(scenario, generators, scale, AUC_MINIMUM)
-    view, quality = baseline_view(scenario), region_quality(scenario)
+    states = sample_population(scenario, generators, scale, AUC_MINIMUM, rest, satisfaction)
+    view, quality = baseline_view(reference), region_quality(reference)
     noise = {}
     for state, name in zip(states, scenario.tiers):
         logits = dense_logit(state, hazards[name], view, 1, quality).astype(np.float64)
@@ -146,7 +260,42 @@ def prepare(scenario: Scenario, seed: int) -> Calibration:
         # and a handful of units would measure it with too much noise.
         logits = np.resize(logits, max(logits.size, AUC_MINIMUM))
         noise[name] = noise_for_auc(logits, scenario.targeting.model_auc, generators(name))
-    return Calibration(hazards, noise)
+    return Calibration(hazards, noise, rest, joining, satisfaction)
+
+
+def _satisfaction_at_rest(states: list[TierState], regions: int, usual: float) -> SatisfactionAtRest:
+    """A tier's satisfaction at rest from its active units in each pilot's state."""
+    active = [s.active_mask() for s in states]
+    pick = lambda name: np.concatenate([getattr(s, name)[: s.size][a] for s, a in zip(states, active)])
+    return SatisfactionAtRest.of(pick("region"), pick("propensity"), pick("satisfaction").astype(np.float64),
+                                 regions, usual)
+
+
+def _pilot_replications(rows: pd.DataFrame, warm_up: int, replications: int) -> int:
+    """Pilot replications for a relative standard error of every tier's churn of :data:`PILOT_PRECISION`,
+    judged on the first round's: the standard error from the means of three-month blocks (months a
+    block apart are about independent; consecutive months share their complaints and satisfaction)."""
+    measured = rows[rows["month"] > warm_up].assign(block=lambda f: (f["month"] - warm_up - 1) // 3)
+    blocks = measured.groupby(["tier", "replication", "block"])["expected_churn"].mean().groupby("tier")
+    errors = blocks.std() / np.sqrt(blocks.count()) / blocks.mean()
+    error = errors.max()
+    if not np.isfinite(error) or error <= PILOT_PRECISION:
+        return replications
+    return int(min(PILOT_MAX_REPLICATIONS, math.ceil(replications * (error / PILOT_PRECISION) ** 2)))
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def _slope(tried: list[tuple[float, float]]) -> float:
+    """How much a tier's measured churn logit moves per unit of its base hazard, from its last two pilot
+    rounds (a secant); 1 before there are two. Where normal service is harsh the lines' hazards spread
+    widely and the mean moves by less than the base (the riskiest lines are near certain to leave)."""
+    if len(tried) < 2 or abs(tried[-1][0] - tried[-2][0]) < 1e-9:
+        return 1.0
+    slope = (tried[-1][1] - tried[-2][1]) / (tried[-1][0] - tried[-2][0])
+    return float(np.clip(slope, 0.2, 1.5))
 
 
 class Simulation:
@@ -154,17 +303,27 @@ class Simulation:
 
     def __init__(self, scenario: Scenario, allocation: Allocation, calibration: Calibration, seed: int,
                  replication: int = 0, *, outages: bool = True, contact_center: bool = True,
-                 competition: bool = True, queue_cache: QueueCache | None = None) -> None:
+                 competition: bool = True, queue_cache: QueueCache | None = None,
+                 minimum_units: int | None = None, regions: bool = False) -> None:
         """``queue_cache`` shares simulated queue windows with other runs of this process (strategies,
-        replications): results are the same bytes with or without it (see :mod:`sim.queue_cache`)."""
+        replications): results are the same bytes with or without it (see :mod:`sim.queue_cache`).
+        ``minimum_units``: simulate at least this many units of every tier, a small one several times
+        over (the calibration's pilots, whose few large accounts would otherwise make them noisy).
+        ``regions``: record the leaving and active units by region each month (the pilots)."""
         self.scenario = scenario
+        self.count_regions = regions
         self.calibration = calibration
         self.streams = RandomStreams(seed, replication)
         self.scale = scenario.run.scale
         self.enable_outages = outages
         self.enable_contact_center = contact_center
-        self.tiers = build_population(scenario, self.streams.per_tier("population"), self.scale)
+        self.tiers = build_population(scenario, self.streams.per_tier("population"), self.scale,
+                                      rest=calibration.rest, satisfaction=calibration.satisfaction,
+                                      minimum=minimum_units)
         self.tier_params = list(scenario.tiers.values())
+        self.renewal_tables = [renewal_table(tier) for tier in self.tier_params]
+        self.joining_regions = [calibration.joining.get(name, region_shares(scenario, tier))
+                                for name, tier in scenario.tiers.items()]
         self.table = LeverTable.of(scenario)
         self.durations = np.array([lv.duration_months for lv in self.table.levers], dtype=np.int64)
         last = scenario.meta.horizon_months + int(self.durations.max()) + 2
@@ -373,30 +532,37 @@ class Simulation:
             # The leavers' running offers stop: the months they will not pay go back to their cells.
             replace_running(state, leaving, month, True, self.table, self.month_costs[name], self.durations,
                             self.budget)
-            shares = self.competition.destination_shares(name, month)
+            # The segment's lines leaving the market leave whatever we do: of this month's expected leavers,
+            # that many leave the market, the others switch to a rival (retention keeps switchers).
+            out = min(1.0, tier.market.leaving * active_units / expected) if expected > 0 else 0.0
+            shares = np.append(self.competition.destination_shares(name, month) * (1.0 - out), out)
             # Where each leaver goes is its own keyed draw, so it does not depend on who else leaves.
             draws = self._unit_uniforms(state, "destination", month, state.key, leaving)
             dest = np.minimum(np.searchsorted(np.cumsum(shares), draws, side="right"), len(shares) - 1)
             state.status[leaving] = (dest + 1).astype(np.uint8)
             state.churn_month[leaving] = month
-            churned_by = np.bincount(dest, minlength=len(competitors))
+            if self.count_regions:
+                regions = len(self.scenario.network.regions)
+                self.records.leavers_by_region.append(
+                    (month, name, np.bincount(state.region[leaving], minlength=regions),
+                     np.bincount(state.region[: state.size], weights=state.status[: state.size] == ACTIVE,
+                                 minlength=regions)))
+            churned_by = np.bincount(dest, minlength=len(shares))
             churners[name] = {k: float(count * state.lines_per_unit * state.weight)
                               for k, count in zip(competitors, churned_by)}
-            adds = self._gross_adds_from_market(state, tier, month)
             w = state.weight
             row = {"month": month, "tier": name, "units_start": active_units * w,
                    "lines_start": active_units * state.lines_per_unit * w,
                    "churned_units": leaving.size * w,
                    "churned_lines": leaving.size * state.lines_per_unit * w,
-                   "saves": saved[0].size * w, "gross_adds_market_lines": adds * state.lines_per_unit * w,
-                   "gross_adds_market_expected": tier.gross_add_rate * self.initial_units[state.index]
-                   * state.lines_per_unit * w,
+                   "saves": saved[0].size * w,
                    "revenue": revenue * w, "margin": margin * w,
                    "expected_churn": expected / active_units if active_units else 0.0,
                    "mean_satisfaction": satisfaction / active_units if active_units else float("nan"),
                    "price_gap": view.price_gap, "competitor_pressure": view.pressure}
             for k, count in zip(competitors, churned_by):
                 row[f"churned_to_{k}"] = count * state.lines_per_unit * w
+            row["churned_out_of_market"] = churned_by[-1] * state.lines_per_unit * w
             self.records.tier_months.append(row)
         self._competitor_flows(month, churners)
         self._age(month)
@@ -495,39 +661,34 @@ class Simulation:
             out.append((np.concatenate(saved) if saved else rows[:0], gained))
         return out
 
-    def _gross_adds_from_market(self, state: TierState, tier, month: int) -> int:
-        if tier.gross_add_rate <= 0:
-            return 0
-        rng = self.streams.child("acquisition", month, state.key)
-        adds = int(rng.poisson(tier.gross_add_rate * self.initial_units[state.index]))
-        self._add_units(state, tier, adds, month + 1, rng)
-        return adds
-
     def _add_units(self, state: TierState, tier, count: int, month: int, rng: np.random.Generator) -> None:
         if count <= 0:
             return
         state.ensure_room(count)
         rows = slice(state.size, state.size + count)
-        fill_new_units(state, tier, rows, month, region_shares(self.scenario, tier), rng, at_start=False)
+        fill_new_units(state, tier, rows, month, self.joining_regions[state.index], rng, at_start=False)
         state.size += count
         if state.account_of_line is not None:
             state.account_of_line = np.concatenate(
                 [state.account_of_line, np.repeat(np.arange(rows.start, rows.stop, dtype=np.int32), state.lines_per_unit)])
 
     def _competitor_flows(self, month: int, our_churners: dict[str, dict[str, float]]) -> None:
-        """Each tier's slice of the market: competitors lose their churners (some to us) and gain ours;
-        the lines won join that tier (whole accounts in enterprise tiers). Market shares are recorded."""
+        """Each tier's segment of the market: its new lines (ours among them, the plan's gross adds),
+        rivals losing their leavers and switchers (some to us) and gaining ours. The lines we gain join
+        that tier (whole accounts in enterprise tiers). Market shares are recorded."""
         us = self.scenario.market.us
         for state, tier, name, row in zip(self.tiers, self.tier_params, self.scenario.tiers,
                                           self.records.tier_months[-len(self.tiers):]):
-            won_lines = self.competition.flows(name, month, our_churners[name])
-            units = 0
-            if won_lines > 0:
-                rng = self.streams.child("acquisition", month, state.key, 1)
-                units = int(rng.poisson(won_lines / state.lines_per_unit / state.weight))
-                self._add_units(state, tier, units, month + 1, rng)
-            row["gross_adds_won_lines"] = units * state.lines_per_unit * state.weight
-            row["gross_adds_won_expected"] = won_lines
+            new, ours = self.competition.new_lines(name, month, row["lines_start"])
+            won_lines = self.competition.flows(name, month, our_churners[name], ours, new)
+            for lines, column, key in ((ours, "gross_adds_market", ()), (won_lines, "gross_adds_won", (1,))):
+                units = 0
+                if lines > 0:
+                    rng = self.streams.child("acquisition", month, state.key, *key)
+                    units = int(rng.poisson(lines / state.lines_per_unit / state.weight))
+                    self._add_units(state, tier, units, month + 1, rng)
+                row[f"{column}_lines"] = units * state.lines_per_unit * state.weight
+                row[f"{column}_expected"] = lines
         ours = self._our_lines()
         lines = self.competition.lines
         total = ours + sum(lines.values())
@@ -540,11 +701,11 @@ class Simulation:
 
     def _age(self, month: int) -> None:
         """Complaints older than three months stop counting; satisfaction recovers part of the way;
-        out-of-contract lines re-sign.
+        out-of-contract lines re-sign; life events renew some lines' own propensity (``risk_renewal``).
 
-        Lines re-sign at the rate that keeps the tier's contract share steady: in steady state the flow
-        into contract, rate * (1 - share), equals the flow out, share / term. Each unit's renewal is its
-        own keyed draw, so it does not depend on who else is out of contract.
+        Lines re-sign at the rate that keeps the tier's contract share steady
+        (:func:`sim.base_at_rest.contract_renewal_rate`). Each unit's renewal is its own keyed draw, so
+        it does not depend on who else is out of contract.
         """
         for state, tier in zip(self.tiers, self.tier_params):
             expired = [u for m, u in state.complaint_log if m <= month - COMPLAINT_MONTHS + 1]
@@ -553,10 +714,12 @@ class Simulation:
                 np.subtract.at(state.complaints, units, 1)
             share, term = tier.contract.share, tier.contract.term_months
             renew = 0 < share < 1
-            rate = min(1.0, share / (term * (1.0 - share))) if renew else 0.0
+            rate = contract_renewal_rate(tier)
             kernels.age_rows(state.size, state.satisfaction, F32(tier.satisfaction), F32(SATISFACTION_RECOVERY),
                              state.status, state.contract_end, state.uid,
-                             self.streams.salt("renewal", month, state.key), month, F32(rate), term, renew)
+                             self.streams.salt("renewal", month, state.key), month, F32(rate), term, renew,
+                             state.propensity, self.streams.salt("life_events", month, state.key),
+                             F32(tier.risk_renewal), self.renewal_tables[state.index])
 
     # --- the simpy processes ---------------------------------------------------------------------
     def _calendar(self) -> simpy.events.ProcessGenerator:

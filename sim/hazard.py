@@ -22,12 +22,15 @@ no offer), churn at the stated ``baseline_churn``. Everything a scenario adds on
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import kernels
+from .base_at_rest import BaseAtRest, SatisfactionAtRest, base_at_rest
 from .population import build_population
 from .scenario import Scenario
 from .scenario.tiers import Tier
@@ -63,17 +66,23 @@ class TierHazard:
     competitor_pressure: float
     region_quality: np.ndarray
     """Our network quality per region (index = region number)."""
+    loyalty_months: int = 600
+    """Tenure beyond this many months weighs as this many (loyalty stops growing)."""
 
     @classmethod
-    def of(cls, tier: Tier, base: float, region_quality: np.ndarray) -> "TierHazard":
+    def of(cls, tier: Tier, base: float, region_quality: np.ndarray) -> TierHazard:
         s = tier.sensitivity
         return cls(base=base, price_gap=s.price_gap, network_gap=s.network_gap, satisfaction=s.satisfaction,
                    complaints=s.complaints, out_of_contract=s.out_of_contract, tenure_per_month=s.tenure / 12.0,
-                   competitor_pressure=s.competitor_pressure, region_quality=region_quality)
+                   competitor_pressure=s.competitor_pressure, region_quality=region_quality,
+                   loyalty_months=tier.tenure.loyalty_months)
 
-    def with_base(self, base: float) -> "TierHazard":
-        return TierHazard(base, self.price_gap, self.network_gap, self.satisfaction, self.complaints,
-                          self.out_of_contract, self.tenure_per_month, self.competitor_pressure, self.region_quality)
+    def with_base(self, base: float) -> TierHazard:
+        return dataclasses.replace(self, base=base)
+
+    def tenure_term(self, tenure: np.ndarray | float) -> np.ndarray | float:
+        """The tenure driver's log-odds at ``tenure`` months (growing up to the loyalty months)."""
+        return self.tenure_per_month * np.minimum(tenure, self.loyalty_months)
 
 
 def logit_coefficients(hazard: TierHazard, view: MarketView, month: int, region_quality: np.ndarray,
@@ -88,8 +97,9 @@ def logit_coefficients(hazard: TierHazard, view: MarketView, month: int, region_
     # The region's term relative to region 0, looked up from the one-byte region code.
     by_region = (network - network[0]).astype(F32)
     # Complaints count per line of an account, so that a large account's many calls do not count as many grievances.
+    # Tenure counts up to the loyalty months: a unit that joined earlier weighs as one that joined then.
     coef = np.array([scalar, -hazard.satisfaction, hazard.out_of_contract, -hazard.tenure_per_month,
-                     PROPENSITY_STEP, hazard.complaints / lines_per_unit], dtype=F32)
+                     PROPENSITY_STEP, hazard.complaints / lines_per_unit, month - hazard.loyalty_months], dtype=F32)
     return coef, by_region
 
 
@@ -137,8 +147,29 @@ CALIBRATION_UNITS = 400_000
 """Units per tier used to solve the base hazard; more changes the base by far less than 0.01 pp."""
 
 
-def calibrate(scenario: Scenario, seed: int) -> dict[str, TierHazard]:
+REST_ROUNDS = 6
+"""Rounds of solving the base hazard on a base at rest and the base at rest for that hazard, at most."""
+
+
+@dataclass(frozen=True)
+class Solved:
+    """What :func:`calibrate` solves: the tiers' hazards and what a base at rest needs of them."""
+
+    hazards: dict[str, TierHazard]
+    drivers: dict[str, float]
+    """Per tier, the log of the mean odds of its units' drivers other than tenure and own propensity."""
+    joining: dict[str, np.ndarray]
+    """Per tier, the regions of the lines joining a base at rest: those of its leavers (a region's
+    leavers are replaced in that region), so that the tier's regional mix stays put."""
+
+
+def calibrate(scenario: Scenario, seed: int) -> Solved:
     """Solve each tier's base hazard so baseline conditions reproduce its stated baseline churn.
+
+    A tier without a stated mean tenure is a base at rest (:mod:`sim.base_at_rest`), whose tenures and
+    propensities depend on its hazard: the two are solved in turn until the base hazard moves by less
+    than 0.001. Returns the hazards and, per tier, the log of the mean odds of its units' drivers other
+    than tenure and own propensity (what :func:`rest_of` follows a cohort with).
 
     The solve uses its own population draw (from ``seed``), so the result is the same for
     every replication and strategy of a run.
@@ -146,26 +177,57 @@ def calibrate(scenario: Scenario, seed: int) -> dict[str, TierHazard]:
     quality = region_quality(scenario)
     view = baseline_view(scenario)
     hazards: dict[str, TierHazard] = {}
+    drivers: dict[str, float] = {}
+    joining: dict[str, np.ndarray] = {}
+    regions = len(scenario.network.regions)
     largest = max(t.unit_count for t in scenario.tiers.values())
     scale = min(1.0, CALIBRATION_UNITS / largest)
-    # Small tiers are drawn at least CALIBRATION_UNITS/10 times over so the solve is not noisy.
-    states = sample_population(scenario, seeded_per_tier(seed, 2**31 - 1), scale, CALIBRATION_UNITS // 10)
-    for tier_state, (name, tier) in zip(states, scenario.tiers.items()):
-        start = TierHazard.of(tier, 0.0, quality)
-        offsets = dense_logit(tier_state, start, view, 1, quality).astype(np.float64)
-        hazards[name] = start.with_base(_solve_base(offsets, tier.baseline_churn))
-    return hazards
+    rest: dict[str, BaseAtRest] = {}
+    for _ in range(REST_ROUNDS):
+        # Small tiers are drawn at least CALIBRATION_UNITS/10 times over so the solve is not noisy.
+        states = sample_population(scenario, seeded_per_tier(seed, 2**31 - 1), scale, CALIBRATION_UNITS // 10,
+                                   rest)
+        moved = 0.0
+        for tier_state, (name, tier) in zip(states, scenario.tiers.items()):
+            start = TierHazard.of(tier, 0.0, quality)
+            offsets = dense_logit(tier_state, start, view, 1, quality).astype(np.float64)
+            base = _solve_base(offsets, tier.baseline_churn)
+            moved = max(moved, abs(base - hazards[name].base)) if name in hazards else math.inf
+            hazards[name] = start.with_base(base)
+            n = tier_state.size
+            own = (start.tenure_term(1 - tier_state.join_month[:n].astype(np.float64))
+                   + PROPENSITY_STEP * tier_state.propensity[:n].astype(np.float64))
+            other = offsets - own
+            drivers[name] = float(other.max() + np.log(np.mean(np.exp(other - other.max()))))
+            leaving = 1.0 / (1.0 + np.exp(-(offsets + base)))
+            by_region = np.bincount(tier_state.region[:n], weights=leaving, minlength=regions)
+            joining[name] = by_region / by_region.sum() if by_region.sum() > 0 else by_region
+        rest = rests(scenario, hazards, drivers)
+        if moved < 1e-3 or not rest:
+            break
+    return Solved(hazards, drivers, joining)
 
 
-def sample_population(scenario: Scenario, generators: TierGenerators, scale: float, minimum: int) -> list[TierState]:
+def rests(scenario: Scenario, hazards: Mapping[str, TierHazard], drivers: Mapping[str, float]) -> dict[str, BaseAtRest]:
+    """The base at rest of every tier drawn from one (no stated mean tenure, no customer table)."""
+    if scenario.population is not None:
+        return {}
+    return {name: base_at_rest(hazards[name].base + drivers[name], hazards[name].tenure_term,
+                               tier.risk_spread, tier.risk_renewal)
+            for name, tier in scenario.tiers.items() if tier.tenure.mean_months is None}
+
+
+def sample_population(scenario: Scenario, generators: TierGenerators, scale: float, minimum: int,
+                      rest: Mapping[str, BaseAtRest], satisfaction: Mapping[str, SatisfactionAtRest] | None = None
+                      ) -> list[TierState]:
     """A draw of every tier's units at ``scale``, a tier with fewer than ``minimum`` units drawn again at
     least ``minimum`` times over (a customer table's tier is all its rows already)."""
-    states = build_population(scenario, generators, scale)
+    states = build_population(scenario, generators, scale, rest=rest, satisfaction=satisfaction)
     for i, (state, (name, tier)) in enumerate(zip(states, scenario.tiers.items())):
         if state.size < minimum and scenario.population is None:
             boosted = scenario.model_copy(update={"tiers": {name: tier}})
             factor = minimum / max(tier.unit_count, 1)
-            states[i] = build_population(boosted, generators, factor)[0]
+            states[i] = build_population(boosted, generators, factor, rest=rest, satisfaction=satisfaction)[0]
     return states
 
 

@@ -27,9 +27,11 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _F32_UNIT = np.float32(1.0 / (1 << 24))
 _F64_UNIT = 1.0 / (1 << 53)
 
-LOGIT_COEFFICIENTS = 6
+LOGIT_COEFFICIENTS = 7
 """Length of the ``coef`` vector of a tier's logit: scalar part, -satisfaction, out of contract,
--tenure per month, propensity step, complaints per line (see :func:`sim.hazard.logit_coefficients`)."""
+-tenure per month, propensity step, complaints per line, and the earliest join month whose tenure
+counts in full (loyalty stops growing after ``tenure.loyalty_months``; see
+:func:`sim.hazard.logit_coefficients`)."""
 
 
 @njit(inline="always", cache=True)
@@ -87,7 +89,7 @@ def _dense_terms(i, month, satisfaction, region_term, contract_end, join_month, 
     # Branch-free (a comparison times its coefficient), so that the loops vectorize.
     x = satisfaction[i] * coef[1] + region_term
     x += np.float32(contract_end[i] <= month) * coef[2]
-    x += np.float32(join_month[i]) * coef[3]
+    x += max(np.float32(join_month[i]), coef[6]) * coef[3]
     x += np.float32(propensity[i]) * coef[4]
     return x + coef[0]
 
@@ -100,7 +102,7 @@ def _dense_logit(i, month, satisfaction, region, contract_end, join_month, prope
 @njit(inline="always", cache=True)
 def _coefficients(coef):
     """``coef`` as a tuple, held in registers (the loops write float32 arrays, which could alias it)."""
-    return (coef[0], coef[1], coef[2], coef[3], coef[4], coef[5])
+    return (coef[0], coef[1], coef[2], coef[3], coef[4], coef[5], coef[6])
 
 
 SAVE_FLAG = np.uint8(128)
@@ -552,9 +554,12 @@ def keyed_binomial(rows, uid, salt, trials, share):
 
 
 @njit(cache=True)
-def age_rows(n, satisfaction, usual, recovery, status, contract_end, uid, salt, month, rate, term, renew):
+def age_rows(n, satisfaction, usual, recovery, status, contract_end, uid, salt, month, rate, term, renew,
+             propensity, renewal_salt, renewal, renewal_table):
     """The month's end for rows ``[0, n)``: satisfaction recovers part of the way to the tier's usual
-    level, and (with ``renew``) active units out of contract re-sign with probability ``rate``."""
+    level, (with ``renew``) active units out of contract re-sign with probability ``rate``, and each
+    unit's own propensity is drawn afresh with probability ``renewal`` (from ``renewal_table``, 256
+    evenly spaced quantiles of the tier's law, picked by the low eight bits of the unit's draw)."""
     for i in range(n):
         satisfaction[i] += (usual - satisfaction[i]) * recovery
     if renew:
@@ -564,6 +569,11 @@ def age_rows(n, satisfaction, usual, recovery, status, contract_end, uid, salt, 
         for i in range(n):
             due = (status[i] == 0) & (contract_end[i] <= month) & (uniform32(unit_bits(salt, uid[i])) < rate)
             contract_end[i] = signed if due else contract_end[i]
+    if renewal > 0:
+        for i in range(n):
+            bits = unit_bits(renewal_salt, uid[i])
+            fresh = renewal_table[np.int64(bits & _U64(255))]
+            propensity[i] = fresh if uniform32(bits) < renewal else propensity[i]
 
 
 @njit(cache=True)

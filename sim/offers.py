@@ -76,7 +76,7 @@ class LeverTable:
     """Per lever number: the hazard reduction (a running offer's strength)."""
 
     @classmethod
-    def of(cls, scenario: Scenario) -> "LeverTable":
+    def of(cls, scenario: Scenario) -> LeverTable:
         names = tuple(scenario.levers)
         levers = tuple(scenario.levers.values())
         log_odds = np.array([math.log(max(1e-9, 1.0 - lv.hazard_reduction)) for lv in levers], np.float32)

@@ -7,13 +7,23 @@ rows (:mod:`sim.customers.population`). The arrays they fill are :mod:`sim.subsc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
+from .base_at_rest import BaseAtRest, SatisfactionAtRest
 from .customers.population import apply_rows, choose_rows, load_table_population
 from .scenario import Scenario
 from .scenario.tiers import Tier
 from .streams import TierGenerators, name_key
-from .subscribers import ACTIVE, FIELDS, NO_MONTH, PROPENSITY_STEP, TierState, empty_arrays
+from .subscribers import (
+    ACTIVE,
+    FIELDS,
+    NO_MONTH,
+    PROPENSITY_STEP,
+    TierState,
+    empty_arrays,
+)
 
 
 def region_shares(scenario: Scenario, tier: Tier) -> np.ndarray:
@@ -29,17 +39,17 @@ MIN_SIMULATED_UNITS = 2_000
 such as key accounts are never reduced to a handful."""
 
 
-def tier_scale(tier: Tier, scale: float) -> float:
+def tier_scale(tier: Tier, scale: float, minimum: int | None = None) -> float:
     """The share of a tier's units that is simulated. A run simulates at most every unit (scale 1); a
-    calibration sample may ask for more, drawing a small tier several times over."""
-    if scale >= 1.0:
-        return scale
-    return min(1.0, max(scale, MIN_SIMULATED_UNITS / max(tier.unit_count, 1)))
+    calibration sample may ask for more (a scale above 1, or ``minimum`` units of every tier), drawing
+    a small tier several times over (each simulated unit then stands for less than one)."""
+    share = scale if scale >= 1.0 else min(1.0, max(scale, MIN_SIMULATED_UNITS / max(tier.unit_count, 1)))
+    return share if minimum is None else max(share, minimum / max(tier.unit_count, 1))
 
 
-def initial_units(tier: Tier, scale: float) -> int:
+def initial_units(tier: Tier, scale: float, minimum: int | None = None) -> int:
     """Deciding units simulated for a tier at the run's scale (at least one)."""
-    return max(1, int(round(tier.unit_count * tier_scale(tier, scale))))
+    return max(1, int(round(tier.unit_count * tier_scale(tier, scale, minimum))))
 
 
 def stratified_uniforms(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -82,10 +92,14 @@ def normal_quantile(u: np.ndarray) -> np.ndarray:
 
 
 def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares: np.ndarray,
-                   rng: np.random.Generator, *, at_start: bool) -> None:
+                   rng: np.random.Generator, *, at_start: bool, rest: BaseAtRest | None = None,
+                   satisfaction: SatisfactionAtRest | None = None) -> None:
     """Give units in ``rows`` their starting attributes: region, tenure, contract, satisfaction, their own
     propensity and the churn model's error about them. Each attribute is drawn by stratified sampling
-    (:func:`stratified_uniforms`), independently of the others."""
+    (:func:`stratified_uniforms`), independently of the others, but for a starting base at rest
+    (``rest``), whose tenure and propensity are drawn together: the oldest lines are the least likely
+    to leave, as the likeliest left before them. ``satisfaction``: the starting base's satisfaction as
+    normal service leaves it (by default every line at the tier's usual level)."""
     n = rows.stop - rows.start
     state.batch_starts.append(state.next_uid)
     state.uid[rows] = np.arange(state.next_uid, state.next_uid + n, dtype=np.int32)
@@ -100,14 +114,19 @@ def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares
     state.status[rows] = ACTIVE
     state.churn_month[rows] = NO_MONTH
     under = stratified_uniforms(rng, n) < tier.contract.share
+    propensity = None
     if at_start:
-        # Tenure is exponential with the tier's mean; contracts are at a uniformly spread point of their term.
-        tenure = np.minimum(-tier.tenure.mean_months * np.log1p(-stratified_uniforms(rng, n)), 600.0)
+        # Tenure is the base at rest's, or exponential with the tier's stated mean; contracts are at a
+        # uniformly spread point of their term.
+        u = stratified_uniforms(rng, n)
+        if rest is not None and tier.tenure.mean_months is None:
+            tenure, propensity = rest.draw(u, stratified_uniforms(rng, n))
+        else:
+            mean = tier.tenure.mean_months or first_guess_tenure(tier)
+            tenure = np.minimum(-mean * np.log1p(-u), 600.0)
         state.join_month[rows] = (1 - np.floor(tenure)).astype(np.int16)
         remaining = np.floor(stratified_uniforms(rng, n) * tier.contract.term_months).astype(np.int64)
         state.contract_end[rows] = np.where(under, month + remaining, month - 1).astype(np.int16)
-        spread = 0.08 * normal_quantile(stratified_uniforms(rng, n))
-        state.satisfaction[rows] = np.clip(tier.satisfaction + spread, 0.0, 1.0).astype(np.float32)
     else:
         # A new line starts its tenure now; new contract lines sign a full term.
         state.join_month[rows] = month
@@ -117,9 +136,19 @@ def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares
     state.last_offer[rows] = NO_MONTH
     state.effect_until[rows] = NO_MONTH
     state.effect_lever[rows] = 0
-    # A normal propensity, kept in one byte per unit.
-    steps = np.rint(normal_quantile(stratified_uniforms(rng, n)) * (tier.risk_spread / PROPENSITY_STEP))
-    state.propensity[rows] = np.clip(steps, -127, 127).astype(np.int8)
+    # A normal propensity (or the base at rest's), kept in one byte per unit.
+    if propensity is None:
+        propensity = normal_quantile(stratified_uniforms(rng, n)) * tier.risk_spread
+    state.propensity[rows] = np.clip(np.rint(propensity / PROPENSITY_STEP), -127, 127).astype(np.int8)
+    if at_start:
+        # Satisfaction as normal service leaves it: lines recover towards the tier's usual level, so any
+        # other spread at the start would fade over the first year and the tier's churn with it; the
+        # spread that lasts is the outages', by region and by how likely the line is to leave.
+        if satisfaction is None:
+            state.satisfaction[rows] = np.float32(tier.satisfaction)
+        else:
+            state.satisfaction[rows] = satisfaction.draw(state.region[rows], state.propensity[rows],
+                                                         stratified_uniforms(rng, n)).astype(np.float32)
     errors = np.rint(normal_quantile(stratified_uniforms(rng, n)) / PROPENSITY_STEP)
     state.model_error[rows] = np.clip(errors, -127, 127).astype(np.int8)
 
@@ -135,9 +164,28 @@ def group_by_region(state: TierState) -> None:
             values[:n] = values[:n][order]
 
 
-def build_population(scenario: Scenario, generators: TierGenerators, scale: float = 1.0) -> list[TierState]:
+def first_guess_tenure(tier: Tier) -> float:
+    """The mean tenure of a base at rest if churn did not depend on tenure or propensity: the first
+    guess of the calibration, before the tier's hazard (and so its base at rest) is known."""
+    return min(600.0, 1.0 / tier.baseline_churn)
+
+
+def renewal_table(tier: Tier) -> np.ndarray:
+    """256 propensities (int8 steps) at evenly spaced quantiles of the tier's spread: a renewed line
+    takes one of them, chosen by eight random bits (:func:`sim.kernels.age_rows`)."""
+    quantiles = normal_quantile((np.arange(256) + 0.5) / 256) * tier.risk_spread
+    return np.clip(np.rint(quantiles / PROPENSITY_STEP), -127, 127).astype(np.int8)
+
+
+def build_population(scenario: Scenario, generators: TierGenerators, scale: float = 1.0, *,
+                     rest: Mapping[str, BaseAtRest], satisfaction: Mapping[str, SatisfactionAtRest] | None = None,
+                     minimum: int | None = None) -> list[TierState]:
     """The subscriber base at the start of month 1, one :class:`TierState` per tier, each drawn from its
-    own generator (``generators(tier name)``), so a tier's units do not depend on the other tiers."""
+    own generator (``generators(tier name)``), so a tier's units do not depend on the other tiers.
+    A tier without a stated mean tenure is drawn from its base at rest in ``rest`` (from the calibration,
+    :func:`sim.engine.prepare`); missing there, from a first guess (:func:`first_guess_tenure`).
+    ``satisfaction``: per tier, the starting base's law of satisfaction by region (:func:`fill_new_units`).
+    ``minimum``: units drawn of every tier at least (:func:`tier_scale`)."""
     states = []
     horizon = scenario.meta.horizon_months
     table = None
@@ -146,19 +194,20 @@ def build_population(scenario: Scenario, generators: TierGenerators, scale: floa
         table = load_table_population(scenario)
     for index, (name, tier) in enumerate(scenario.tiers.items()):
         rng = generators(name)
-        units = initial_units(tier, scale)
+        units = initial_units(tier, scale, minimum)
         rows = None
         if table is not None:
             rows = choose_rows(table, name, units, rng)
             units = rows.size
-        # Room for the expected gross adds plus a margin, so growth rarely needs a copy.
-        room = int(units * (tier.gross_add_rate * horizon * 1.2 + 0.02)) + 16
+        # Room for the lines replacing the expected leavers plus a margin, so joining rarely needs a copy.
+        room = int(units * (tier.baseline_churn * horizon * 1.2 + 0.02)) + 16
         arrays = empty_arrays(units + room)
         lines_per_unit = int(tier.lines_per_account or 1)
         weight = tier.unit_count / units
         state = TierState(name=name, index=index, key=name_key(name), lines_per_unit=lines_per_unit, weight=weight,
                           size=units, **arrays)
-        fill_new_units(state, tier, slice(0, units), 1, region_shares(scenario, tier), rng, at_start=True)
+        fill_new_units(state, tier, slice(0, units), 1, region_shares(scenario, tier), rng, at_start=True,
+                       rest=rest.get(name), satisfaction=(satisfaction or {}).get(name))
         if table is not None and rows is not None:
             apply_rows(state, table, rows, list(scenario.network.regions))
             group_by_region(state)

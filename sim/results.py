@@ -64,7 +64,7 @@ class SimulationResult:
     offers' life (the months a leaving line will not run subtracted)."""
 
     @classmethod
-    def from_records(cls, records: Records, replication: int) -> "SimulationResult":
+    def from_records(cls, records: Records, replication: int) -> SimulationResult:
         monthly = pd.DataFrame(records.tier_months).fillna({"gross_adds_won_lines": 0.0})
         if "gross_adds_won_lines" not in monthly:
             monthly["gross_adds_won_lines"] = 0.0
@@ -92,7 +92,7 @@ class SimulationResult:
         return cls(**frames)
 
     @classmethod
-    def concat(cls, results: list["SimulationResult"]) -> "SimulationResult":
+    def concat(cls, results: list[SimulationResult]) -> SimulationResult:
         return cls(**{name: pd.concat([getattr(r, name) for r in results], ignore_index=True)
                       for name in ("monthly", "levers", "market", "contact_center", "outages", "launches",
                                    "cells")})

@@ -82,7 +82,7 @@ class RandomStreams:
         """The key of a stream of per-unit draws: :mod:`sim.kernels` hashes it with each unit's uid."""
         return _mix(np.uint64(self.seed & _MASK), self.replication, _source_key(source), *key)
 
-    def per_tier(self, source: str) -> "TierGenerators":
+    def per_tier(self, source: str) -> TierGenerators:
         """A generator per tier for ``source`` (keyed by the tier's name)."""
         return lambda tier: self.child(source, name_key(tier))
 

@@ -15,7 +15,14 @@ import pytest
 from optimize.allocation.curves import ResponseCurve
 from optimize.allocation.problem import build_problem
 from optimize.allocation.solve import solve
-from optimize.run.loop import _measure, _plan_figures, _Runs, chain, close_the_loop, loop_scenario
+from optimize.run.loop import (
+    _measure,
+    _plan_figures,
+    _Runs,
+    chain,
+    close_the_loop,
+    loop_scenario,
+)
 from optimize.run.measure import estimate_curves
 from sim.allocation import Allocation
 from sim.engine import prepare

@@ -14,7 +14,7 @@ from optimize.cli.main import main
 from sim.allocation import Allocation
 from sim.customers.calibrate import calibrate
 from sim.customers.churn_model import auc, band_index, fit_effects, window_probability
-from sim.engine import Simulation, baseline_conditions, prepare
+from sim.engine import Simulation, prepare, reference_conditions
 from sim.scenario import load_scenario
 from sim.subscribers import ACTIVE
 
@@ -94,7 +94,7 @@ def test_one_simulated_window_reproduces_the_churn_of_the_data(ibm) -> None:  # 
     scenario = load_scenario(SCENARIOS / "telco_ibm.yaml")
     table = result.table
     calibration = prepare(scenario, 11)
-    quiet = baseline_conditions(scenario)
+    quiet = reference_conditions(scenario)
     left = np.zeros(table.rows)
     reps = 8
     for r in range(reps):

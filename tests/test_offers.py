@@ -16,7 +16,6 @@ import pytest
 from sim import kernels
 from sim.allocation import LAUNCH, Allocation, AllocationError
 from sim.engine import Calibration, Simulation, prepare
-from sim.hazard import calibrate
 from sim.results import SimulationResult
 from sim.targeting import auc
 
@@ -25,10 +24,10 @@ from .simulation_cases import from_text
 
 def market(tiers: dict[str, int], levers: str, *, churn: float = 0.02, horizon: int = 6, extra: str = "",
            policy: str = "{max_offers_per_line: 1, per_months: 6}", spread: float = 0.0) -> object:
-    """Consumer tiers of the given sizes with a constant hazard (no driver moves it), no joiners, no calls."""
+    """Consumer tiers of the given sizes with a constant hazard (no driver moves it), no joiners, no calls, no life events (each line keeps its propensity)."""
     tier_text = "".join(
         f"  {name}:\n    lines: {lines}\n    arpu: 100\n    margin: 0.5\n    baseline_churn: {churn}\n"
-        f"    risk_spread: {spread}\n    call_rate: 0\n    win_back_share: 0\n"
+        f"    risk_spread: {spread}\n    risk_renewal: 0\n    call_rate: 0\n"
         f"    sensitivity: {{price_gap: 0, network_gap: 0, satisfaction: 0, complaints: 0, out_of_contract: 0,"
         f" tenure: 0, competitor_pressure: 0}}\n" for name, lines in tiers.items())
     text = f"""
@@ -56,7 +55,7 @@ budget: {{total: 1.0e9, contact_policy: {policy}}}
 
 
 def simulate(scenario, allocation: Allocation, replication: int = 0, months: int | None = None):  # type: ignore[no-untyped-def]
-    calibration = Calibration(calibrate(scenario, 1), {t: 0.0 for t in scenario.tiers})
+    calibration = Calibration.quiet(scenario, 1)
     simulation = Simulation(scenario, allocation, calibration, 11, replication, contact_center=False)
     records = simulation.run(months)
     return simulation, SimulationResult.from_records(records, replication)

@@ -18,7 +18,6 @@ from optimize.allocation.curves import ResponseCurve
 from optimize.run.measure import beyond_policy, ceiling, cells, estimate_curves
 from sim.allocation import Allocation
 from sim.engine import Calibration, Simulation
-from sim.hazard import calibrate
 from sim.results import SimulationResult
 from sim.scenario import load_scenario
 from sim.valuation import value_retained
@@ -35,7 +34,6 @@ def quiet(extra: str = "", *, churn: float = 0.05, lines: int = 20_000, horizon:
     text = text.replace(f"periods: [{{name: P1, months: {horizon}}}]",
                         f"periods: {periods}, discount_rate_annual: {discount}, terminal_value_months: {terminal}")
     text = text.replace("budget: {total: 0}", f"budget: {{total: {budget}}}")
-    text = text.replace("    call_rate: 0\n", "    call_rate: 0\n    gross_add_rate: 0\n    win_back_share: 0\n")
     text = text.replace("  credit: {channel: calls, cost_per_contact: 1, acceptance: 0.5, hazard_reduction: 0.5}",
                         f"  credit: {lever}")
     return from_text(text + extra)
@@ -46,7 +44,7 @@ def test_churners_avoided_match_the_survival_curves() -> None:
     # are untouched. Theory: avoided = k * [(1-h')^D - (1-h)^D] * (1-h)^(H-D).
     h, k, horizon, duration, reps = 0.05, 4_000, 12, 6, 6
     scenario = quiet(churn=h)
-    calibration = Calibration(calibrate(scenario, 1), {"mass": 0.0})
+    calibration = Calibration.quiet(scenario, 1)
     odds = h / (1 - h) * 0.5
     h_offer = odds / (1 + odds)
     theory = k * ((1 - h_offer) ** duration - (1 - h) ** duration) * (1 - h) ** (horizon - duration)
@@ -65,12 +63,12 @@ def test_churners_avoided_match_the_survival_curves() -> None:
 def test_a_lever_without_effect_retains_nothing_and_a_backfiring_one_is_fitted_flat() -> None:
     inert = quiet(lever="{channel: calls, cost_per_contact: 1, acceptance: 0.5, hazard_reduction: 0}",
                   )
-    estimate = estimate_curves(inert, calibration=Calibration(calibrate(inert, 1), {"mass": 0.0}))
+    estimate = estimate_curves(inert, calibration=Calibration.quiet(inert, 1))
     assert set(estimate.curves) == {("mass", "credit", "P1"), ("mass", "credit", "P2")}
     assert (estimate.points["value"] == 0).all() and (estimate.points["retained_lines"] == 0).all()
 
     backfiring = quiet(lever="{channel: calls, cost_per_contact: 1, acceptance: 0, hazard_reduction: 0, backfire: 2}")
-    estimate = estimate_curves(backfiring, calibration=Calibration(calibrate(backfiring, 1), {"mass": 0.0}))
+    estimate = estimate_curves(backfiring, calibration=Calibration.quiet(backfiring, 1))
     assert (estimate.points["value"] < 0).all()
     assert all(v == 0 for curve in estimate.curves.values() for v in curve.values)
 

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.scenario import Problem, ScenarioError, load_scenario, parse_yaml, validate_document
+from sim.scenario import (
+    Problem,
+    ScenarioError,
+    load_scenario,
+    parse_yaml,
+    validate_document,
+)
 
 from .conftest import SCENARIOS
 

@@ -7,7 +7,14 @@ import json
 import jsonschema
 import pytest
 
-from sim.scenario import Scenario, json_schema, load_scenario, parse_yaml, scenario_to_yaml, validate_document
+from sim.scenario import (
+    Scenario,
+    json_schema,
+    load_scenario,
+    parse_yaml,
+    scenario_to_yaml,
+    validate_document,
+)
 
 from .conftest import SCENARIOS, SHIPPED
 

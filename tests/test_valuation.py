@@ -18,7 +18,6 @@ import pytest
 from optimize.run.pipeline import run
 from sim.allocation import LAUNCH, Allocation
 from sim.engine import Calibration, Simulation
-from sim.hazard import calibrate
 from sim.results import SimulationResult
 from sim.scenario import load_scenario
 from sim.valuation import run_values, terminal_annuity, tier_values, value_retained
@@ -88,7 +87,7 @@ def test_luck_free_figures_keep_the_mean_of_the_drawn_ones() -> None:
     h, n, horizon, reps = 0.03, 2_000, 12, 30
     scenario = quiet(horizon=horizon, terminal=0, churn=h).model_copy()
     scenario = scenario.model_copy(update={"tiers": {"mass": scenario.tiers["mass"].model_copy(update={"lines": n})}})
-    calibration = Calibration(calibrate(scenario, 1), {"mass": 0.0})
+    calibration = Calibration.quiet(scenario, 1)
     luck_free, drawn = [], []
     for r in range(reps):
         outcome = SimulationResult.from_records(Simulation(scenario, Allocation.empty(), calibration, 5, r).run(), r)

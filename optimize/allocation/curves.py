@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.allocation import Cell
+from sim.allocation import Allocation, Cell
 from sim.scenario import Scenario
-from sim.allocation import Allocation
 from sim.valuation import period_discount, period_start_discount
 
 

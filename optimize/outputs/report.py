@@ -16,11 +16,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from ..run.pipeline import RunOutcome  # noqa: E402
+from ..run.pipeline import RunOutcome
 
 PNG_METADATA = {"Software": None}
 """No software version in the PNGs: the bytes depend on the figures only."""

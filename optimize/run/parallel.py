@@ -68,8 +68,22 @@ def simulate_tasks(scenarios: dict[str, Scenario], tasks: list[Task], calibratio
         return outcomes
     # spawn, not fork: the parent may hold threads (the progress bar), which fork does not copy safely.
     context = multiprocessing.get_context("spawn")
+    # A stop while the workers start would cut the scenario and calibration they are being sent, and each
+    # would report a half-read message: stops wait until they have started (then the block ends the run).
+    stopped: list[int] = []
+    handlers = {stop: signal.signal(stop, lambda number, _frame: stopped.append(number))
+                for stop in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        pool = context.Pool(workers, initializer=_init_process, initargs=(scenarios, calibration, seed))
+    finally:
+        for stop, handler in handlers.items():
+            signal.signal(stop, handler)
+    if stopped:
+        pool.terminate()
+        pool.join()
+        signal.raise_signal(stopped[0])
     # Leaving the block terminates the workers, also on Ctrl-C or an error: queued runs are dropped.
-    with context.Pool(workers, initializer=_init_process, initargs=(scenarios, calibration, seed)) as pool:
+    with pool:
         for i, outcome in enumerate(pool.imap(_run, tasks, chunksize=max(1, chunk)), start=1):
             outcomes.append(outcome)
             if progress:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..engine import PILOT_MONTHS
+from ..engine import TABLE_PILOT_MONTHS
 from ..scenario import Scenario, load_scenario, parse_yaml, validate_document
 from .churn_model import ChurnModel, fit
 from .mapping import Mapping, load_mapping, relative_to_mapping
@@ -59,7 +59,7 @@ class Calibration:
     text: str
 
 
-def stated_churn(hazard: np.ndarray, lines: np.ndarray, months: int = PILOT_MONTHS) -> float:
+def stated_churn(hazard: np.ndarray, lines: np.ndarray, months: int = TABLE_PILOT_MONTHS) -> float:
     """The tier's baseline churn as the simulator's calibration reads it: the mean monthly churn over
     its pilot months, the lines that leave leaving (a mix of lines churns less each month, as the
     likeliest to leave go first). Stating the hazard at the start instead would make calibration
@@ -84,10 +84,16 @@ def _tier_figures(table: CustomerTable, model: ChurnModel, mapping: Mapping, tie
         "contract": {"share": round(float(np.average(under, weights=lines)), 4),
                      "term_months": int(round(float(np.average(table.term[mine][under], weights=lines[under]))))
                      if under.any() else 12},
-        "tenure": {"mean_months": round(max(0.5, float(np.average(table.tenure[mine], weights=lines))), 2)},
+        # The fit's tenure effect is a line over the table's tenures: loyalty grows over all of them.
+        "tenure": {"mean_months": round(max(0.5, float(np.average(table.tenure[mine], weights=lines))), 2),
+                   "loyalty_months": int(min(600, max(1, np.ceil(float(table.tenure[mine].max())))))},
         "risk_spread": round(min(4.0, float(np.sqrt(np.cov(eta, aweights=lines)))) if mine.sum() > 1 else 0.0, 4),
-        "gross_add_rate": mapping.gross_add_rate,
+        # The fit reads each line's risk as fixed over the window: the table cannot say how fast life events
+        # change it (the planner may state a rate for the months beyond).
+        "risk_renewal": 0.0,
     }
+    if mapping.gross_add_rate > 0:
+        figures["market"] = {"gross_adds": {"lines": round(mapping.gross_add_rate * float(lines.sum()), 2)}}
     if mapping.columns.lines:
         figures.update(kind="enterprise", accounts=int(mine.sum()),
                        lines_per_account=max(1, int(round(float(lines.mean())))))

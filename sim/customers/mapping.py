@@ -41,7 +41,7 @@ class Columns(Section):
     """Lines behind the row, when a row is an account (default: every row is one line)."""
 
     @model_validator(mode="after")
-    def _each_once(self) -> "Columns":
+    def _each_once(self) -> Columns:
         named = [(field, column) for field, column in self.model_dump().items() if column is not None]
         seen: dict[str, str] = {}
         for field, column in named:
@@ -75,7 +75,7 @@ class Bands(Section):
     names: Annotated[Seq[Name], Field(min_length=2)]
 
     @model_validator(mode="after")
-    def _one_name_per_band(self) -> "Bands":
+    def _one_name_per_band(self) -> Bands:
         if any(b <= a for a, b in zip(self.edges, self.edges[1:])):
             raise fail("the edges must increase", "list each edge once, smallest first", at=("edges",))
         if len(self.names) != len(self.edges) + 1:
@@ -95,7 +95,7 @@ class TierRule(Section):
     bands: Bands | None = None
 
     @model_validator(mode="after")
-    def _one_way(self) -> "TierRule":
+    def _one_way(self) -> TierRule:
         if (self.column is None) == (self.bands is None):
             raise fail("give either 'column' (a tier per value) or 'bands' (tiers by bands of a number)",
                        "e.g. 'column: internet_service', or 'bands: {column: monthly_charges, edges: [35, 70], "
@@ -111,7 +111,7 @@ class NumericDriver(Section):
     """For ``bins``: the edges between bins (each bin gets its own effect, the first is the reference)."""
 
     @model_validator(mode="after")
-    def _edges_for_bins(self) -> "NumericDriver":
+    def _edges_for_bins(self) -> NumericDriver:
         if self.kind == "bins" and not self.edges:
             raise fail("bins need 'edges'", "e.g. 'edges: [12, 24, 48]' for 0-12, 13-24, 25-48 and over 48")
         if any(b <= a for a, b in zip(self.edges, self.edges[1:])):
@@ -155,11 +155,13 @@ class Mapping(Section):
     margin: Annotated[float, Field(ge=0.0, le=1.0)] = 0.45
     """Contribution margin of the table's lines (the table has revenue, not cost)."""
     gross_add_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
-    """New lines per month as a share of each tier (the table says nothing of acquisitions)."""
+    """Our new lines per month as a share of each tier's lines in the table (the table says nothing of
+    acquisitions); written as each tier's ``market.gross_adds.lines``. 0 leaves the tiers' gross adds
+    at their share of their segment's new lines."""
 
     _source_dir: str | None = PrivateAttr(default=None)
     @model_validator(mode="after")
-    def _needs(self) -> "Mapping":
+    def _needs(self) -> Mapping:
         if self.drivers.contract and self.columns.contract is None:
             raise fail("the contract driver needs 'columns: contract'",
                        "name the contract column, or set 'drivers: contract: false'", at=("drivers", "contract"))

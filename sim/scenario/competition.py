@@ -12,7 +12,18 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .types import CompetitorRef, Money, Month, Months, Name, Probability, Section, Seq, TierRef, fail
+from .types import (
+    CompetitorRef,
+    Money,
+    Month,
+    Months,
+    Name,
+    Probability,
+    Section,
+    Seq,
+    TierRef,
+    fail,
+)
 
 
 class Offer(Section):
@@ -78,7 +89,7 @@ class Variant(Section):
     """This variant's campaigns and reactions replace the scenario's own."""
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "Variant":
+    def _unique_names(self) -> Variant:
         _unique(self.campaigns, self.reactions)
         return self
 
@@ -93,7 +104,7 @@ class Competitors(Section):
     ``reactions`` above."""
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "Competitors":
+    def _unique_names(self) -> Competitors:
         _unique(self.campaigns, self.reactions)
         names = [v.name for v in self.variants]
         repeated = sorted({n for n in names if names.count(n) > 1})
@@ -106,7 +117,7 @@ class Competitors(Section):
                            at=("variants",))
         return self
 
-    def variant(self, name: str) -> "Competitors":
+    def variant(self, name: str) -> Competitors:
         """The competitors as in variant ``name`` (its campaigns and reactions, no variants)."""
         chosen = next(v for v in self.variants if v.name == name)
         return Competitors(campaigns=chosen.campaigns, reactions=chosen.reactions)
@@ -122,7 +133,7 @@ class PriceMove(Section):
     """Relative change of the price (and ARPU): -0.10 is a 10% cut."""
 
     @model_validator(mode="after")
-    def _not_zero(self) -> "PriceMove":
+    def _not_zero(self) -> PriceMove:
         if self.change == 0:
             raise fail("a price move of 0 changes nothing", "give the relative change, e.g. -0.10 for a 10% cut")
         return self

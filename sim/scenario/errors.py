@@ -8,8 +8,8 @@ planner fixes a file in one pass instead of one error per run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 KeyPath = tuple[str | int, ...]
 """Where a value sits in the scenario: mapping keys and list indices from the top."""

@@ -16,7 +16,17 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, WithJsonSchema, model_serializer, model_validator
 
 from .tiers import Tier
-from .types import ChannelRef, Money, Months, NonNegativeFloat, Probability, Section, Seq, TierRef, fail
+from .types import (
+    ChannelRef,
+    Money,
+    Months,
+    NonNegativeFloat,
+    Probability,
+    Section,
+    Seq,
+    TierRef,
+    fail,
+)
 
 
 class Channel(Section):
@@ -55,7 +65,7 @@ class Cost(Section):
         return data
 
     @model_validator(mode="after")
-    def _one_way(self) -> "Cost":
+    def _one_way(self) -> Cost:
         if (self.amount is None) == (self.share_of_arpu is None):
             raise fail("state the cost as 'amount' or as 'share_of_arpu', not both and not neither",
                        "write e.g. 'cost_per_acceptance: {amount: 50, per: line}' or "

@@ -26,6 +26,17 @@ from .yaml_source import YamlDocument, read_yaml
 _WHOLE_NUMBER = "write a whole number, e.g. 12"
 
 
+RETIRED_KEYS: dict[str, tuple[str, str]] = {
+    "gross_add_rate": ("new lines now come from the segment's market and the business plan",
+                       ("remove it; to state our new lines write 'market: {gross_adds: {lines: N}}' (per month) "
+                        "or 'market: {gross_adds: {share_of_new_lines: S}}' under the tier")),
+    "win_back_share": ("the rivals' churners we win now balance the lines we lose in a market at rest",
+                       ("remove it; to change how many lines the rivals lose, state their "
+                        "'market.operators.<rival>.monthly_churn'")),
+}
+"""Keys of earlier versions: what replaced them, and how to rewrite the scenario."""
+
+
 def _names(data: Any, *path: str) -> set[str] | None:
     """Keys of the mapping at ``path`` in raw data, or None when it is not a mapping."""
     node = data
@@ -150,9 +161,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
     path: list[Any] = []
     node = data
     for entry in loc:
-        if isinstance(node, Mapping) and entry in node:
-            node = node[entry]
-        elif isinstance(node, list) and isinstance(entry, int) and 0 <= entry < len(node):
+        if isinstance(node, Mapping) and entry in node or isinstance(node, list) and isinstance(entry, int) and 0 <= entry < len(node):
             node = node[entry]
         elif entry == "[key]" or (isinstance(entry, str) and _VALIDATOR_STEP.match(entry)):
             continue
@@ -183,6 +192,10 @@ def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any], root: type[
         description = f" ({field.description.splitlines()[0]})" if field and field.description else ""
         hint = f"add '{key}:' here{description}"
         path = parent
+        use_key_position = True
+    elif kind == "extra_forbidden" and str(path[-1]) in RETIRED_KEYS:
+        message, hint = RETIRED_KEYS[str(path[-1])]
+        message = f"'{path[-1]}' is no longer a key: {message}"
         use_key_position = True
     elif kind == "extra_forbidden":
         parent, key = path[:-1], str(path[-1])

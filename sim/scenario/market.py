@@ -12,7 +12,15 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from .types import NamedMap, NonNegativeFloat, Probability, Section, did_you_mean, fail
+from .types import (
+    NamedMap,
+    NonNegativeFloat,
+    Probability,
+    Section,
+    Seq,
+    did_you_mean,
+    fail,
+)
 
 
 class Operator(Section):
@@ -28,8 +36,53 @@ class Operator(Section):
     """Brand attraction for churners choosing a new operator (a logit constant; 0 = neutral)."""
     lines: NonNegativeFloat = 0.0
     """Its subscriber lines in our market (competitors only; ours are the tiers' lines)."""
-    monthly_churn: Probability = 0.015
-    """Monthly churn of its own base (competitors only); its churners are gross adds up for grabs."""
+    monthly_churn: Probability | None = None
+    """Monthly churn of its own base (competitors only), the same in every segment. By default it is
+    solved per segment so that the market is at rest without campaigns, moves or retention: its
+    switchers to us replace ours to it (see ``tiers.*.market``)."""
+
+
+class GrossAdds(Section):
+    """Our new lines from the market's new lines: the business plan, one of two ways."""
+
+    share_of_new_lines: Probability | None = None
+    """Our share of the segment's new lines (SIMs bought by people new to the market, new companies)."""
+    lines: NonNegativeFloat | Seq[NonNegativeFloat] | None = None
+    """Our new lines per month: one figure for every month, or one per month of the horizon."""
+
+    @model_validator(mode="after")
+    def _one_way(self) -> GrossAdds:
+        if (self.share_of_new_lines is None) == (self.lines is None):
+            raise fail("gross adds need exactly one of 'share_of_new_lines' and 'lines'",
+                       "write e.g. 'gross_adds: {share_of_new_lines: 0.4}' or 'gross_adds: {lines: 1500}'")
+        return self
+
+    def monthly(self, month: int) -> float | None:
+        """The plan's lines in ``month`` (``None``: a share of the month's new lines)."""
+        if self.lines is None:
+            return None
+        if isinstance(self.lines, tuple):
+            return float(self.lines[min(month, len(self.lines)) - 1])
+        return float(self.lines)
+
+
+class SegmentMarket(Section):
+    """The market of one of our tiers' customers (its segment): its size, the lines that enter and
+    leave it, and our share of its new lines. Lines a rival wins or loses in a segment stay in it
+    (enterprise lines move between enterprise accounts, not to prepaid)."""
+
+    share: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    """Our share of the segment's lines at the start; by default our share of the whole market
+    (our lines against the rivals' ``lines``). The rivals hold the rest, in proportion to their lines."""
+    leaving: Probability = 0.0
+    """Lines of the segment, every operator's, that leave the market each month, to no rival (a SIM
+    dropped, a student who graduates, a company that closes); part of each operator's churn. The
+    market replaces them with as many new lines (plus ``growth``)."""
+    growth: Annotated[float, Field(ge=-0.5, le=1.0)] = 0.0
+    """Annual growth of the segment's lines (0: a saturated market, the default)."""
+    gross_adds: GrossAdds | None = None
+    """Our share of the new lines, or our new lines per month; by default our share of the segment,
+    which keeps our share where it is."""
 
 
 class Market(Section):
@@ -45,7 +98,7 @@ class Market(Section):
     """Weight of network quality in a churner's choice of destination."""
 
     @model_validator(mode="after")
-    def _us_is_an_operator(self) -> "Market":
+    def _us_is_an_operator(self) -> Market:
         if self.us not in self.operators:
             raise fail(f"market.us names '{self.us}', which is not among the operators{did_you_mean(self.us, self.operators)}",
                        f"set market.us to one of: {', '.join(self.operators)}", at=("us",))

@@ -14,12 +14,13 @@ from .levers import Channel, Lever, Targeting
 from .market import Market
 from .meta import Meta
 from .network import Network
+from .reference import Reference
 from .run import Run, Solver, Strategy
 from .tiers import Tier
 from .types import NamedMap, Section, Seq, fail
 
 
-def _at_least_one(kind: str):  # noqa: ANN202 - returns a validator
+def _at_least_one(kind: str):
     def check(items: dict) -> dict:
         if not items:
             raise fail(f"no {kind} defined", f"add at least one entry under {kind}")
@@ -51,6 +52,8 @@ class Scenario(Section):
     contact_center: ContactCenter
     competitors: Competitors = Competitors()
     pricing: Seq[PriceMove] = ()
+    reference: Reference = Reference()
+    """The conditions the tiers' stated churn describes (normal service at list prices)."""
     """Our own tariff moves over the horizon."""
     channels: Annotated[NamedMap[Channel], _at_least_one("channels")]
     levers: Annotated[NamedMap[Lever], _at_least_one("levers"), Field(max_length=MAX_LEVERS)]
@@ -73,7 +76,7 @@ class Scenario(Section):
         return self.__dict__ == other.__dict__
 
     @model_validator(mode="after")
-    def _across_sections(self) -> "Scenario":
+    def _across_sections(self) -> Scenario:
         names = [s.name for s in self.strategies]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
@@ -87,6 +90,13 @@ class Scenario(Section):
                                f"{field} of {cost.amount:,.6g} is per line or per account",
                                f"write '{field}: {{amount: {cost.amount:g}, per: line}}' (or 'per: account')",
                                at=("levers", name, field))
+        horizon = self.meta.horizon_months
+        for name, tier in self.tiers.items():
+            plan = tier.market.gross_adds
+            if plan is not None and isinstance(plan.lines, tuple) and len(plan.lines) != horizon:
+                raise fail(f"tier '{name}' lists gross adds for {len(plan.lines)} months; the horizon has {horizon}",
+                           f"give one figure per month ({horizon}), or one figure for every month",
+                           at=("tiers", name, "market", "gross_adds", "lines"))
         if any(s.kind == "robust_lp" for s in self.strategies) and not self.competitors.variants:
             raise fail("the robust_lp strategy needs competitor variants",
                        "add 'competitors: variants:' with a name, probability, campaigns and reactions each, "

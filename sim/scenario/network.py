@@ -11,7 +11,17 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from .types import Money, Month, NamedMap, NonNegativeFloat, Probability, RegionRef, Section, Seq, check_shares
+from .types import (
+    Money,
+    Month,
+    NamedMap,
+    NonNegativeFloat,
+    Probability,
+    RegionRef,
+    Section,
+    Seq,
+    check_shares,
+)
 
 
 class Region(Section):

@@ -36,7 +36,7 @@ class Strategy(Section):
         return data
 
     @model_validator(mode="after")
-    def _csv_has_file(self) -> "Strategy":
+    def _csv_has_file(self) -> Strategy:
         if self.kind == "csv" and not self.allocation:
             raise fail("a CSV strategy needs 'allocation: FILE'", "give the path of an allocation CSV")
         if self.kind != "csv" and self.allocation:
@@ -63,7 +63,7 @@ class Estimation(Section):
     """About how many units the estimation runs simulate (the scenario is scaled down to it)."""
 
     @model_validator(mode="after")
-    def _increasing(self) -> "Estimation":
+    def _increasing(self) -> Estimation:
         if any(b <= a for a, b in zip(self.levels, self.levels[1:])):
             raise fail("the levels must increase", "list each share once, smallest first: [0.1, 0.25, 0.5, 1.0]")
         return self
@@ -100,7 +100,7 @@ class ClosedLoop(Section):
     straight line from nothing."""
 
     @model_validator(mode="after")
-    def _has_the_plan(self) -> "ClosedLoop":
+    def _has_the_plan(self) -> ClosedLoop:
         if any(b <= a for a, b in zip(self.levels, self.levels[1:])) or 1.0 not in self.levels:
             raise fail("the levels must increase and include 1 (the plan's own amount)",
                        "list each multiple once, smallest first: [0.5, 1.0, 1.5]")

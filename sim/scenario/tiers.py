@@ -16,7 +16,18 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from .types import Coefficient, Money, NonNegativeFloat, Probability, RefMap, RegionRef, Section, check_shares, fail
+from .market import SegmentMarket
+from .types import (
+    Coefficient,
+    Money,
+    NonNegativeFloat,
+    Probability,
+    RefMap,
+    RegionRef,
+    Section,
+    check_shares,
+    fail,
+)
 
 Segment = Literal["key_account", "commercial", "vip", "mass", "prepaid"]
 """How the operator's own rules of thumb see a tier (key accounts first, VIP recognition, ...)."""
@@ -36,7 +47,7 @@ class Sensitivity(Section):
     out_of_contract: Coefficient = 0.7
     """Added when the line is out of contract (or its contract ends this month)."""
     tenure: Coefficient = -0.15
-    """Per year of tenure (loyalty grows with time: negative)."""
+    """Per year of tenure (loyalty grows with time: negative), up to ``tenure.loyalty_months``."""
     competitor_pressure: Coefficient = 1.0
     """Per unit of competitor campaign intensity aimed at the tier (0..1)."""
 
@@ -53,8 +64,14 @@ class Contract(Section):
 class Tenure(Section):
     """How long the tier's lines have been with us at the start."""
 
-    mean_months: Annotated[float, Field(gt=0.0, le=600.0)] = 36.0
-    """Mean tenure; tenures are drawn from an exponential distribution with this mean."""
+    mean_months: Annotated[float, Field(gt=0.0, le=600.0)] | None = None
+    """Mean tenure; tenures are then drawn from an exponential distribution with this mean. By default
+    the tenures (and own propensities) are those of a base at rest: lines joining as others leave,
+    at the tier's churn (:mod:`sim.steady_state`). A stated mean that does not match the churn makes the
+    base age or rejuvenate over the horizon, and its churn drift with it."""
+    loyalty_months: Annotated[int, Field(ge=1, le=600)] = 36
+    """Months over which loyalty grows (the ``tenure`` sensitivity); a line with us longer weighs as one
+    with us this long. Churn falls over the first contract or two, then holds."""
 
 
 class Tier(Section):
@@ -86,18 +103,20 @@ class Tier(Section):
     """Spread of lines' own churn propensity: the standard deviation, on the log-odds scale, of what
     makes one line likelier to leave than another with the same attributes. It is what a churn model
     ranks on; 0 makes lines alike but for their attributes."""
+    risk_renewal: Probability = 0.03
+    """Share of lines whose own propensity is drawn afresh each month: life events (a move, a new job,
+    a child, a company's new management) change who is likely to leave. Without it the likeliest
+    leavers go first and the tier's churn fades; 0.03 renews a line's propensity every 33 months
+    on average."""
     satisfaction: Probability = 0.788
     """Mean satisfaction at the start, 0..1 (operator studies report 78.8%)."""
     call_rate: NonNegativeFloat = 0.08
     """Calls per line per month to the contact center in normal times."""
-    gross_add_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
-    """New lines from the market per month as a share of the tier's starting size (besides competitors' churners)."""
-    win_back_share: Probability = 1.0
-    """Share of the competitors' churners in this tier's slice of the market (their lines split over
-    our tiers by size) who choose us and do join us; the others stay with their operator."""
+    market: SegmentMarket = SegmentMarket()
+    """The tier's segment of the market: its size, lines entering and leaving it, our gross adds."""
 
     @model_validator(mode="after")
-    def _size_matches_kind(self) -> "Tier":
+    def _size_matches_kind(self) -> Tier:
         if self.kind == "consumer":
             if self.lines is None:
                 raise fail("a consumer tier needs 'lines'", "add e.g. 'lines: 250000', or set 'kind: enterprise'")
@@ -112,6 +131,10 @@ class Tier(Section):
             if self.lines is not None:
                 raise fail("an enterprise tier is counted in accounts; 'lines' follows from them",
                            "remove 'lines' and give 'accounts' and 'lines_per_account'", at=("lines",))
+        if self.market.leaving > self.baseline_churn:
+            raise fail(f"market.leaving ({self.market.leaving:g}) is more than the tier's baseline_churn "
+                       f"({self.baseline_churn:g}): our lines leaving the market are part of our churn",
+                       "lower market.leaving to at most baseline_churn", at=("market", "leaving"))
         return self
 
     @property
