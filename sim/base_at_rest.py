@@ -29,6 +29,7 @@ GRID_POINTS = 161
 """Propensity values of the grid, over +-5 spreads."""
 MAX_TENURE = 600
 """Months of tenure followed (50 years); the few lines older than that are counted at 600."""
+DRAW_BLOCK = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,16 @@ class BaseAtRest:
 
     def draw(self, u_tenure: np.ndarray, u_propensity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tenures (months) and propensities for uniforms ``u_tenure`` and ``u_propensity`` (inverse laws:
-        the tenure from its share, the propensity from its law among lines of that tenure)."""
+        the tenure from its share, the propensity from its law among lines of that tenure). In blocks of
+        :data:`DRAW_BLOCK` lines: a starting base has millions, and each needs a few scratch numbers."""
+        tenure = np.empty(u_tenure.size, dtype=np.int64)
+        value = np.empty(u_tenure.size)
+        for start in range(0, u_tenure.size, DRAW_BLOCK):
+            block = slice(start, start + DRAW_BLOCK)
+            tenure[block], value[block] = self._draw(u_tenure[block], u_propensity[block])
+        return tenure, value
+
+    def _draw(self, u_tenure: np.ndarray, u_propensity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cdf = np.cumsum(self.tenure_share)
         tenure = np.minimum(np.searchsorted(cdf / cdf[-1], u_tenure, side="right"), MAX_TENURE)
         # One search over every tenure's law at once: row t's values are shifted by t (each row goes 0..1).
@@ -162,10 +172,15 @@ class SatisfactionAtRest:
 
     def draw(self, region: np.ndarray, propensity: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Satisfaction for lines of ``region`` with ``propensity`` (int8 steps), from uniforms ``u``."""
-        group = np.searchsorted(self.edges, propensity, side="right")
-        table = self.quantiles[region.astype(np.int64), group]
-        x = u * (table.shape[1] - 1)
-        low = np.minimum(x.astype(np.int64), table.shape[1] - 2)
-        picked = np.take_along_axis(table, low[:, None], 1)[:, 0]
-        above = np.take_along_axis(table, low[:, None] + 1, 1)[:, 0]
-        return picked + (x - low) * (above - picked)
+        size = self.quantiles.shape[2]
+        # Flat indices into the table, not a row of quantiles per line: a starting base has millions.
+        x = u * (size - 1)
+        low = np.minimum(x.astype(np.int64), size - 2)
+        at = (region.astype(np.int64) * self.quantiles.shape[1] + np.searchsorted(self.edges, propensity, side="right"))
+        at = at * size + low
+        flat = self.quantiles.ravel()
+        picked = flat[at]
+        x -= low
+        x *= flat[at + 1] - picked
+        x += picked
+        return x
