@@ -211,13 +211,7 @@ class Competition:
 
     def destination_shares(self, tier: str, month: int) -> np.ndarray:
         """Where this tier's churners go: multinomial-logit shares over the competitors."""
-        market = self.scenario.market
-        terms = self.offer_terms(tier, month)
-        utility = np.array([market.operators[k].brand - market.price_sensitivity_destination * price
-                            + market.quality_sensitivity_destination * market.operators[k].network_quality
-                            + intensity for k, (price, intensity) in terms.items()])
-        weights = np.exp(utility - utility.max())
-        return weights / weights.sum()
+        return destination_logit(self.scenario, self.offer_terms(tier, month))
 
     def switching_shares(self, source: str, our_price: float, month: int) -> dict[str, float]:
         """Where a competitor's churners go (us included): the same logit, at its list terms."""
@@ -265,14 +259,22 @@ def segment_pools(scenario: Scenario) -> dict[str, dict[str, float]]:
     return pools
 
 
+def destination_logit(scenario: Scenario, terms: dict[str, tuple[float, float]]) -> np.ndarray:
+    """Multinomial-logit shares over the competitors of our churners, given each one's (relative price,
+    campaign intensity)."""
+    market = scenario.market
+    utility = np.array([market.operators[k].brand - market.price_sensitivity_destination * price
+                        + market.quality_sensitivity_destination * market.operators[k].network_quality
+                        + intensity for k, (price, intensity) in terms.items()])
+    weights = np.exp(utility - utility.max())
+    return weights / weights.sum()
+
+
 def reference_destinations(scenario: Scenario, tier: str) -> dict[str, float]:
     """Where our switchers go under reference conditions (list prices, no campaign)."""
-    market = scenario.market
-    utility = np.array([market.operators[k].brand - market.price_sensitivity_destination * market.operators[k].price_index
-                        + market.quality_sensitivity_destination * market.operators[k].network_quality
-                        for k in market.competitors])
-    weights = np.exp(utility - utility.max())
-    return dict(zip(market.competitors, weights / weights.sum()))
+    competitors = scenario.market.competitors
+    terms = {k: (scenario.market.operators[k].price_index, 0.0) for k in competitors}
+    return dict(zip(competitors, destination_logit(scenario, terms)))
 
 
 def rest_switching(scenario: Scenario, tier: str, pool: dict[str, float]) -> dict[str, float]:
