@@ -185,9 +185,8 @@ def _run_summary(records, seconds: float, months: int) -> dict:
 
 
 def _bytes_in_use(state) -> float:
-    """The population arrays' bytes in rows ``[0, size)``, plus the enterprise line-to-account map."""
-    by_line = state.account_of_line.nbytes if state.account_of_line is not None else 0
-    return (state.nbytes() - by_line) * state.size / state.capacity + by_line
+    """The population arrays' bytes in rows ``[0, size)`` (enterprise accounts' sizes among them)."""
+    return state.nbytes() * state.size / state.capacity
 
 
 def worker_engine(lines: float, months: int | None, mode: str, cache: str | None) -> dict:

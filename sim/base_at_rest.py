@@ -114,16 +114,24 @@ def contract_renewal_rate(tier: Tier) -> float:
     odds times ``exp(out_of_contract)``), and the lines replacing the leavers sign at ``share``. The
     flows balance when ``rate = (q / S - share * h) / ((1 - q) * (1 - h_out))``, with ``S`` the months a
     signed contract is expected to run inside (``term - 1``, less its lines leaving) and ``h`` the
-    tier's churn.
+    tier's churn. For an enterprise tier deciding at renewal, ``h_in`` is 0 and ``h_out`` carries the
+    whole churn.
     """
     share, term = tier.contract.share, tier.contract.term_months
+    if tier.decides_at == "renewal" and share == 1 and term >= 2:
+        return 1.0  # every account staying at its tender signs the next contract
     if not 0 < share < 1 or term < 2:
         return 0.0
     inside = share * (term - 1) / term
     ratio = math.exp(tier.sensitivity.out_of_contract)
     churn = tier.baseline_churn
-    h_in = churn / (inside + (1.0 - inside) * ratio)
-    h_out = min(1.0, h_in * ratio)
+    if tier.decides_at == "renewal":
+        # Accounts deciding at renewal only do not leave inside a contract: the tier's churn is carried
+        # by the renewal month and the rolling accounts (with every account on a contract, the rate is 1).
+        h_in, h_out = 0.0, min(1.0, churn / (1.0 - inside))
+    else:
+        h_in = churn / (inside + (1.0 - inside) * ratio)
+        h_out = min(1.0, h_in * ratio)
     months_inside = sum((1.0 - h_in) ** k for k in range(term - 1))
     rate = (inside / months_inside - share * churn) / ((1.0 - inside) * (1.0 - h_out))
     return float(min(1.0, max(0.0, rate)))

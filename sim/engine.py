@@ -23,6 +23,7 @@ import pandas as pd
 import simpy
 
 from . import kernels
+from .accounts import move_lines
 from .allocation import Allocation
 from .base_at_rest import BaseAtRest, SatisfactionAtRest, contract_renewal_rate
 from .competition import Competition
@@ -349,7 +350,7 @@ class Simulation:
     # --- helpers -------------------------------------------------------------------------------
     def _our_lines(self) -> float:
         """Our active lines (real, not simulated, numbers)."""
-        return float(sum(s.active_units() * s.lines_per_unit * s.weight for s in self.tiers))
+        return float(sum(s.active_lines() * s.weight for s in self.tiers))
 
     def _unit_uniforms(self, state: TierState, source: str, *key: int | np.ndarray) -> np.ndarray:
         """Keyed uniforms of the units in rows ``key[-1]`` (by uid: the same whatever row a unit is in)."""
@@ -474,7 +475,7 @@ class Simulation:
             kernels.lower_satisfaction(hit, state.satisfaction, F32(region.outage_satisfaction_drop))
             if hit.size == 0:
                 continue
-            affected_total += hit.size * state.lines_per_unit * state.weight
+            affected_total += state.lines_of(hit) * state.weight
             self.month_outages.affected.setdefault(state.index, []).append(hit)
             # A short outage weighs in the month's perceived quality by its share of a day.
             weight = min(1.0, outage.hours / OUTAGE_FULL_EFFECT_HOURS)
@@ -523,8 +524,10 @@ class Simulation:
         for state, tier, name, (leaving, expected, active_units, satisfaction, view), saved in zip(
                 self.tiers, self.tier_params, self.scenario.tiers, drawn, saves):
             price = self.competition.our_price[name]
-            revenue = active_units * state.lines_per_unit * tier.arpu * price
-            margin = active_units * state.lines_per_unit * tier.arpu * (price - (1.0 - tier.margin))
+            # Each account bills its own lines (the active units before this month's leavers are marked).
+            active_lines = active_units if state.lines is None else state.active_lines()
+            revenue = active_lines * tier.arpu * price
+            margin = active_lines * tier.arpu * (price - (1.0 - tier.margin))
             # The month's satisfaction is read after the save desk, whose offers may raise it.
             satisfaction += float(saved[1])
             if saved[0].size:
@@ -548,21 +551,30 @@ class Simulation:
                      np.bincount(state.region[: state.size], weights=state.status[: state.size] == ACTIVE,
                                  minlength=regions)))
             churned_by = np.bincount(dest, minlength=len(shares))
-            churners[name] = {k: float(count * state.lines_per_unit * state.weight)
-                              for k, count in zip(competitors, churned_by)}
+            # Lines leaving with their accounts, by destination: each account takes its own lines.
+            lines_by = churned_by if state.lines is None else np.bincount(dest, weights=state.lines[leaving],
+                                                                          minlength=len(shares))
+            churners[name] = {k: float(count * state.weight) for k, count in zip(competitors, lines_by)}
+            cancelled, added = self._move_account_lines(state, tier, month)
             w = state.weight
             row = {"month": month, "tier": name, "units_start": active_units * w,
-                   "lines_start": active_units * state.lines_per_unit * w,
+                   "lines_start": active_lines * w,
                    "churned_units": leaving.size * w,
-                   "churned_lines": leaving.size * state.lines_per_unit * w,
+                   "churned_lines": (float(lines_by.sum()) + cancelled) * w,
                    "saves": saved[0].size * w,
                    "revenue": revenue * w, "margin": margin * w,
                    "expected_churn": expected / active_units if active_units else 0.0,
                    "mean_satisfaction": satisfaction / active_units if active_units else float("nan"),
                    "price_gap": view.price_gap, "competitor_pressure": view.pressure}
-            for k, count in zip(competitors, churned_by):
-                row[f"churned_to_{k}"] = count * state.lines_per_unit * w
-            row["churned_out_of_market"] = churned_by[-1] * state.lines_per_unit * w
+            for k, count in zip(competitors, lines_by):
+                row[f"churned_to_{k}"] = float(count) * w
+            # Lines an account cancels leave the market (the staff leave); the lines it adds join from it.
+            row["churned_out_of_market"] = (float(lines_by[-1]) + cancelled) * w
+            if tier.kind == "enterprise":
+                staying = active_lines - float(lines_by.sum())
+                row.update({"lines_cancelled": cancelled * w, "lines_added": added * w,
+                            "lines_cancelled_expected": staying * tier.partial_churn * w,
+                            "lines_added_expected": staying * tier.line_growth_rate * w})
             self.records.tier_months.append(row)
         self._competitor_flows(month, churners)
         self._age(month)
@@ -572,6 +584,17 @@ class Simulation:
             churned_rows = state.size - state.active_units()
             if churned_rows > COMPACT_SHARE * state.size:
                 state.compact()
+
+    def _move_account_lines(self, state: TierState, tier, month: int) -> tuple[float, float]:
+        """Lines the staying accounts cancel and add this month (simulated, not weighted): between its
+        renewals an account keeps its contract but not all its lines (:func:`sim.accounts.move_lines`)."""
+        loss, gain = tier.partial_churn, tier.line_growth_rate
+        if state.lines is None or (loss <= 0 and gain <= 0):
+            return 0.0, 0.0
+        lost, added = move_lines(state.size, state.status, state.uid, state.lines,
+                                 self.streams.salt("partial_churn", month, state.key), loss,
+                                 self.streams.salt("line_growth", month, state.key), gain)
+        return float(lost.sum()), float(added.sum())
 
     def _pay_running_offers(self, state: TierState, tier: str, month: int) -> None:
         """This month's monthly costs of the offers running on active lines (a save's from the month after)."""
@@ -661,16 +684,15 @@ class Simulation:
             out.append((np.concatenate(saved) if saved else rows[:0], gained))
         return out
 
-    def _add_units(self, state: TierState, tier, count: int, month: int, rng: np.random.Generator) -> None:
+    def _add_units(self, state: TierState, tier, count: int, month: int, rng: np.random.Generator) -> int:
+        """Add ``count`` units joining in ``month``; returns their lines (simulated)."""
         if count <= 0:
-            return
+            return 0
         state.ensure_room(count)
         rows = slice(state.size, state.size + count)
         fill_new_units(state, tier, rows, month, self.joining_regions[state.index], rng, at_start=False)
         state.size += count
-        if state.account_of_line is not None:
-            state.account_of_line = np.concatenate(
-                [state.account_of_line, np.repeat(np.arange(rows.start, rows.stop, dtype=np.int32), state.lines_per_unit)])
+        return count if state.lines is None else int(state.lines[rows].sum())
 
     def _competitor_flows(self, month: int, our_churners: dict[str, dict[str, float]]) -> None:
         """Each tier's segment of the market: its new lines (ours among them, the plan's gross adds),
@@ -682,13 +704,17 @@ class Simulation:
             new, ours = self.competition.new_lines(name, month, row["lines_start"])
             won_lines = self.competition.flows(name, month, our_churners[name], ours, new)
             for lines, column, key in ((ours, "gross_adds_market", ()), (won_lines, "gross_adds_won", (1,))):
-                units = 0
+                joined = 0
                 if lines > 0:
                     rng = self.streams.child("acquisition", month, state.key, *key)
-                    units = int(rng.poisson(lines / state.lines_per_unit / state.weight))
-                    self._add_units(state, tier, units, month + 1, rng)
-                row[f"{column}_lines"] = units * state.lines_per_unit * state.weight
+                    # Accounts of the tier's mean size on average; each joins with its own size.
+                    units = int(rng.poisson(lines / tier.lines_per_unit / state.weight))
+                    joined = self._add_units(state, tier, units, month + 1, rng)
+                row[f"{column}_lines"] = joined * state.weight
                 row[f"{column}_expected"] = lines
+            # Lines added to our accounts join from the market: gross adds of lines, not of accounts.
+            row["gross_adds_market_lines"] += row.get("lines_added", 0.0)
+            row["gross_adds_market_expected"] += row.get("lines_added_expected", 0.0)
         ours = self._our_lines()
         lines = self.competition.lines
         total = ours + sum(lines.values())
@@ -712,9 +738,9 @@ class Simulation:
             state.complaint_log = [(m, u) for m, u in state.complaint_log if m > month - COMPLAINT_MONTHS + 1]
             for units in expired:
                 np.subtract.at(state.complaints, units, 1)
-            share, term = tier.contract.share, tier.contract.term_months
-            renew = 0 < share < 1
+            term = tier.contract.term_months
             rate = contract_renewal_rate(tier)
+            renew = rate > 0
             kernels.age_rows(state.size, state.satisfaction, F32(tier.satisfaction), F32(SATISFACTION_RECOVERY),
                              state.status, state.contract_end, state.uid,
                              self.streams.salt("renewal", month, state.key), month, F32(rate), term, renew,

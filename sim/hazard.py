@@ -9,6 +9,7 @@ For a deciding unit *i* of tier *t* in month *m*::
             + complaints      * escalated complaints of the last three months
             + out_of_contract * [contract over by the end of the month]
             + tenure          * years with us
+            + [contract runs]  * -200  for an account deciding at its renewal only (probability 0)
             + competitor_pressure * campaign intensity aimed at the tier
             + the unit's own propensity (normal, spread ``risk_spread``: what a churn model ranks on)
             + log(1 - hazard_reduction)  while an accepted offer lasts
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels
+from .accounts import IN_CONTRACT_LOCK
 from .base_at_rest import BaseAtRest, SatisfactionAtRest, base_at_rest
 from .population import build_population
 from .scenario import Scenario
@@ -68,6 +70,9 @@ class TierHazard:
     """Our network quality per region (index = region number)."""
     loyalty_months: int = 600
     """Tenure beyond this many months weighs as this many (loyalty stops growing)."""
+    in_contract: float = 0.0
+    """Added while the contract runs: :data:`sim.accounts.IN_CONTRACT_LOCK` for an enterprise tier whose
+    accounts decide at renewal only (``decides_at: renewal``), 0 otherwise."""
 
     @classmethod
     def of(cls, tier: Tier, base: float, region_quality: np.ndarray) -> TierHazard:
@@ -75,7 +80,8 @@ class TierHazard:
         return cls(base=base, price_gap=s.price_gap, network_gap=s.network_gap, satisfaction=s.satisfaction,
                    complaints=s.complaints, out_of_contract=s.out_of_contract, tenure_per_month=s.tenure / 12.0,
                    competitor_pressure=s.competitor_pressure, region_quality=region_quality,
-                   loyalty_months=tier.tenure.loyalty_months)
+                   loyalty_months=tier.tenure.loyalty_months,
+                   in_contract=IN_CONTRACT_LOCK if tier.decides_at == "renewal" else 0.0)
 
     def with_base(self, base: float) -> TierHazard:
         return dataclasses.replace(self, base=base)
@@ -99,7 +105,8 @@ def logit_coefficients(hazard: TierHazard, view: MarketView, month: int, region_
     # Complaints count per line of an account, so that a large account's many calls do not count as many grievances.
     # Tenure counts up to the loyalty months: a unit that joined earlier weighs as one that joined then.
     coef = np.array([scalar, -hazard.satisfaction, hazard.out_of_contract, -hazard.tenure_per_month,
-                     PROPENSITY_STEP, hazard.complaints / lines_per_unit, month - hazard.loyalty_months], dtype=F32)
+                     PROPENSITY_STEP, hazard.complaints / lines_per_unit, month - hazard.loyalty_months,
+                     hazard.in_contract], dtype=F32)
     return coef, by_region
 
 

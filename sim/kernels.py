@@ -27,10 +27,11 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _F32_UNIT = np.float32(1.0 / (1 << 24))
 _F64_UNIT = 1.0 / (1 << 53)
 
-LOGIT_COEFFICIENTS = 7
+LOGIT_COEFFICIENTS = 8
 """Length of the ``coef`` vector of a tier's logit: scalar part, -satisfaction, out of contract,
--tenure per month, propensity step, complaints per line, and the earliest join month whose tenure
-counts in full (loyalty stops growing after ``tenure.loyalty_months``; see
+-tenure per month, propensity step, complaints per line, the earliest join month whose tenure
+counts in full (loyalty stops growing after ``tenure.loyalty_months``), and the term added while the
+contract runs (an enterprise account deciding at renewal only; see
 :func:`sim.hazard.logit_coefficients`)."""
 
 
@@ -89,6 +90,7 @@ def _dense_terms(i, month, satisfaction, region_term, contract_end, join_month, 
     # Branch-free (a comparison times its coefficient), so that the loops vectorize.
     x = satisfaction[i] * coef[1] + region_term
     x += np.float32(contract_end[i] <= month) * coef[2]
+    x += np.float32(contract_end[i] > month) * coef[7]
     x += max(np.float32(join_month[i]), coef[6]) * coef[3]
     x += np.float32(propensity[i]) * coef[4]
     return x + coef[0]
@@ -102,7 +104,7 @@ def _dense_logit(i, month, satisfaction, region, contract_end, join_month, prope
 @njit(inline="always", cache=True)
 def _coefficients(coef):
     """``coef`` as a tuple, held in registers (the loops write float32 arrays, which could alias it)."""
-    return (coef[0], coef[1], coef[2], coef[3], coef[4], coef[5], coef[6])
+    return (coef[0], coef[1], coef[2], coef[3], coef[4], coef[5], coef[6], coef[7])
 
 
 SAVE_FLAG = np.uint8(128)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .accounts import LINES_DTYPE, account_sizes
 from .base_at_rest import BaseAtRest, SatisfactionAtRest
 from .customers.population import apply_rows, choose_rows, load_table_population
 from .scenario import Scenario
@@ -151,6 +152,13 @@ def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares
                                                          stratified_uniforms(rng, n)).astype(np.float32)
     errors = np.rint(normal_quantile(stratified_uniforms(rng, n)) / PROPENSITY_STEP)
     state.model_error[rows] = np.clip(errors, -127, 127).astype(np.int8)
+    if state.lines is not None:
+        # Drawn last, and only where sizes vary: the other attributes' draws are those of accounts all
+        # the same size, and size is independent of them (a large group is no likelier to leave).
+        if tier.account_size is not None and tier.account_size.spread > 0:
+            state.lines[rows] = account_sizes(tier, stratified_uniforms(rng, n))
+        else:
+            state.lines[rows] = int(round(tier.lines_per_unit))
 
 
 def group_by_region(state: TierState) -> None:
@@ -202,16 +210,16 @@ def build_population(scenario: Scenario, generators: TierGenerators, scale: floa
         # Room for the lines replacing the expected leavers plus a margin, so joining rarely needs a copy.
         room = int(units * (tier.baseline_churn * horizon * 1.2 + 0.02)) + 16
         arrays = empty_arrays(units + room)
-        lines_per_unit = int(tier.lines_per_account or 1)
+        lines_per_unit = max(1, int(round(tier.lines_per_unit)))
         weight = tier.unit_count / units
         state = TierState(name=name, index=index, key=name_key(name), lines_per_unit=lines_per_unit, weight=weight,
                           size=units, **arrays)
+        if tier.kind == "enterprise":
+            state.lines = np.empty(units + room, dtype=LINES_DTYPE)
         fill_new_units(state, tier, slice(0, units), 1, region_shares(scenario, tier), rng, at_start=True,
                        rest=rest.get(name), satisfaction=(satisfaction or {}).get(name))
         if table is not None and rows is not None:
             apply_rows(state, table, rows, list(scenario.network.regions))
             group_by_region(state)
-        if tier.kind == "enterprise":
-            state.account_of_line = np.repeat(np.arange(units, dtype=np.int32), lines_per_unit)
         states.append(state)
     return states

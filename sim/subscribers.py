@@ -3,8 +3,9 @@
 A deciding unit is a line in a consumer tier and an account in an enterprise tier
 (the group stays or leaves with all its lines). Each tier keeps its own arrays, so
 every coefficient of a tier is a scalar in the monthly computation and no per-line
-lookup of tier parameters is needed. Enterprise tiers also keep ``account_of_line``,
-mapping each line to its account, so that results can be read per line.
+lookup of tier parameters is needed. Enterprise tiers also keep ``lines``, each account's
+lines (its size varies, :mod:`sim.accounts`), and ``account_of_line`` maps each line to
+its account, so that results can be read per line.
 
 Arrays grow by a quarter when gross adds exceed the room reserved at the start. Rows of
 churned units are dropped from time to time (:meth:`TierState.compact`); each unit keeps its
@@ -44,7 +45,7 @@ FIELDS: dict[str, np.dtype] = {
     "model_error": np.dtype(np.int8),
 }
 BYTES_PER_UNIT = sum(dt.itemsize for dt in FIELDS.values())
-"""Bytes of state per deciding unit (enterprise tiers add 4 per line for ``account_of_line``)."""
+"""Bytes of state per deciding unit (enterprise tiers add 4 per account for ``lines``)."""
 
 
 @dataclass
@@ -57,6 +58,8 @@ class TierState:
     key: int
     """The tier's stable number (:func:`sim.streams.name_key`), which keys every draw about its units."""
     lines_per_unit: int
+    """Lines of a deciding unit: 1, or an enterprise account's mean size (rounded), at which the contact
+    center counts an account's calls and complaints (each account's own size is :attr:`lines`)."""
     weight: float
     """Real units each simulated unit stands for (1 / the tier's simulated share)."""
     size: int
@@ -85,7 +88,8 @@ class TierState:
     model_error: np.ndarray
     """The churn model's error on this unit, a standard normal in steps of :data:`PROPENSITY_STEP`:
     a model's mistakes about a customer persist from month to month."""
-    account_of_line: np.ndarray | None = None
+    lines: np.ndarray | None = None
+    """Enterprise tiers: each account's lines now (int32; its revenue, and what it takes when it leaves)."""
     complaint_log: list[tuple[int, np.ndarray]] = field(default_factory=list)
     """(month, units) of recent complaints, to let them age out after three months."""
     next_uid: int = 0
@@ -108,6 +112,23 @@ class TierState:
         """The in-use rows of attribute ``name``."""
         return getattr(self, name)[: self.size]
 
+    @property
+    def account_of_line(self) -> np.ndarray | None:
+        """Enterprise tiers: the row of each line's account, the rows' lines in a row (None for consumer tiers)."""
+        if self.lines is None:
+            return None
+        return np.repeat(np.arange(self.size, dtype=np.int32), self.lines[: self.size])
+
+    def active_lines(self) -> int:
+        """Lines of the active units."""
+        if self.lines is None:
+            return self.active_units()
+        return int(self.lines[: self.size][self.status[: self.size] == ACTIVE].sum())
+
+    def lines_of(self, rows: np.ndarray) -> int:
+        """Lines of the units in ``rows``."""
+        return int(rows.size if self.lines is None else self.lines[rows].sum())
+
     def active_mask(self) -> np.ndarray:
         return self.status[: self.size] == ACTIVE
 
@@ -125,19 +146,24 @@ class TierState:
             grown = np.empty(new_capacity, dtype=dtype)
             grown[: self.size] = old[: self.size]
             setattr(self, name, grown)
+        if self.lines is not None:
+            grown = np.empty(new_capacity, dtype=self.lines.dtype)
+            grown[: self.size] = self.lines[: self.size]
+            self.lines = grown
 
     def compact(self) -> None:
         """Drop the rows of churned units, keeping the others in order (and their complaints' log)."""
         n = self.size
         logged = [(month, self.uid[rows[self.status[rows] == ACTIVE]]) for month, rows in self.complaint_log]
+        if self.lines is not None:
+            kept_lines = self.lines[:n][self.status[:n] == ACTIVE]
+            self.lines[: kept_lines.size] = kept_lines
         # Every attribute in one pass, passed by name (a new field must be added to the kernel too).
         kept = kernels.compact_all(n, **{name: getattr(self, name) for name in FIELDS})
         self.size = kept
         self.compactions += 1
         uids = self.uid[:kept]
         self.complaint_log = [(month, np.searchsorted(uids, u)) for month, u in logged if u.size]
-        if self.account_of_line is not None:
-            self.account_of_line = np.repeat(np.arange(kept, dtype=np.int32), self.lines_per_unit)
 
     def region_runs(self, region: int) -> np.ndarray:
         """The rows of ``region``'s units, as ``[first, end)`` pairs (one per batch that has any):
@@ -147,8 +173,8 @@ class TierState:
 
     def nbytes(self) -> int:
         total = sum(getattr(self, name).nbytes for name in FIELDS)
-        if self.account_of_line is not None:
-            total += self.account_of_line.nbytes
+        if self.lines is not None:
+            total += self.lines.nbytes
         return total
 
 

@@ -93,8 +93,12 @@ class Cost(Section):
         return not (self.amount or self.share_of_arpu)
 
     def per_unit(self, tier: Tier) -> float:
-        """Money per deciding unit of ``tier`` (a line, or an enterprise account with all its lines)."""
-        lines = int(tier.lines_per_account or 1)
+        """Money per deciding unit of ``tier`` (a line, or an enterprise account with all its lines).
+
+        An amount ``per: account`` is the same for every account, whatever its size (an account manager's
+        time); one per line, or a share of the bill, counts the account's lines at the tier's mean size
+        (offers go to accounts by risk, which does not depend on their size)."""
+        lines = tier.lines_per_unit
         if self.share_of_arpu is not None:
             return self.share_of_arpu * tier.arpu * lines
         assert self.amount is not None

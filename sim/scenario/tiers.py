@@ -5,6 +5,10 @@ Enterprise tiers are counted in accounts with many lines each; an account stays 
 leaves as a unit (binding the group binds its members), so its churn decision is
 taken once per account.
 
+An enterprise tier's accounts may differ in size (``account_size``: a floor plus a lognormal excess),
+decide at their contract's end only (``decides_at: renewal``: the renewal or tender), and lose and
+add single lines between decisions (``partial_churn``, ``line_growth``); see :class:`AccountSize`.
+
 Each tier states its baseline monthly churn; the simulator calibrates the tier's
 base hazard so that baseline conditions reproduce it. The sensitivities say how
 much each driver moves the log-odds of monthly churn away from that baseline.
@@ -74,6 +78,31 @@ class Tenure(Section):
     with us this long. Churn falls over the first contract or two, then holds."""
 
 
+class AccountSize(Section):
+    """How many lines an enterprise tier's accounts hold: at least ``min`` lines plus a lognormal
+    excess, so that the mean is ``mean`` and a few large groups hold many lines (a ministry next to a
+    county office). ``spread`` is the standard deviation of the excess's logarithm; 0 makes every
+    account ``mean`` lines."""
+
+    mean: Annotated[float, Field(gt=0.0, le=1_000_000.0)]
+    """Mean lines per account."""
+    min: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    """Fewest lines an account holds (the class's lower bound: 500 handsets for class A groups)."""
+    spread: Annotated[float, Field(ge=0.0, le=3.0)] = 0.8
+    """Standard deviation of the log of the lines above ``min``."""
+
+    @model_validator(mode="after")
+    def _mean_above_min(self) -> AccountSize:
+        if self.spread > 0 and self.mean <= self.min:
+            raise fail(f"account_size.mean ({self.mean:g}) must be more than account_size.min ({self.min}): "
+                       "accounts hold at least min lines, so the mean is above it unless every account is the same size",
+                       "raise mean above min, lower min, or set 'spread: 0' with mean = min", at=("mean",))
+        if self.spread == 0 and self.mean < self.min:
+            raise fail(f"account_size.mean ({self.mean:g}) is below account_size.min ({self.min})",
+                       "raise mean to at least min", at=("mean",))
+        return self
+
+
 class Tier(Section):
     """A customer tier."""
 
@@ -87,7 +116,21 @@ class Tier(Section):
     accounts: Annotated[int, Field(ge=1)] | None = None
     """Number of accounts (enterprise tiers)."""
     lines_per_account: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
-    """Lines in each account (enterprise tiers)."""
+    """Lines in each account, every account the same size (enterprise tiers); or ``account_size``."""
+    account_size: AccountSize | None = None
+    """Accounts of varying sizes (enterprise tiers), e.g. ``{mean: 1200, min: 500, spread: 0.7}``: an
+    account's revenue, value and lines lost when it leaves follow its own size."""
+    decides_at: Literal["month", "renewal"] = "month"
+    """When an enterprise account may leave as a whole: ``month``, any month (a monthly hazard, as a
+    line); ``renewal``, only in the last month of its contract (the renewal or tender) and every month
+    once out of contract (rolling). ``baseline_churn`` stays the monthly share of accounts leaving,
+    averaged over the contract cycle: the tender month carries the months before it."""
+    partial_churn: Annotated[float, Field(ge=0.0, le=0.2)] = 0.0
+    """Enterprise tiers: share of an account's lines cancelled each month while the account stays (staff
+    leaving, a branch closing). They are churned lines, on top of ``baseline_churn`` (whole accounts)."""
+    line_growth: Annotated[float, Field(ge=0.0, le=0.2)] | None = None
+    """Enterprise tiers: share of an account's lines added each month (new staff). By default equal to
+    ``partial_churn``, so that an account's size holds still on average and the base stays at rest."""
     arpu: Money
     """Average revenue per line per month."""
     margin: Probability = 0.45
@@ -124,13 +167,28 @@ class Tier(Section):
                 raise fail("a consumer tier is counted in lines, not accounts",
                            "remove 'accounts'/'lines_per_account', or set 'kind: enterprise'",
                            at=("accounts",) if self.accounts is not None else ("lines_per_account",))
+            for key, stated in (("account_size", self.account_size is not None),
+                                ("decides_at", self.decides_at != "month"),
+                                ("partial_churn", self.partial_churn > 0), ("line_growth", self.line_growth is not None)):
+                if stated:
+                    raise fail(f"'{key}' describes enterprise accounts; a consumer tier's lines decide alone",
+                               f"remove '{key}', or set 'kind: enterprise'", at=(key,))
         else:
-            if self.accounts is None or self.lines_per_account is None:
-                raise fail("an enterprise tier needs 'accounts' and 'lines_per_account'",
+            if self.accounts is None or (self.lines_per_account is None) == (self.account_size is None):
+                if self.lines_per_account is not None and self.account_size is not None:
+                    raise fail("an enterprise tier states its accounts' size twice: 'lines_per_account' (all "
+                               "the same size) and 'account_size' (sizes that vary)",
+                               "keep one: 'account_size: {mean: 600, min: 500, spread: 0.8}', or "
+                               "'lines_per_account: 600'", at=("account_size",))
+                raise fail("an enterprise tier needs 'accounts' and 'lines_per_account' (or 'account_size')",
                            "add e.g. 'accounts: 100' and 'lines_per_account: 600'")
             if self.lines is not None:
                 raise fail("an enterprise tier is counted in accounts; 'lines' follows from them",
                            "remove 'lines' and give 'accounts' and 'lines_per_account'", at=("lines",))
+            if self.decides_at == "renewal" and self.contract.share <= 0:
+                raise fail("'decides_at: renewal' needs accounts under contract, but contract.share is 0",
+                           "raise contract.share (1 for every account on a contract), or set 'decides_at: month'",
+                           at=("decides_at",))
         if self.market.leaving > self.baseline_churn:
             raise fail(f"market.leaving ({self.market.leaving:g}) is more than the tier's baseline_churn "
                        f"({self.baseline_churn:g}): our lines leaving the market are part of our churn",
@@ -138,13 +196,27 @@ class Tier(Section):
         return self
 
     @property
+    def lines_per_unit(self) -> float:
+        """Mean lines of a deciding unit: 1 for a consumer tier, the mean account size otherwise."""
+        if self.kind == "consumer":
+            return 1.0
+        if self.account_size is not None:
+            return float(self.account_size.mean)
+        return float(self.lines_per_account or 1)
+
+    @property
+    def line_growth_rate(self) -> float:
+        """Share of an account's lines added a month (``line_growth``, by default ``partial_churn``)."""
+        return self.partial_churn if self.line_growth is None else self.line_growth
+
+    @property
     def line_count(self) -> int:
-        """Lines in the tier at the start."""
+        """Lines in the tier at the start (accounts times their mean size for an enterprise tier)."""
         if self.kind == "consumer":
             assert self.lines is not None
             return self.lines
-        assert self.accounts is not None and self.lines_per_account is not None
-        return self.accounts * self.lines_per_account
+        assert self.accounts is not None
+        return int(round(self.accounts * self.lines_per_unit))
 
     @property
     def unit_count(self) -> int:
