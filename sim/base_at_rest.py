@@ -77,10 +77,12 @@ class BaseAtRest:
 
 
 def base_at_rest(base_logit: float, tenure_term: Callable[[float], float], spread: float,
-                 renewal: float) -> BaseAtRest:
+                 renewal: float, cycle: int = 1) -> BaseAtRest:
     """The base at rest of a tier whose monthly churn logit is ``base_logit`` (every driver but tenure and
     own propensity, at a typical line) + ``tenure_term(tenure)`` + own propensity (normal, standard
-    deviation ``spread``), whose propensities renew at ``renewal`` a month."""
+    deviation ``spread``), whose propensities renew at ``renewal`` a month. ``cycle``: enterprise accounts
+    that decide at their tender only, every ``cycle`` months of tenure (the last month of each contract,
+    :func:`decision_cycle`); 1 for units deciding every month."""
     grid = np.linspace(-5.0, 5.0, GRID_POINTS) * max(spread, 1e-6)
     fresh = np.exp(-0.5 * (grid / max(spread, 1e-6)) ** 2)
     fresh /= fresh.sum()
@@ -92,15 +94,31 @@ def base_at_rest(base_logit: float, tenure_term: Callable[[float], float], sprea
         share[tenure] = alive
         cdf[tenure] = np.cumsum(cohort) / alive if alive > 0 else np.cumsum(fresh)
         hazard = 1.0 / (1.0 + np.exp(-(base_logit + float(tenure_term(tenure)) + grid)))
-        cohort = cohort * (1.0 - hazard)
+        if cycle == 1 or tenure % cycle == cycle - 1:
+            cohort = cohort * (1.0 - hazard)
         cohort = (1.0 - renewal) * cohort + renewal * cohort.sum() * fresh
     # Lines older than the grid's last month are counted in it: the rest of the cohort, whose monthly
     # survival stays about that of the last month, sums to share / (1 - survival).
     if share[-1] > 0:
-        leaving = 1.0 - cohort.sum() / share[-1]
+        if cycle == 1:
+            leaving = 1.0 - cohort.sum() / share[-1]
+        else:
+            # A tender every ``cycle`` months: the monthly survival averaged over the last cycle.
+            leaving = 1.0 - (cohort.sum() / share[MAX_TENURE + 1 - cycle]) ** (1.0 / cycle)
         share[-1] /= max(leaving, 1e-6)
     cdf[:, -1] = 1.0
     return BaseAtRest(share / share.sum(), cdf, grid)
+
+
+def decision_cycle(tier: Tier) -> int:
+    """Months between an account's decisions in a base at rest: its contract's term for an enterprise tier
+    deciding at renewal with every account on a contract (the tender falls at tenures term - 1,
+    2 term - 1, ...: an account joins on a new contract and re-signs at each tender it stays); 1 otherwise.
+    With rolling accounts too (a contract share below 1) the base at rest follows the monthly hazard
+    averaged over the accounts, the rolling ones among them."""
+    if tier.decides_at == "renewal" and tier.contract.share == 1 and tier.contract.term_months >= 2:
+        return tier.contract.term_months
+    return 1
 
 
 def contract_renewal_rate(tier: Tier) -> float:

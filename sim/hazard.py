@@ -32,7 +32,7 @@ import numpy as np
 
 from . import kernels
 from .accounts import IN_CONTRACT_LOCK
-from .base_at_rest import BaseAtRest, SatisfactionAtRest, base_at_rest
+from .base_at_rest import BaseAtRest, SatisfactionAtRest, base_at_rest, decision_cycle
 from .population import build_population
 from .scenario import Scenario
 from .scenario.tiers import Tier
@@ -133,7 +133,9 @@ def probability(logit: np.ndarray) -> np.ndarray:
     """Logistic function in place (float32): the monthly churn probability. In numpy, whose exp is
     vectorized (several times the speed of a compiled loop calling the C library's exp per row)."""
     np.negative(logit, out=logit)
-    np.exp(logit, out=logit)
+    # An account locked in its contract has a logit of -200: exp overflows to inf, its probability to 0.
+    with np.errstate(over="ignore"):
+        np.exp(logit, out=logit)
     logit += F32(1.0)
     np.reciprocal(logit, out=logit)
     return logit
@@ -205,6 +207,9 @@ def calibrate(scenario: Scenario, seed: int) -> Solved:
             own = (start.tenure_term(1 - tier_state.join_month[:n].astype(np.float64))
                    + PROPENSITY_STEP * tier_state.propensity[:n].astype(np.float64))
             other = offsets - own
+            if tier.decides_at == "renewal" and decision_cycle(tier) > 1:
+                # Accounts deciding at their tender: the drivers at a decision (the locked months are the cycle's).
+                other = other[other > IN_CONTRACT_LOCK / 2] if (other > IN_CONTRACT_LOCK / 2).any() else other
             drivers[name] = float(other.max() + np.log(np.mean(np.exp(other - other.max()))))
             leaving = 1.0 / (1.0 + np.exp(-(offsets + base)))
             by_region = np.bincount(tier_state.region[:n], weights=leaving, minlength=regions)
@@ -220,7 +225,7 @@ def rests(scenario: Scenario, hazards: Mapping[str, TierHazard], drivers: Mappin
     if scenario.population is not None:
         return {}
     return {name: base_at_rest(hazards[name].base + drivers[name], hazards[name].tenure_term,
-                               tier.risk_spread, tier.risk_renewal)
+                               tier.risk_spread, tier.risk_renewal, decision_cycle(tier))
             for name, tier in scenario.tiers.items() if tier.tenure.mean_months is None}
 
 
@@ -231,9 +236,12 @@ def sample_population(scenario: Scenario, generators: TierGenerators, scale: flo
     least ``minimum`` times over (a customer table's tier is all its rows already)."""
     states = build_population(scenario, generators, scale, rest=rest, satisfaction=satisfaction)
     for i, (state, (name, tier)) in enumerate(zip(states, scenario.tiers.items())):
-        if state.size < minimum and scenario.population is None:
+        # Accounts deciding at their tender only: one in a term decides in a month, so the tier is drawn
+        # that many times over (up to ten): the mean hazard of a few hundred deciders would be noisy.
+        wanted = minimum * min(decision_cycle(tier), 10)
+        if state.size < wanted and scenario.population is None:
             boosted = scenario.model_copy(update={"tiers": {name: tier}})
-            factor = minimum / max(tier.unit_count, 1)
+            factor = wanted / max(tier.unit_count, 1)
             states[i] = build_population(boosted, generators, factor, rest=rest, satisfaction=satisfaction)[0]
     return states
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .accounts import LINES_DTYPE, account_sizes
-from .base_at_rest import BaseAtRest, SatisfactionAtRest
+from .base_at_rest import MAX_TENURE, BaseAtRest, SatisfactionAtRest, decision_cycle
 from .customers.population import apply_rows, choose_rows, load_table_population
 from .scenario import Scenario
 from .scenario.tiers import Tier
@@ -127,6 +127,13 @@ def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares
             tenure = np.minimum(-mean * np.log1p(-u), 600.0)
         state.join_month[rows] = (1 - np.floor(tenure)).astype(np.int16)
         remaining = np.floor(stratified_uniforms(rng, n) * tier.contract.term_months).astype(np.int64)
+        cycle = decision_cycle(tier)
+        if cycle > 1 and rest is not None and tier.tenure.mean_months is None:
+            # Accounts at rest that tender every term: the months to the next tender follow from the tenure
+            # (they joined on a new contract, re-signed at each tender), as the base at rest counts them.
+            # The oldest accounts are counted together at the last tenure: their tenders stay spread evenly.
+            at = np.asarray(tenure, dtype=np.int64)
+            remaining = np.where(at >= MAX_TENURE, remaining, np.mod(cycle - 1 - at, cycle))
         state.contract_end[rows] = np.where(under, month + remaining, month - 1).astype(np.int16)
     else:
         # A new line starts its tenure now; new contract lines sign a full term.

@@ -77,6 +77,9 @@ def expected_paths(monthly: pd.DataFrame) -> pd.DataFrame:
     m = monthly.sort_values(["replication", "tier", "month"], kind="stable")
     per_unit = (m["lines_start"] / m["units_start"].where(m["units_start"] > 0)).fillna(0.0)
     expected_leavers = m["expected_churn"] * m["lines_start"] - m["saves"] * per_unit
+    if "lines_cancelled_expected" in m:
+        # Enterprise accounts' lines cancelled between renewals (their additions are in the gross adds).
+        expected_leavers = expected_leavers + m["lines_cancelled_expected"].fillna(0.0)
     joined = m["gross_adds_market_lines"] + m["gross_adds_won_lines"]
     expected_joiners = m.get("gross_adds_market_expected", m["gross_adds_market_lines"]) + \
         m.get("gross_adds_won_expected", m["gross_adds_won_lines"])

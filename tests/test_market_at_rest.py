@@ -205,7 +205,9 @@ def test_a_tier_at_rest_churns_at_its_stated_rate_for_four_years(spread: float, 
 def _expected_drift(rows: pd.DataFrame) -> pd.Series:
     """Per tier, the expected change of our lines over the run, relative to the start: the expected
     joiners less the expected leavers, month by month (the luck of the draws taken out)."""
-    rows = rows.assign(leavers=rows["expected_churn"] * rows["lines_start"],
+    # Enterprise accounts' lines cancelled between renewals leave too (the lines they add are gross adds).
+    cancelled = rows["lines_cancelled_expected"].fillna(0.0) if "lines_cancelled_expected" in rows else 0.0
+    rows = rows.assign(leavers=rows["expected_churn"] * rows["lines_start"] + cancelled,
                        joiners=rows["gross_adds_market_expected"] + rows["gross_adds_won_expected"])
     by_tier = rows.groupby("tier")
     start = rows[rows["month"] == 1].groupby("tier")["lines_start"].mean()
