@@ -31,7 +31,7 @@ def account_sizes(tier: Tier, u: np.ndarray) -> np.ndarray:
     (:class:`sim.scenario.tiers.AccountSize`), rounded to whole lines."""
     size = tier.account_size
     if size is None or size.spread == 0:
-        return np.full(u.size, int(round(tier.lines_per_unit)), dtype=LINES_DTYPE)
+        return np.full(u.size, round(tier.lines_per_unit), dtype=LINES_DTYPE)
     from .population import normal_quantile
 
     excess = size.mean - size.min
@@ -50,7 +50,7 @@ def _binomial(u, u2, n, p):
     mean = n * p
     if mean > 500.0:
         z = math.sqrt(-2.0 * math.log(max(u, 1e-300))) * math.cos(2.0 * math.pi * u2)
-        return min(n, max(0, int(round(mean + z * math.sqrt(mean * (1.0 - p))))))
+        return min(n, max(0, math.floor(mean + z * math.sqrt(mean * (1.0 - p)) + 0.5)))
     term = math.exp(n * math.log1p(-p))
     cdf = term
     k = 0

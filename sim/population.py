@@ -165,7 +165,7 @@ def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares
         if tier.account_size is not None and tier.account_size.spread > 0:
             state.lines[rows] = account_sizes(tier, stratified_uniforms(rng, n))
         else:
-            state.lines[rows] = int(round(tier.lines_per_unit))
+            state.lines[rows] = round(tier.lines_per_unit)
 
 
 def group_by_region(state: TierState) -> None:
@@ -217,7 +217,7 @@ def build_population(scenario: Scenario, generators: TierGenerators, scale: floa
         # Room for the lines replacing the expected leavers plus a margin, so joining rarely needs a copy.
         room = int(units * (tier.baseline_churn * horizon * 1.2 + 0.02)) + 16
         arrays = empty_arrays(units + room)
-        lines_per_unit = max(1, int(round(tier.lines_per_unit)))
+        lines_per_unit = max(1, round(tier.lines_per_unit))
         weight = tier.unit_count / units
         state = TierState(name=name, index=index, key=name_key(name), lines_per_unit=lines_per_unit, weight=weight,
                           size=units, **arrays)

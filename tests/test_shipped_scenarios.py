@@ -81,8 +81,12 @@ def test_baseline_group_accounts_split_5_25_70(baseline: Scenario) -> None:
     total = sum(accounts.values())
     shares = {name: n / total for name, n in accounts.items()}
     assert shares == pytest.approx({"key_a": 0.05, "key_b": 0.25, "key_c": 0.70})
-    per_account = {name: baseline.tiers[name].lines_per_account for name in accounts}
+    per_account = {name: baseline.tiers[name].lines_per_unit for name in accounts}
     assert per_account["key_a"] >= 500 and 100 <= per_account["key_b"] <= 499 and 10 <= per_account["key_c"] <= 99
+    # Where sizes vary, the floor is the class's own: A groups hold 500 handsets or more, B groups 100 or more.
+    sizes = {name: baseline.tiers[name].account_size for name in accounts}
+    assert sizes["key_a"] is not None and sizes["key_a"].min == 500
+    assert sizes["key_b"] is not None and sizes["key_b"].min == 100
 
 
 def test_baseline_vip_arpu_steps_are_about_two_to_one(baseline: Scenario) -> None:

@@ -216,7 +216,7 @@ class Tier(Section):
             assert self.lines is not None
             return self.lines
         assert self.accounts is not None
-        return int(round(self.accounts * self.lines_per_unit))
+        return round(self.accounts * self.lines_per_unit)
 
     @property
     def unit_count(self) -> int:
