@@ -23,7 +23,7 @@ import pandas as pd
 import simpy
 
 from . import kernels
-from .accounts import move_lines
+from .accounts import IN_CONTRACT_LOCK, move_lines
 from .allocation import Allocation
 from .base_at_rest import BaseAtRest, SatisfactionAtRest, contract_renewal_rate
 from .competition import Competition
@@ -257,6 +257,11 @@ def prepare(scenario: Scenario, seed: int) -> Calibration:
     noise = {}
     for state, name in zip(states, scenario.tiers):
         logits = dense_logit(state, hazards[name], view, 1, quality).astype(np.float64)
+        # Accounts deciding at their tender: the model knows the contracts' dates; its accuracy is how it
+        # ranks the accounts that decide this month (those locked in a contract rank last whatever it says).
+        deciding = logits > IN_CONTRACT_LOCK / 2
+        if deciding.any() and not deciding.all():
+            logits = logits[deciding]
         # A small customer table's tier is read several times over: the AUC is a property of the ranking,
         # and a handful of units would measure it with too much noise.
         logits = np.resize(logits, max(logits.size, AUC_MINIMUM))

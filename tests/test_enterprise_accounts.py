@@ -257,3 +257,23 @@ def test_a_tier_of_accounts_at_rest_churns_at_its_stated_rate_every_year(decides
     assert by_year.min() > 0.95 * 0.008 and by_year.max() < 1.05 * 0.008, by_year.round(5).tolist()
     lines = rows.groupby("month")["lines_start"].mean()
     assert lines.iloc[-1] / lines.iloc[0] == pytest.approx(1.0, abs=0.01)
+
+
+def test_proactive_offers_go_to_accounts_at_their_tender() -> None:
+    # The churn model knows the contracts' dates: an account locked in its contract cannot leave, so the
+    # offers go to the accounts tendering this month (a hundred a month here, of 333 tendering).
+    lever = """  review:
+    channel: managers
+    cost_per_contact: {amount: 500, per: account}
+    acceptance: 0.5
+    hazard_reduction: 0.5
+"""
+    scenario = enterprise(accounts=4000, decides="renewal", churn=0.01, share=1.0, term=12, horizon=2, levers=lever,
+                          allocation_budget=100_000, spread=1.0)
+    simulation = Simulation(scenario, Allocation({("groups", "review", "P1"): 100_000.0}),
+                            Calibration.quiet(scenario, 1), 1, outages=False, contact_center=False)
+    start = simulation.tiers[0].contract_end[:4000].copy()
+    simulation.run()
+    offered = simulation.tiers[0].last_offer[:4000] > 0
+    assert offered.sum() == pytest.approx(200, abs=30)
+    np.testing.assert_array_equal(simulation.tiers[0].last_offer[:4000][offered], start[offered])
