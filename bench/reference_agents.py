@@ -101,7 +101,7 @@ class ReferenceMarket:
         self.destinations: list[np.ndarray] = [np.ones(1)] * len(self.tiers)
         self.region_cum = [list(accumulate(calibration.joining.get(name, region_shares(scenario, tier)).tolist()))
                            for name, tier in scenario.tiers.items()]
-        self.lines_per_unit = [int(t.lines_per_account or 1) for t in self.tiers]
+        self.lines_per_unit = [round(t.lines_per_unit) for t in self.tiers]
         self.renew = []
         for tier in self.tiers:
             self.renew.append(contract_renewal_rate(tier))

@@ -399,7 +399,7 @@ def churn_check(engine, reference, scenario) -> dict:
     sum(churned) / sum(at start) follows; an enterprise account's lines leave together, so
     line-weighted variances scale by lines per account squared.
     """
-    lpu = {name: int(t.lines_per_account or 1) for name, t in scenario.tiers.items()}
+    lpu = {name: round(t.lines_per_unit) for name, t in scenario.tiers.items()}
     both = engine.groupby("tier")[["units_start", "churned_units"]].sum() + \
         reference.groupby("tier")[["units_start", "churned_units"]].sum()
     tier_p = (both["churned_units"] / both["units_start"].clip(lower=1)).to_dict()

@@ -21,7 +21,10 @@ BASELINE = ROOT / "scenarios" / "baseline.yaml"
 
 
 def _baseline_lines(data: dict) -> int:
-    return sum(int(t["lines"]) if "lines" in t else int(t["accounts"]) * int(t["lines_per_account"])
+    def per_account(t: dict) -> float:
+        return float(t["lines_per_account"]) if "lines_per_account" in t else float(t["account_size"]["mean"])
+
+    return sum(int(t["lines"]) if "lines" in t else round(int(t["accounts"]) * per_account(t))
                for t in data["tiers"].values())
 
 

@@ -67,7 +67,7 @@ def key_accounts_first(scenario: Scenario, budget: float | None = None) -> Alloc
     """Fill tiers in the operators' order of priority, each up to its levers' ceilings."""
     left = scenario.budget.total if budget is None else budget
     order = sorted(scenario.tiers, key=lambda t: (SEGMENT_ORDER.index(scenario.tiers[t].segment),
-                                                  -scenario.tiers[t].arpu * (scenario.tiers[t].lines_per_account or 1)))
+                                                  -scenario.tiers[t].arpu * scenario.tiers[t].lines_per_unit))
     amounts: dict[Cell, float] = {}
     every = cells(scenario)
     for tier in order:
