@@ -575,11 +575,11 @@ class Simulation:
                 row[f"churned_to_{k}"] = float(count) * w
             # Lines an account cancels leave the market (the staff leave); the lines it adds join from it.
             row["churned_out_of_market"] = (float(lines_by[-1]) + cancelled) * w
-            if tier.kind == "enterprise":
-                staying = active_lines - float(lines_by.sum())
-                row.update({"lines_cancelled": cancelled * w, "lines_added": added * w,
-                            "lines_cancelled_expected": staying * tier.partial_churn * w,
-                            "lines_added_expected": staying * tier.line_growth_rate * w})
+            # Every tier's row has the columns (0 for a consumer tier), so tables have no holes.
+            staying = active_lines - float(lines_by.sum()) if tier.kind == "enterprise" else 0.0
+            row.update({"lines_cancelled": cancelled * w, "lines_added": added * w,
+                        "lines_cancelled_expected": staying * tier.partial_churn * w,
+                        "lines_added_expected": staying * tier.line_growth_rate * w})
             self.records.tier_months.append(row)
         self._competitor_flows(month, churners)
         self._age(month)
