@@ -26,7 +26,7 @@ from . import kernels
 from .accounts import IN_CONTRACT_LOCK, move_lines
 from .allocation import Allocation
 from .base_at_rest import BaseAtRest, SatisfactionAtRest, contract_renewal_rate
-from .competition import Competition
+from .competition import Competition, line_margin
 from .hazard import (
     F32,
     TierHazard,
@@ -532,7 +532,7 @@ class Simulation:
             # Each account bills its own lines (the active units before this month's leavers are marked).
             active_lines = active_units if state.lines is None else state.active_lines()
             revenue = active_lines * tier.arpu * price
-            margin = active_lines * tier.arpu * (price - (1.0 - tier.margin))
+            margin = active_lines * line_margin(tier.arpu, price, 1.0, tier.margin)
             # The month's satisfaction is read after the save desk, whose offers may raise it.
             satisfaction += float(saved[1])
             if saved[0].size:
@@ -704,8 +704,15 @@ class Simulation:
         rivals losing their leavers and switchers (some to us) and gaining ours. The lines we gain join
         that tier (whole accounts in enterprise tiers). Market shares are recorded."""
         us = self.scenario.market.us
+        money = {k: [0.0, 0.0] for k in self.scenario.market.operators}
         for state, tier, name, row in zip(self.tiers, self.tier_params, self.scenario.tiers,
                                           self.records.tier_months[-len(self.tiers):]):
+            self.competition.observe(name, row["lines_start"], row["expected_churn"])
+            money[us][0] += row["revenue"]
+            money[us][1] += row["margin"]
+            for k, (revenue, margin) in self.competition.margins(name, month).items():
+                money[k][0] += revenue
+                money[k][1] += margin
             new, ours = self.competition.new_lines(name, month, row["lines_start"])
             won_lines = self.competition.flows(name, month, our_churners[name], ours, new)
             for lines, column, key in ((ours, "gross_adds_market", ()), (won_lines, "gross_adds_won", (1,))):
@@ -724,10 +731,12 @@ class Simulation:
         lines = self.competition.lines
         total = ours + sum(lines.values())
         self.records.market.append({"month": month, "operator": us, "lines": ours,
-                                    "share": ours / total if total else 0.0})
+                                    "share": ours / total if total else 0.0,
+                                    "revenue": money[us][0], "margin": money[us][1]})
         for k, count in lines.items():
             self.records.market.append({"month": month, "operator": k, "lines": count,
-                                        "share": count / total if total else 0.0})
+                                        "share": count / total if total else 0.0,
+                                        "revenue": money[k][0], "margin": money[k][1]})
         self.competition.watch_shares(ours, month)
 
     def _age(self, month: int) -> None:

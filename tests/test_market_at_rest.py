@@ -326,3 +326,34 @@ def test_the_crisis_churns_more_than_normal_service_where_it_hits() -> None:
     assert (crisis > normal).all(), pd.DataFrame({"normal": normal, "crisis": crisis}).to_string()
     ratio = north_churn["network_crisis"] / north_churn["baseline"]
     assert (ratio > 1.3).all(), ratio.round(2).to_dict()
+
+
+def test_the_price_war_escalates_and_costs_us_what_it_keeps() -> None:
+    # price_war.yaml without retention, the first two years, with our two cuts and without them (the same
+    # draws). U answers each cut on top of its running price: in households its price falls to
+    # 0.85 x 0.8 (its campaign) x 0.9 x 0.95 when both answers run (hand-computed). The cuts keep lines but
+    # cost us margin on every line that stays, more than the lines kept bring; the rivals earn less too.
+    from optimize.run.compare import operator_figures, strategy_figures
+    from sim.results import SimulationResult
+
+    scenario, calibration = _calibrated("price_war")
+    run = scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": 0.03})})
+    figures, npv, margin = {}, {}, {}
+    for label, variant in (("with", run), ("without", run.model_copy(update={"pricing": ()}))):
+        results = []
+        for replication in range(2):
+            simulation = Simulation(variant, Allocation.empty(), calibration, scenario.run.seed, replication)
+            results.append(SimulationResult.from_records(simulation.run(), replication))
+            if label == "with":
+                assert simulation.competition.offer_terms("households", 12)["U"][0] == pytest.approx(
+                    0.85 * 0.8 * 0.9 * 0.95)
+        result = SimulationResult.concat(results)
+        figures[label] = operator_figures(result, variant).groupby("operator").mean()
+        npv[label] = float(strategy_figures(result, variant)["npv"].mean())
+        margin[label] = float(strategy_figures(result, variant)["margin"].mean())
+    with_moves, without = figures["with"], figures["without"]
+    assert with_moves.loc["M", "lines_end"] > without.loc["M", "lines_end"]
+    assert npv["with"] < npv["without"]
+    assert (with_moves.loc[["T", "U"], "discounted_margin"] < without.loc[["T", "U"], "discounted_margin"]).all()
+    # Our operator row counts margin as every other table does.
+    assert with_moves.loc["M", "margin"] == pytest.approx(margin["with"], rel=1e-12)

@@ -208,6 +208,14 @@ def report_html(outcome: RunOutcome, images: Mapping[str, bytes]) -> str:
         img("frontier.png", "Efficient frontier"),
         img("market_shares.png", "Market shares"),
     ]
+    if len(outcome.operators):
+        margins = outcome.operators[outcome.operators["metric"].isin(["discounted_margin", "share_end"])]
+        sections.append(_table(margins[["strategy", "operator", "metric", "mean", "ci_low", "ci_high"]],
+                               "Every operator's discounted margin (before retention spend) and share at the end",
+                               "operators"))
+    if len(outcome.price_moves):
+        sections.append(_table(outcome.price_moves, "What our price moves did, without retention: with them against "
+                               "the same market without them (the rivals' answers included)", "price_moves"))
     if scenario.population is not None:
         sections.insert(3, _from_data(scenario))
     if len(outcome.variants):

@@ -48,6 +48,10 @@ def run_tables(outcome: RunOutcome) -> dict[str, pd.DataFrame]:
         frames["closed_loop"] = outcome.plan.loop.rounds
     if len(outcome.variants):
         frames["variants"] = outcome.variants
+    if len(outcome.operators):
+        frames["operators"] = outcome.operators
+    if len(outcome.price_moves):
+        frames["price_moves"] = outcome.price_moves
     return frames
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from sim.results import SimulationResult, mean_interval, summarize
 from sim.scenario import Scenario
-from sim.valuation import run_values, tier_values
+from sim.valuation import monthly_discount, run_values, tier_values
 
 METRICS = ("monthly_churn", "churned_lines", "lines_end", "lines_retained", "revenue", "margin", "retention_spend",
            "discounted_spend", "value_retained", "npv", "roi", "mean_satisfaction", "service_level")
@@ -80,6 +80,38 @@ def by_tier_table(results: dict[str, SimulationResult], scenario: Scenario) -> p
     columns = ["monthly_churn", "churned_lines", "lines_end", "revenue", "margin", "retention_spend",
                "discounted_spend", "value", "npv", "mean_satisfaction"]
     return summarize(stacked[["strategy", "tier", "replication", *columns]], by=["strategy", "tier"])
+
+
+def operator_figures(result: SimulationResult, scenario: Scenario) -> pd.DataFrame:
+    """Per replication and operator: lines at the start and the end, share at the end, revenue and margin
+    over the horizon (plain and discounted, before any retention spend). Ours are the tiers' figures as
+    every other table counts them (:func:`sim.valuation.tier_values`); the rivals' come from their lines
+    in our tiers' segments, billed at the prices they ran (:func:`sim.competition.line_margin`)."""
+    market = result.market
+    d = monthly_discount(scenario)
+    first, last = market["month"].min(), market["month"].max()
+    frame = market.assign(discounted_margin=market["margin"] * d ** market["month"].astype(float))
+    grouped = frame.groupby(["replication", "operator"], sort=False)
+    figures = pd.DataFrame({
+        "lines_start": frame[frame["month"] == first].set_index(["replication", "operator"])["lines"],
+        "lines_end": frame[frame["month"] == last].set_index(["replication", "operator"])["lines"],
+        "share_end": frame[frame["month"] == last].set_index(["replication", "operator"])["share"],
+        "revenue": grouped["revenue"].sum(), "margin": grouped["margin"].sum(),
+        "discounted_margin": grouped["discounted_margin"].sum()})
+    ours = tier_values(result, scenario).groupby("replication")[["revenue", "margin", "discounted_margin"]].sum()
+    figures = figures.reset_index()
+    mine = figures["operator"] == scenario.market.us
+    for column in ours.columns:
+        figures.loc[mine, column] = ours[column].reindex(figures.loc[mine, "replication"]).to_numpy()
+    return figures
+
+
+def operators_table(results: dict[str, SimulationResult], scenario: Scenario) -> pd.DataFrame:
+    """Per strategy, operator and metric (lines, share, revenue, margin): mean and 95% interval."""
+    stacked = pd.concat([operator_figures(r, scenario).assign(strategy=name) for name, r in results.items()],
+                        ignore_index=True)
+    return summarize(stacked[["strategy", "operator", "replication", "lines_start", "lines_end", "share_end",
+                              "revenue", "margin", "discounted_margin"]], by=["strategy", "operator"])
 
 
 def paired_differences(figures: dict[str, pd.DataFrame], baseline: str) -> pd.DataFrame:

@@ -25,13 +25,22 @@ from ..allocation.curves import ResponseCurve, predicted_figures
 from ..allocation.frontier import frontier
 from ..allocation.problem import build_problem
 from ..allocation.solve import solve
-from .compare import by_tier_table, paired_differences, strategy_figures, summary_table
+from .compare import (
+    by_tier_table,
+    operator_figures,
+    operators_table,
+    paired_differences,
+    strategy_figures,
+    summary_table,
+)
 from .measure import CurveEstimate, estimate_curves
 from .parallel import Task, simulate_tasks
 from .plan import Plan, plan_allocation
 from .strategies import csv_allocation, rule_allocation
 
 REFERENCE = "no_retention"
+WITHOUT_PRICE_MOVES = "without our price moves"
+"""The run's market had we not moved our prices: what starting (or answering) a price war costs us."""
 FRONTIER_POINTS = 50
 FRONTIER_REACH = 2.0
 """The frontier spans budgets from 0 to this multiple of the scenario's budget."""
@@ -58,6 +67,10 @@ class RunOutcome:
     """For optimized strategies: the LP's predicted value and retained lines beside the simulated ones."""
     variants: pd.DataFrame
     """For the robust plan: each competitor variant's outcome, the expectation and the worst case."""
+    operators: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per strategy and operator: lines, share, revenue and margin over the horizon."""
+    price_moves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """When we move our prices: what the moves did, against the same run without them (no retention)."""
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -176,6 +189,9 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
             scenarios[variant.name] = variant_scenario(scenario, variant.name)
             variant_plans += [(variant.name, REFERENCE, Allocation.empty())]
             variant_plans += [(variant.name, name, allocations[name]) for name in optimized]
+    if scenario.pricing:
+        scenarios[WITHOUT_PRICE_MOVES] = scenario.model_copy(update={"pricing": ()})
+        variant_plans += [(WITHOUT_PRICE_MOVES, REFERENCE, Allocation.empty())]
     simulated = simulate_all(scenarios, base_plans + variant_plans, calibration, seed, replications, workers, progress)
     watch.lap("simulate")
 
@@ -188,6 +204,8 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
         summary_table(figures), by_tier_table(results, scenario), paired_differences(figures, baseline),
         _predicted(scenario, curves_of, figures, allocations),
         _variant_table(scenario, simulated, optimized) if robust_estimates else pd.DataFrame(),
+        operators=operators_table(results, scenario),
+        price_moves=_price_move_table(scenario, scenarios, simulated) if scenario.pricing else pd.DataFrame(),
     )
     watch.lap("compare")
     outcome.timings = dict(watch.timings)
@@ -227,4 +245,31 @@ def _variant_table(scenario: Scenario, simulated: dict[tuple[str, str], Simulati
                      "value_retained": np.nan, "monthly_churn": np.nan})
         rows.append({"strategy": name, "variant": f"worst case ({worst})", "probability": np.nan,
                      "npv": npvs[worst], "value_retained": np.nan, "monthly_churn": np.nan})
+    return pd.DataFrame(rows)
+
+
+def _price_move_table(scenario: Scenario, scenarios: dict[str, Scenario],
+                      simulated: dict[tuple[str, str], SimulationResult]) -> pd.DataFrame:
+    """Without retention, each operator's margin (and our NPV) with our price moves and without them, and
+    the paired difference: what our moves, and the rivals' answers to them, did to each operator."""
+    with_moves = simulated[("", REFERENCE)]
+    without = simulated[(WITHOUT_PRICE_MOVES, REFERENCE)]
+    figures = {label: operator_figures(result, scenarios[key]).set_index(["replication", "operator"])
+               for label, key, result in (("with", "", with_moves), ("without", WITHOUT_PRICE_MOVES, without))}
+    npv = {label: strategy_figures(result, scenarios[key]).set_index("replication")["npv"]
+           for label, key, result in (("with", "", with_moves), ("without", WITHOUT_PRICE_MOVES, without))}
+    rows = []
+
+    def row(operator: str, metric: str, a: pd.Series, b: pd.Series) -> None:
+        diff, _, half, k = mean_interval((a - b).to_numpy(dtype=float))
+        rows.append({"operator": operator, "metric": metric, "with_our_moves": float(a.mean()),
+                     "without_them": float(b.mean()), "difference": diff,
+                     "ci_low": diff - half if k > 1 else diff, "ci_high": diff + half if k > 1 else diff})
+
+    row(scenario.market.us, "npv", npv["with"], npv["without"])
+    for operator in scenario.market.operators:
+        for metric in ("discounted_margin", "lines_end", "share_end"):
+            a = figures["with"].xs(operator, level="operator")[metric]
+            b = figures["without"].xs(operator, level="operator")[metric]
+            row(operator, metric, a, b.reindex(a.index))
     return pd.DataFrame(rows)

@@ -51,6 +51,23 @@ class Campaign(Offer):
 Trigger = Literal["our_price_cut", "share_loss"]
 
 
+class BestResponse(Section):
+    """A strategic answer: the rival chooses the price cut that maximizes its own margin.
+
+    It projects the segments it answers in month by month (expected flows between the operators, at the
+    prices each candidate cut would bring) and takes the candidate whose discounted margin is highest.
+    Rivals answering in the same month respond to each other's choices in turn until none changes (an
+    equilibrium) or ``rounds`` are played."""
+
+    cuts: Annotated[Seq[Annotated[float, Field(ge=0.0, lt=1.0)]], Field(min_length=1)] = (
+        0.0, 0.05, 0.10, 0.15, 0.20)
+    """The price cuts it considers, on top of its running price (0 = not to answer on price)."""
+    horizon_months: Annotated[int, Field(ge=1, le=120)] = 24
+    """Months it looks ahead when it weighs a cut: the cut's months and the lines it keeps after."""
+    rounds: Annotated[int, Field(ge=1, le=50)] = 10
+    """Most rounds of answering each other's choices before the last choices stand."""
+
+
 class Reaction(Section):
     """A competitor's rule: when something happens, answer after a lag."""
 
@@ -62,14 +79,26 @@ class Reaction(Section):
     threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     tiers: Seq[TierRef] = ()
     """Tiers the rule watches and answers in; empty means all."""
-    response: Offer
-    """What it does when triggered; ``price_cut: 1.0``-style matching is expressed as the cut itself."""
+    response: Offer = Offer()
+    """What it does when triggered: its price cut (unless it matches our cut or chooses its best response),
+    handset subsidy and marketing intensity."""
     match_our_cut: bool = False
     """When true, the answer's price cut equals the size of our cut (a tit-for-tat price war), not ``response.price_cut``."""
     lag_months: Annotated[int, Field(ge=0, le=60)] = 1
     duration_months: Months = 6
     max_times: Annotated[int, Field(ge=1, le=100)] = 3
     """How often the rule may fire over the horizon."""
+    best_response: BestResponse | None = None
+    """When given, the rival chooses its price cut as a best response for its own margin (given our
+    moves and the other strategic rivals' answers) instead of ``response.price_cut`` or our cut's size;
+    the response's intensity and subsidy still apply."""
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> Reaction:
+        if self.best_response is not None and self.match_our_cut:
+            raise fail("a reaction either matches our cut or chooses its best response, not both",
+                       "remove 'match_our_cut' or 'best_response'", at=("best_response",))
+        return self
 
 
 def _unique(campaigns: tuple[Campaign, ...], reactions: tuple[Reaction, ...]) -> None:

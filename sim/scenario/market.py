@@ -40,6 +40,10 @@ class Operator(Section):
     """Monthly churn of its own base (competitors only), the same in every segment. By default it is
     solved per segment so that the market is at rest without campaigns, moves or retention: its
     switchers to us replace ours to it (see ``tiers.*.market``)."""
+    margin: Probability = 0.45
+    """Its contribution margin as a share of its revenue at its list price (competitors only; ours is
+    each tier's ``margin``). A rival's line in one of our tiers' segments bills that tier's ARPU times
+    its ``price_index``; a price cut takes revenue, not cost, so its margin per line falls by the cut."""
 
 
 class GrossAdds(Section):
