@@ -346,7 +346,8 @@ def _cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     tiers = pd.DataFrame([{"tier": name, "lines": t.line_count, "arpu": t.arpu, "baseline_churn": t.baseline_churn,
                            "contract_share": t.contract.share, "tenure_mean_months": t.tenure.mean_months}
                           for name, t in result.scenario.tiers.items()])
-    written = write_outputs(report, {"fit": fit, "effects": model.effects, "deciles": model.deciles, "tiers": tiers},
+    written = write_outputs(report, {"fit": fit, "effects": model.effects, "deciles": model.deciles, "tiers": tiers,
+                                     "balance": model.balance},
                             {"command": ["retention", *(args.argv or [])], "scenario": str(out)})
     console.info(f"{args.data}: {result.table.rows:,} rows, {len(tiers)} tiers; churn over "
                  f"{model.months} months {fit['churn_rate'].iloc[0]:.2%}")
@@ -356,6 +357,11 @@ def _cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
             console.info(f"  {row.effect:<32} {row.coefficient:+.3f} (se {row.std_error:.3f}, odds x{row.odds_ratio:.2f})")
     console.info("  calibration by decile (predicted / observed churn over the window):")
     console.info("    " + "  ".join(f"{r.predicted:.0%}/{r.observed:.0%}" for r in model.deciles.itertuples()))
+    worst = model.balance.assign(gap=(model.balance["fitted_churn"] - model.balance["table_churn"]).abs())
+    console.info(f"  fitted against the table's churn over the window, {len(worst)} groups of {worst['driver'].nunique()} "
+                 f"drivers: largest gap {worst['gap'].max():.2%} (balance.csv)")
+    for warning in model.warnings:
+        console.problem(f"warning: {warning}")
     console.info(f"scenario written to {out}; fit tables in {written}")
     return EXIT_OK
 
