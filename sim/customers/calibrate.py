@@ -29,8 +29,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..engine import TABLE_PILOT_MONTHS
-from ..scenario import Problem, Scenario, ScenarioError, format_path, load_scenario, parse_yaml, validate_document
+from ..scenario import (
+    Problem,
+    Scenario,
+    ScenarioError,
+    format_path,
+    load_scenario,
+    parse_yaml,
+    validate_document,
+)
 from .churn_model import ChurnModel, fit
 from .mapping import Mapping, load_mapping, relative_to_mapping
 from .table import CustomerTable, read_table
@@ -60,9 +67,9 @@ class Calibration:
     text: str
 
 
-def stated_churn(hazard: np.ndarray, lines: np.ndarray, months: int = TABLE_PILOT_MONTHS) -> float:
+def stated_churn(hazard: np.ndarray, lines: np.ndarray, months: int) -> float:
     """The tier's baseline churn as the simulator's calibration reads it: the mean monthly churn over
-    its pilot months, the lines that leave leaving (a mix of lines churns less each month, as the
+    its pilot months (the table's observation window), the lines that leave leaving (a mix of lines churns less each month, as the
     likeliest to leave go first). Stating the hazard at the start instead would make calibration
     push the whole tier up."""
     rates = []
@@ -81,7 +88,7 @@ def _tier_figures(table: CustomerTable, model: ChurnModel, mapping: Mapping, tie
     figures: dict[str, Any] = {
         "arpu": round(float(np.average(table.charge[mine], weights=lines)), 2),
         "margin": mapping.margin,
-        "baseline_churn": round(stated_churn(hazard, lines), 6),
+        "baseline_churn": round(stated_churn(hazard, lines, mapping.observation_months), 6),
         "contract": {"share": round(float(np.average(under, weights=lines)), 4),
                      "term_months": int(round(float(np.average(table.term[mine][under], weights=lines[under]))))
                      if under.any() else 12},
