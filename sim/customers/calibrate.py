@@ -202,8 +202,12 @@ def _validated(text: str, out: Path, mapping: Mapping, table_source: str) -> Sce
                     (), f"the tiers this mapping makes of {table_source} would be invalid ({where}: {p.message}); "
                     f"{out} was not written", p.hint or "check the tiers, columns and drivers of this mapping"))
             else:
+                hint = p.hint
+                if mapping.horizon_months is not None:
+                    hint += (f"{'; or ' if hint else ''}change 'horizon_months' ({mapping.horizon_months}) in "
+                             f"{mapping._source_file}")
                 problems.append(Problem(template, None, None, p.path, f"{p.message} (in the scenario calibrated from "
-                                        f"this template; {out} was not written)", p.hint))
+                                        f"this template through {mapping._source_file}; {out} was not written)", hint))
         raise ScenarioError(problems) from None
 
 

@@ -97,6 +97,8 @@ class _Checker:
         self.source = source
         self.frame = frame
         self.problems: list[Problem] = []
+        self.underived: set[str] = set()
+        """Derived columns that could not be derived (their sources' problems are reported)."""
         # A spreadsheet shows the header as row 1.
         self.first_row = 2 if source.lower().endswith(".csv") else 1
 
@@ -109,6 +111,8 @@ class _Checker:
     def column(self, name: str, what: str) -> pd.Series | None:
         if name in self.frame.columns:
             return self.frame[name]
+        if name in self.underived:
+            return None
         self.problems.append(Problem(self.source, 1, None, (name,),
                                      f"column '{name}' ({what}) is not in the table{did_you_mean(name, self.frame.columns)}",
                                      f"the table's columns are: {', '.join(map(str, self.frame.columns))}"))
@@ -159,10 +163,12 @@ class _Checker:
             if name in self.frame.columns:
                 self.problems.append(mapping.problem(("derived", name), f"'{name}' is already a column of the table",
                                                      "give the derived column a name of its own"))
+                self.underived.add(name)
                 continue
             what = f"a source of derived '{name}'"
             sources = [self.number(column, what) for column in rule.sources]
             if any(v is None for v in sources):
+                self.underived.add(name)
                 continue
             values = [np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) for v in sources if v is not None]
             if rule.sum is not None:
