@@ -96,8 +96,8 @@ def test_derived_columns_give_the_scenario_of_the_columns_worked_out_by_hand(tmp
 def test_a_ratio_is_its_columns_divided() -> None:
     import pandas as pd
 
-    from sim.customers.table import _Checker
     from sim.customers.mapping import Mapping
+    from sim.customers.table import _Checker
 
     mapping = Mapping.model_validate({
         "derived": {"per_month": {"ratio": ["total", "months"]}, "doubled": {"column": "per_month", "multiply_by": 2}},
