@@ -164,7 +164,13 @@ class Derived(Section):
 
     @property
     def sources(self) -> tuple[str, ...]:
-        return tuple(self.sum or self.ratio or (self.column,))  # type: ignore[arg-type]
+        """The columns it is computed from."""
+        if self.sum is not None:
+            return self.sum
+        if self.ratio is not None:
+            return self.ratio
+        assert self.column is not None
+        return (self.column,)
 
 
 class NumericDriver(Section):
@@ -250,7 +256,6 @@ class Mapping(Section):
             raise fail("'churn_values' is missing: which codes mean a line left",
                        "add e.g. 'churn_values: {left: [\"Yes\"], stayed: [\"No\"]}'", at=("columns", "churn"))
         return self
-
 
     def problem(self, path: KeyPath, message: str, hint: str) -> Problem:
         """A problem the planner fixes in this mapping file, at ``path`` (its line when known)."""
