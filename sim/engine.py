@@ -122,9 +122,10 @@ PILOT_UNITS = 30_000
 PILOT_MINIMUM_UNITS = 5_000
 """Units of every tier in a pilot at least: a tier of a hundred accounts is drawn fifty times over."""
 PILOT_MONTHS = 18
-TABLE_PILOT_MONTHS = 6
-"""A customer table's base is the one observed at the start of its window, not a base at rest: its
-pilots measure their first months, with no warm-up (see :func:`sim.customers.calibrate.stated_churn`)."""
+# A customer table's base is the one observed at the start of its window, not a base at rest: its pilots
+# measure the window's months (``population.observation_months``), with no warm-up, so that the tier's
+# churn over the window is the table's, its late months included (see
+# :func:`sim.customers.calibrate.stated_churn`).
 PILOT_WARM_UP = 9
 """Months the first pilot round runs before it measures. A run starts with no complaint and every line
 at its tier's usual satisfaction; outages then build complaints (over three months) and a satisfaction
@@ -185,7 +186,7 @@ def prepare(scenario: Scenario, seed: int) -> Calibration:
     pilot = pilot.model_copy(update={"run": pilot.run.model_copy(update={"queue_sample_calls": PILOT_QUEUE_CALLS})})
     # The pilot may run past a short horizon: normal service is the same every month.
     table = scenario.population is not None
-    measured_months = TABLE_PILOT_MONTHS if table else PILOT_MONTHS
+    measured_months = scenario.population.observation_months if scenario.population else PILOT_MONTHS
     months = (0 if table else PILOT_WARM_UP) + measured_months
     last = scenario.meta.periods[-1]
     periods = (*scenario.meta.periods, last.model_copy(update={"name": f"{last.name}_pilot",

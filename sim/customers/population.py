@@ -32,6 +32,8 @@ class TablePopulation:
     table: CustomerTable
     offsets: np.ndarray
     """Log-odds offset per row from the fitted effects, centred per tier."""
+    complaints_binned: bool = False
+    """The table's complaints were fitted in bands (part of ``offsets``), not per complaint."""
 
     def rows_of(self, tier: str) -> np.ndarray:
         return np.flatnonzero(self.table.tier == tier)
@@ -65,7 +67,7 @@ def _load(source_dir: str, table_source: str, mapping_file: str, effects: tuple[
     for tier in table.tiers:
         mine = table.tier == tier
         offsets[mine] -= np.average(offsets[mine], weights=table.lines[mine])
-    return TablePopulation(table, offsets)
+    return TablePopulation(table, offsets, mapping.drivers.complaints_binned)
 
 
 def choose_rows(population: TablePopulation, tier: str, units: int, rng: np.random.Generator) -> np.ndarray:
@@ -87,7 +89,8 @@ def apply_rows(state: TierState, population: TablePopulation, rows: np.ndarray, 
     state.contract_end[:n] = np.where(term > 0, remaining, 0).astype(np.int16)
     steps = np.rint(population.offsets[rows] / PROPENSITY_STEP)
     state.propensity[:n] = np.clip(steps, -127, 127).astype(np.int8)
-    if table.complaints is not None:
+    if table.complaints is not None and not population.complaints_binned:
+        # Binned, the table's complaints act through the bands in the line's propensity: not twice.
         state.complaints[:n] = np.clip(table.complaints[rows], 0, 255).astype(np.uint8)
     if table.region is not None:
         known = {name: i for i, name in enumerate(regions)}

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..scenario import Problem, ScenarioError
 from ..scenario.types import did_you_mean
-from .mapping import Mapping
+from .mapping import Mapping, code_label, code_texts
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 """What a scenario accepts as a tier name."""
@@ -54,6 +54,8 @@ class CustomerTable:
     complaints: np.ndarray | None
     indicators: dict[str, np.ndarray]
     """Per service indicator: 1.0 where the row has it."""
+    numbers: dict[str, np.ndarray]
+    """Per other numeric driver (``drivers.numbers``): its value in each row."""
 
     @property
     def tiers(self) -> list[str]:
@@ -95,6 +97,8 @@ class _Checker:
         self.source = source
         self.frame = frame
         self.problems: list[Problem] = []
+        self.underived: set[str] = set()
+        """Derived columns that could not be derived (their sources' problems are reported)."""
         # A spreadsheet shows the header as row 1.
         self.first_row = 2 if source.lower().endswith(".csv") else 1
 
@@ -107,6 +111,8 @@ class _Checker:
     def column(self, name: str, what: str) -> pd.Series | None:
         if name in self.frame.columns:
             return self.frame[name]
+        if name in self.underived:
+            return None
         self.problems.append(Problem(self.source, 1, None, (name,),
                                      f"column '{name}' ({what}) is not in the table{did_you_mean(name, self.frame.columns)}",
                                      f"the table's columns are: {', '.join(map(str, self.frame.columns))}"))
@@ -139,25 +145,55 @@ class _Checker:
         text = raw.astype(str).str.strip().to_numpy()
         out = np.full(len(text), "", dtype=object)
         for group, values in groups.items():
-            out[np.isin(text, [str(v) for v in values])] = group
+            out[np.isin(text, [t for v in values for t in code_texts(v)])] = group  # type: ignore[arg-type]
         unknown = np.flatnonzero(out == "")
         if unknown.size:
             seen = sorted(set(text[unknown]))[:5]
-            listed = "; ".join(f"{g}: {', '.join(map(str, v))}" for g, v in groups.items() if v)
+            listed = "; ".join(f"{g}: {', '.join(map(code_label, v))}" for g, v in groups.items() if v)
             self.bad(name, unknown, f"{what} value{'s' if len(seen) > 1 else ''} "
                      f"{', '.join(repr(s) for s in seen)} not in the mapping",
-                     f"list every code in the mapping ({listed})")
+                     f"list every code in the mapping ({listed}); quote codes that read as yes/no "
+                     "or numbers, e.g. [\"Yes\"]")
         return out
+
+    def derive(self, mapping: Mapping) -> None:
+        """Add the mapping's derived columns to the frame (their sources' problems are reported once, on
+        the sources; a derived value is 0 where a source is bad)."""
+        for name, rule in mapping.derived.items():
+            if name in self.frame.columns:
+                self.problems.append(mapping.problem(("derived", name), f"'{name}' is already a column of the table",
+                                                     "give the derived column a name of its own"))
+                self.underived.add(name)
+                continue
+            what = f"a source of derived '{name}'"
+            sources = [self.number(column, what) for column in rule.sources]
+            if any(v is None for v in sources):
+                self.underived.add(name)
+                continue
+            values = [np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) for v in sources if v is not None]
+            if rule.sum is not None:
+                result = np.sum(values, axis=0)
+            elif rule.ratio is not None:
+                numerator, denominator = values
+                zero = np.flatnonzero(denominator == 0)
+                if zero.size:
+                    self.bad(rule.ratio[1], zero, f"the denominator of derived '{name}' is 0",
+                             f"leave those rows out, or derive '{name}' another way in {mapping._source_file}")
+                result = np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator != 0)
+            else:
+                result = values[0] / rule.divide_by if rule.divide_by is not None else values[0] * (rule.multiply_by or 1.0)
+            self.frame[name] = result
 
 
 def read_table(source: str, mapping: Mapping, base_dir: str | Path = ".", *,
                need_churn: bool = False) -> CustomerTable:
     """Read ``source`` through ``mapping``; raise :class:`DataError` listing every problem."""
-    frame = read_raw(source, base_dir)
+    frame = read_raw(source, base_dir).copy()
     check = _Checker(source, frame)
     columns = mapping.columns
     if len(frame) == 0:
         raise DataError([Problem(source, None, None, (), "the table has no rows", "give at least one line")])
+    check.derive(mapping)
     tenure = check.number(columns.tenure_months, "tenure in months", minimum=0)
     charge = check.number(columns.monthly_charge, "monthly charge", minimum=0)
     lines = check.number(columns.lines, "lines", minimum=1) if columns.lines else np.ones(len(frame))
@@ -169,8 +205,8 @@ def read_table(source: str, mapping: Mapping, base_dir: str | Path = ".", *,
         term = None if found is None else np.array([TERM.get(g, 0) for g in found], dtype=np.int16)
     churn = None
     if need_churn and columns.churn is None:
-        check.problems.append(Problem("mapping", None, None, ("columns", "churn"),
-                                      "calibrating needs the churn column", "name it under 'columns: churn'"))
+        check.problems.append(mapping.problem(("columns",), "calibrating needs the churn column",
+                                              "name it under 'columns: churn'"))
     if columns.churn:
         values = mapping.churn_values
         assert values is not None
@@ -184,14 +220,27 @@ def read_table(source: str, mapping: Mapping, base_dir: str | Path = ".", *,
     for name, values in mapping.drivers.indicators.items():
         raw = check.column(name, "service indicator")
         if raw is not None:
-            indicators[name] = raw.astype(str).str.strip().isin([str(v) for v in values]).to_numpy(dtype=float)
+            text = raw.astype(str).str.strip()
+            indicators[name] = text.isin([t for v in values for t in code_texts(v)]).to_numpy(dtype=float)
+            if not indicators[name].any():
+                # Every row without the service: the mapping's codes are not the table's.
+                seen = ", ".join(repr(v) for v in sorted(set(text))[:5])
+                check.problems.append(mapping.problem(
+                    ("drivers", "indicators", name),
+                    f"no row of the table has '{name}' in {', '.join(map(code_label, values))} (its values: {seen})",
+                    "list the table's code for having the service, quoted, e.g. [\"Yes\"]"))
+    numbers = {}
+    for name in mapping.drivers.numbers:
+        values = check.number(name, "numeric driver")
+        if values is not None:
+            numbers[name] = values
     tier = _tiers(check, mapping)
     if check.problems:
         raise DataError(check.problems)
     assert tenure is not None and charge is not None and lines is not None and tier is not None
     table = CustomerTable(source, len(frame), tier, tenure, charge,
                           term if term is not None else np.zeros(len(frame), dtype=np.int16),
-                          lines.astype(np.int64), churn, region, complaints, indicators)
+                          lines.astype(np.int64), churn, region, complaints, indicators, numbers)
     if need_churn:
         _every_tier_has_churners(table, mapping)
     return table
@@ -216,10 +265,10 @@ def _tiers(check: _Checker, mapping: Mapping) -> np.ndarray | None:
     names = text.map(lambda v: rule.names.get(v, v)).to_numpy(dtype=object)
     bad = sorted({n for n in names if n and not _is_name(n)})
     if bad:
-        check.problems.append(Problem("mapping", None, None, ("tiers", "names"),
-                                      f"tier value{'s' if len(bad) > 1 else ''} {', '.join(repr(b) for b in bad)} "
-                                      "cannot be tier names",
-                                      "name them under 'tiers: names:' (letters, digits, '_' and '-')"))
+        check.problems.append(mapping.problem(("tiers", "names"),
+                                              f"tier value{'s' if len(bad) > 1 else ''} {', '.join(repr(b) for b in bad)} "
+                                              "cannot be tier names",
+                                              "name them under 'tiers: names:' (letters, digits, '_' and '-')"))
     return names
 
 
