@@ -229,3 +229,19 @@ def test_a_planner_allocation_file_is_a_strategy(quick_small: Path, tmp_path: Pa
     assert mine["amount"].sum() == pytest.approx(50_000)
     spend = pd.read_csv(out / "summary.csv").set_index(["strategy", "metric"])["mean"]
     assert 0 < spend[("mine", "retention_spend")] <= 50_000
+
+
+def test_the_tutorial_plan_pays_where_spending_evenly_loses(tmp_path: Path) -> None:
+    """The small market as the README's tutorial reads it, run as shipped (its own replications and seed):
+    the LP's plan gains NPV over no retention by an interval above zero, spending the budget evenly loses by
+    one below zero, and the LP leaves prepaid unfunded (its churn is mostly SIMs dropped, which no offer
+    changes)."""
+    out = tmp_path / "tutorial"
+    assert main(["-q", "run", str(SCENARIOS / "small.yaml"), "--workers", "1", "--out", str(out)]) == 0
+    paired = pd.read_csv(out / "paired_differences.csv").set_index(["strategy", "metric"])
+    assert paired.loc[("lp_optimal", "npv"), "baseline"] == "no_retention"
+    assert paired.loc[("lp_optimal", "npv"), "ci_low"] > 0
+    assert paired.loc[("uniform", "npv"), "ci_high"] < 0
+    plan = pd.read_csv(out / "lp_allocation.csv")
+    assert "prepaid" not in set(plan.loc[plan["amount"] > 0, "tier"])
+    assert plan["amount"].sum() < 0.5 * 200_000
