@@ -27,7 +27,7 @@ run: venv
 	$(BIN)/retention run $(SCENARIO) --workers 2
 
 test: test-venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 schema: venv
 	$(BIN)/retention schema --out scenarios/scenario.schema.json

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections.abc import Mapping
 
 import matplotlib
@@ -134,15 +135,26 @@ def charts(outcome: RunOutcome) -> dict[str, bytes]:
     }
 
 
+def _number(x: float) -> str:
+    """A figure as a planner reads it: millions as 2,411.4M, thousands whole, rates and ratios to 4 digits."""
+    if math.isnan(x):  # a ratio without a denominator (ROI of spending nothing)
+        return "–"
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:,.1f}M"
+    if abs(x) >= 1e3:
+        return f"{x:,.0f}"
+    return f"{x:.4g}"
+
+
 def _table(frame: pd.DataFrame, caption: str, table_id: str) -> str:
-    body = frame.to_html(index=False, border=0, classes="data", float_format=lambda x: f"{x:,.4g}", na_rep="–")
+    body = frame.to_html(index=False, border=0, classes="data", float_format=_number, na_rep="–")
     return f'<section id="{table_id}"><h2>{html.escape(caption)}</h2>{body}</section>'
 
 
 def _wide_summary(summary: pd.DataFrame) -> pd.DataFrame:
     """One row per strategy: 'mean [low, high]' per metric."""
     def cell(r: pd.Series) -> str:
-        return f"{r['mean']:,.4g} [{r['ci_low']:,.4g}, {r['ci_high']:,.4g}]"
+        return f"{_number(r['mean'])} [{_number(r['ci_low'])}, {_number(r['ci_high'])}]"
 
     table = summary.assign(text=summary.apply(cell, axis=1)).pivot(index="strategy", columns="metric", values="text")
     order = [m for m in summary["metric"].unique() if m in table.columns]
@@ -150,6 +162,19 @@ def _wide_summary(summary: pd.DataFrame) -> pd.DataFrame:
     table = table.loc[strategies, order]
     table.columns.name = None
     return table.reset_index()
+
+
+def _operators_wide(operators: pd.DataFrame) -> pd.DataFrame:
+    """One row per strategy and operator: share at the end in percent, discounted margin in millions."""
+    def cell(r: pd.Series, scale: float, unit: str) -> str:
+        return f"{r['mean'] * scale:,.1f}{unit} [{r['ci_low'] * scale:,.1f}, {r['ci_high'] * scale:,.1f}]"
+
+    share = operators[operators["metric"] == "share_end"].set_index(["strategy", "operator"])
+    margin = operators[operators["metric"] == "discounted_margin"].set_index(["strategy", "operator"])
+    table = pd.DataFrame({"share at the end": share.apply(cell, axis=1, scale=100.0, unit="%"),
+                          "discounted margin (M)": margin.apply(cell, axis=1, scale=1e-6, unit="")})
+    strategies = list(dict.fromkeys(operators["strategy"]))
+    return table.reindex(strategies, level="strategy").reset_index()
 
 
 def _from_data(scenario) -> str:  # type: ignore[no-untyped-def]
@@ -209,10 +234,9 @@ def report_html(outcome: RunOutcome, images: Mapping[str, bytes]) -> str:
         img("market_shares.png", "Market shares"),
     ]
     if len(outcome.operators):
-        margins = outcome.operators[outcome.operators["metric"].isin(["discounted_margin", "share_end"])]
-        sections.append(_table(margins[["strategy", "operator", "metric", "mean", "ci_low", "ci_high"]],
-                               "Every operator's discounted margin (before retention spend) and share at the end",
-                               "operators"))
+        sections.append(_table(_operators_wide(outcome.operators),
+                               "Every operator's share at the end and discounted margin (before retention spend), "
+                               "mean [95% interval]", "operators"))
     if len(outcome.price_moves):
         sections.append(_table(outcome.price_moves, "What our price moves did, without retention: with them against "
                                "the same market without them (the rivals' answers included)", "price_moves"))
