@@ -219,9 +219,15 @@ def wilson(successes: float, n: int) -> Estimate:
     return Estimate(p, centre - half, centre + half)
 
 
+LARGEST_LOG_ODDS = 40.0
+"""Log-odds searched for a level or an effect: beyond it a hazard is 0 or 1 in floating point."""
+_UNREACHABLE = ("the acceptors churned less over the window than stopping their churn altogether during the offer's "
+                "months could explain")
+
+
 def _solve(target: float, f: Callable[[float], float]) -> float:
     """The x where the increasing ``f`` reaches ``target`` (bisection: window churn is monotone in log-odds)."""
-    low, high = -40.0, 40.0
+    low, high = -LARGEST_LOG_ODDS, LARGEST_LOG_ODDS
     for _ in range(90):
         mid = 0.5 * (low + high)
         if f(mid) < target:
@@ -242,7 +248,7 @@ def log_odds_ratio(p0: float, p1: float, window: int, effect_months: int, risk: 
         h0 = -math.expm1(math.log1p(-p0) / window)
         h1 = -math.expm1((math.log1p(-p1) - rest * math.log1p(-h0)) / effect_months)
         if not 0.0 < h1 < 1.0:
-            raise ValueError("the acceptors' churn cannot come from a monthly hazard over the offer's months")
+            raise ValueError(_UNREACHABLE)
         return math.log(h1 / (1 - h1)) - math.log(h0 / (1 - h0))
     x = np.asarray(risk, dtype=float)
     c = _solve(p0, lambda level: float(window_probability(level + x, window).mean()))
@@ -251,6 +257,8 @@ def log_odds_ratio(p0: float, p1: float, window: int, effect_months: int, risk: 
         stay = np.exp(-np.logaddexp(0.0, c + x) * rest - np.logaddexp(0.0, c + x + d) * effect_months)
         return float(1.0 - stay.mean())
 
+    if treated(-LARGEST_LOG_ODDS) >= p1:
+        raise ValueError(_UNREACHABLE)
     return _solve(p1, treated)
 
 
@@ -372,8 +380,11 @@ def read_effects(campaign: CampaignTable, window: int, duration: int) -> Campaig
     try:
         overall = estimate(campaign.treated, campaign.accepted, campaign.churned, window, duration, risk)
     except ValueError as exc:
-        raise DataError([Problem(campaign.source, None, None, (), f"the lever's effect cannot be read: {exc}",
-                                 "check the churned column: the window needs churners and stayers in both arms")]) from None
+        hint = ("check the lever's duration_months in the scenario (the offer may act longer than it states) and "
+                "--window-months" if str(exc) == _UNREACHABLE else
+                "check the churned column: the window needs churners and stayers in both arms")
+        raise DataError([Problem(campaign.source, None, None, (), f"the lever's effect cannot be read: {exc} "
+                                 f"(window {window} months, offer {min(duration, window)} months)", hint)]) from None
     groups: list[tuple[str, np.ndarray]] = list(campaign.features.items())
     if risk is not None:
         edges = np.quantile(risk[~campaign.treated], np.linspace(0, 1, RISK_BANDS + 1)[1:-1])
