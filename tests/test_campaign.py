@@ -89,6 +89,10 @@ def campaign_csv(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
     frame = simulate_campaign(known, LEVER, WINDOW, seed=SEED)
     path = tmp_path_factory.mktemp("campaign") / "campaign.csv"
     frame.to_csv(path, index=False)
+    # A seed in, the same campaign out; another seed draws another treated half.
+    pd.testing.assert_frame_equal(simulate_campaign(known, LEVER, WINDOW, seed=SEED), frame)
+    other = simulate_campaign(known, LEVER, WINDOW, seed=SEED + 1)
+    assert (other["group"] != frame["group"]).mean() > 0.3
     return path
 
 
