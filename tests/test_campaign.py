@@ -14,6 +14,9 @@ import yaml
 
 from optimize.cli.main import main
 from sim.customers.campaign import (
+    CampaignReading,
+    CampaignTable,
+    adjusted_offer_effects,
     estimate,
     hazard_reduction,
     log_odds_ratio,
@@ -22,6 +25,7 @@ from sim.customers.campaign import (
 )
 from sim.customers.campaign_run import simulate_campaign
 from sim.customers.churn_model import window_probability
+from sim.customers.learned_lever import learn_lever
 from sim.scenario import load_scenario
 
 from .conftest import SCENARIOS
@@ -96,11 +100,16 @@ def campaign_csv(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
     return path
 
 
-def test_a_simulated_campaign_gives_back_its_lever(campaign_csv: Path) -> None:
+@pytest.fixture(scope="module")
+def reading(campaign_csv: Path) -> CampaignReading:
+    """The campaign read for an offer lasting the window, as it did."""
+    return read_effects(read_campaign(str(campaign_csv)), WINDOW, WINDOW)
+
+
+def test_a_simulated_campaign_gives_back_its_lever(campaign_csv: Path, reading: CampaignReading) -> None:
     frame = pd.read_csv(campaign_csv)
     assert len(frame) == 7043 and abs((frame["group"] == "treated").mean() - 0.5) < 0.001
     assert frame.loc[frame["group"] == "control", "accepted"].eq(0).all()
-    reading = read_effects(read_campaign(str(campaign_csv)), WINDOW, WINDOW)
     e = reading.effect
     assert e.acceptance.low < TRUE_ACCEPTANCE < e.acceptance.high
     assert e.acceptance.high - e.acceptance.low < 0.04
@@ -118,20 +127,26 @@ def _learn(tmp_path: Path, campaign: Path, *extra: str, lever: str = LEVER, scen
                  "--window-months", str(WINDOW), "--out", str(tmp_path / "learned.yaml"), *extra])
 
 
-def test_learn_lever_writes_the_scenario_with_intervals(campaign_csv: Path, tmp_path: Path) -> None:
-    assert _learn(tmp_path, campaign_csv) == 0
+def test_learn_lever_writes_the_scenario_with_intervals(campaign_csv: Path, reading: CampaignReading,
+                                                        tmp_path: Path) -> None:
     out = tmp_path / "learned.yaml"
+    result = learn_lever(str(campaign_csv), TELCO, LEVER, out, WINDOW)
     text = out.read_text(encoding="utf-8")
-    learned = load_scenario(out)
-    # The offer lasts as the scenario's lever states (6 months), whatever the campaign's window.
-    reading = read_effects(read_campaign(str(campaign_csv)), WINDOW, load_scenario(TELCO).levers[LEVER].duration_months)
-    lever = learned.levers[LEVER]
-    assert lever.acceptance == pytest.approx(reading.effect.acceptance.value, abs=1e-4)
-    assert lever.hazard_reduction == pytest.approx(reading.effect.hazard_reduction.value, abs=1e-4)
+    assert result.text == text
+    lever = load_scenario(out).levers[LEVER]
+    e = result.reading.effect
+    assert lever.acceptance == pytest.approx(e.acceptance.value, abs=1e-4)
+    assert lever.hazard_reduction == pytest.approx(e.hazard_reduction.value, abs=1e-4)
+    # The offer lasts as the scenario's lever states (6 months), whatever the campaign's window: the
+    # same churn avoided in half the months is a deeper cut than the campaign's own 12-month offer.
+    assert load_scenario(TELCO).levers[LEVER].duration_months == e.effect_months == 6
+    assert e.acceptors_churn_with.value == pytest.approx(reading.effect.acceptors_churn_with.value)
+    assert e.hazard_reduction.value > reading.effect.hazard_reduction.value
     lines = text.splitlines()
     start = lines.index(f"  {LEVER}:")
     line = next(ln for ln in lines[start:] if ln.strip().startswith("hazard_reduction:"))
-    assert "campaign.csv" in line and f"{reading.effect.hazard_reduction.low:.3f}" in line
+    assert "campaign.csv" in line and f"95% interval {e.hazard_reduction.low:.3f} to" in line
+    assert "first 6 months" in line
     # Everything else is the planner's file as it was, comments included; the table it starts from is
     # still found from the new place.
     original = TELCO.read_text(encoding="utf-8").splitlines()
@@ -141,7 +156,7 @@ def test_learn_lever_writes_the_scenario_with_intervals(campaign_csv: Path, tmp_
     assert (tmp_path / "learned.effects.csv").is_file()
     effects = pd.read_csv(tmp_path / "learned.effects.csv")
     assert {"tier", "contract", "risk band"} <= set(effects["feature"])
-    # The same campaign gives the same bytes.
+    # The command writes the same bytes from the same campaign.
     first = out.read_bytes(), (tmp_path / "learned.effects.csv").read_bytes()
     assert _learn(tmp_path, campaign_csv) == 1  # not replaced without --force
     assert _learn(tmp_path, campaign_csv, "--force") == 0
@@ -218,3 +233,28 @@ def test_a_columns_file_names_the_table_s_columns_and_codes(tmp_path: Path) -> N
     assert _learn(tmp_path, campaign, "--columns", str(columns), lever="bill_credit",
                   scenario=SMALL) == 0
     assert load_scenario(tmp_path / "learned.yaml").levers["bill_credit"].acceptance == pytest.approx(7 / 20, abs=1e-4)
+
+
+def test_the_offer_s_effect_by_group_is_recovered_from_flags_drawn_with_it() -> None:
+    # 40,000 lines over 6 months; offering halves the monthly odds of plan 'a' lines and leaves plan 'b'
+    # lines alone; plan 'b' churns more. Ten campaigns: the intervals hold the truth about 95% of the time.
+    truths = {"a": 0.5, "b": 1.0}
+    held, estimates = {g: 0 for g in truths}, {g: [] for g in truths}
+    for seed in range(11, 21):
+        rng = np.random.default_rng(seed)
+        n = 40_000
+        plan = np.where(rng.random(n) < 0.5, "a", "b")
+        offered = rng.random(n) < 0.5
+        log_odds = np.where(plan == "a", -4.0, -3.0) + np.where(offered & (plan == "a"), math.log(0.5), 0.0)
+        churned = (rng.random(n) < window_probability(log_odds, 6)).astype(float)
+        campaign = CampaignTable("synthetic", np.arange(n).astype(object), offered, offered.astype(float), churned,
+                                 {"plan": plan.astype(object)})
+        adjusted = adjusted_offer_effects(campaign, 6).set_index("group")
+        for group, truth in truths.items():
+            row = adjusted.loc[group]
+            held[group] += int(row["offer_odds_ratio_low"] < truth < row["offer_odds_ratio_high"])
+            estimates[group].append(math.log(row["offer_odds_ratio"]))
+            assert row["offer_odds_ratio_high"] / row["offer_odds_ratio_low"] < 1.3
+    for group, truth in truths.items():
+        assert held[group] >= 8, (group, held)
+        assert np.mean(estimates[group]) == pytest.approx(math.log(truth), abs=0.03)

@@ -329,22 +329,59 @@ def estimate(treated: np.ndarray, accepted: np.ndarray, churned: np.ndarray, win
                        spread(p0), spread(p1), reduction)
 
 
+def _feature_columns(campaign: CampaignTable, rows: np.ndarray) -> tuple[list[str], list[tuple[str, str]], np.ndarray]:
+    """0/1 columns of every feature's groups but the first (the reference), groups seen in ``rows``."""
+    names, keys, columns = [], [], []
+    for feature, labels in campaign.features.items():
+        for group in sorted(set(labels[rows]))[1:]:
+            names.append(f"{feature}={group}")
+            keys.append((feature, str(group)))
+            columns.append((labels == group).astype(float))
+    return names, keys, np.column_stack(columns) if columns else np.zeros((campaign.rows, 0))
+
+
 def risk_scores(campaign: CampaignTable, window: int) -> tuple[np.ndarray | None, list[str]]:
     """Each line's churn log-odds from a model fitted to the control lines' features (their groups as
     0/1 columns, the first group of each the reference), and the model's terms. None when the features
     are too few or the control lines too few for them (:data:`MIN_LINES_PER_TERM` per term)."""
     control = ~campaign.treated
-    names, columns = ["level"], [np.ones(campaign.rows)]
-    for feature, labels in campaign.features.items():
-        groups = sorted(set(labels[control]))
-        for group in groups[1:]:
-            names.append(f"{feature}={group}")
-            columns.append((labels == group).astype(float))
+    names, _, features = _feature_columns(campaign, control)
+    names = ["level", *names]
     if len(names) == 1 or control.sum() < MIN_LINES_PER_TERM * len(names) or not campaign.churned[control].any():
         return None, []
-    matrix = np.column_stack(columns)
+    matrix = np.column_stack([np.ones(campaign.rows), features])
     beta, _ = fit_effects(matrix[control], campaign.churned[control], window, 1)
     return matrix @ beta, names
+
+
+def adjusted_offer_effects(campaign: CampaignTable, window: int) -> pd.DataFrame:
+    """Per feature group: the monthly odds ratio of churn of a line *offered* the lever against one not
+    offered, from a model where the offer's effect varies with every feature at once (so a group's
+    figure is adjusted for the other features of its lines), with a 95% interval. The model is the
+    churn model's own fit (:func:`sim.customers.churn_model.fit_effects`, sandwich covariance) over every
+    line, with the offer and the offer times each feature group as terms; a group's figure is the
+    offer's log odds ratio averaged over the group's lines. Offered, not accepted: it mixes acceptance
+    and effect, and needs no assumption beyond the random split. Empty when the lines are too few for
+    the terms."""
+    columns = ["feature", "group", "offer_odds_ratio", "offer_odds_ratio_low", "offer_odds_ratio_high"]
+    names, _, features = _feature_columns(campaign, np.ones(campaign.rows, dtype=bool))
+    offered = campaign.treated.astype(float)
+    effect_terms = np.column_stack([np.ones(campaign.rows), features])
+    matrix = np.column_stack([effect_terms, offered[:, None] * effect_terms])
+    if not names or campaign.rows < MIN_LINES_PER_TERM * matrix.shape[1] or not campaign.churned.any():
+        return pd.DataFrame(columns=columns)
+    beta, cov = fit_effects(matrix, campaign.churned, window, 1)
+    k = effect_terms.shape[1]
+    offer, offer_cov = beta[k:], cov[k:, k:]
+    out = []
+    for feature, labels in campaign.features.items():
+        for group in sorted(set(labels)):
+            mix = effect_terms[labels == group].mean(axis=0)
+            value = float(mix @ offer)
+            se = math.sqrt(max(0.0, float(mix @ offer_cov @ mix)))
+            out.append(dict(zip(columns, (feature, str(group), math.exp(value), math.exp(value - Z95 * se),
+                                          math.exp(value + Z95 * se)))))
+    return pd.DataFrame(out, columns=columns)
 
 
 @dataclass(frozen=True)
@@ -354,7 +391,8 @@ class CampaignReading:
     effect: LeverEffect
     by_group: pd.DataFrame
     """Per feature and group (and ``risk band``): lines, acceptance, churn, ITT, CACE, hazard reduction
-    with intervals; a ``note`` where a group is too small to say."""
+    with intervals; a ``note`` where a group is too small to say; and the offer's monthly odds ratio
+    adjusted for the other features (:func:`adjusted_offer_effects`)."""
     risk_terms: list[str]
     """Terms of the control risk model behind the conversion and the risk bands (empty: none fitted)."""
     risk_slope: Estimate | None
@@ -405,6 +443,9 @@ def read_effects(campaign: CampaignTable, window: int, duration: int) -> Campaig
                 row["note"] = "too few lines, acceptors or churners to say"
             rows.append(row)
     by_group = pd.DataFrame(rows)
+    adjusted = adjusted_offer_effects(campaign, window)
+    if len(adjusted):
+        by_group = by_group.merge(adjusted, on=["feature", "group"], how="left")
     slope, spread = _risk_variation(by_group)
     return CampaignReading(overall, by_group, terms, slope, spread)
 
@@ -430,5 +471,5 @@ def _risk_variation(by_group: pd.DataFrame) -> tuple[Estimate | None, float | No
     return Estimate(slope, slope - Z95 * slope_se, slope + Z95 * slope_se), math.sqrt(tau2)
 
 
-__all__ = ["CampaignFormat", "CampaignReading", "CampaignTable", "Estimate", "LeverEffect", "estimate",
-           "hazard_reduction", "load_campaign_format", "log_odds_ratio", "read_campaign", "read_effects"]
+__all__ = ["CampaignFormat", "CampaignReading", "CampaignTable", "Estimate", "LeverEffect", "adjusted_offer_effects",
+           "estimate", "hazard_reduction", "load_campaign_format", "log_odds_ratio", "read_campaign", "read_effects"]
