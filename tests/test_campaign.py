@@ -258,3 +258,21 @@ def test_the_offer_s_effect_by_group_is_recovered_from_flags_drawn_with_it() -> 
     for group, truth in truths.items():
         assert held[group] >= 8, (group, held)
         assert np.mean(estimates[group]) == pytest.approx(math.log(truth), abs=0.03)
+
+
+def test_a_lever_written_on_one_line_keeps_its_line(tmp_path: Path) -> None:
+    text = SMALL.read_text(encoding="utf-8")
+    block = text[text.index("  bill_credit:\n"):text.index("  data_bonus:\n")]
+    one_line = ("  bill_credit: {channel: outbound_call, tiers: [vip_gold, households], cost_per_contact: 4, "
+                "acceptance: 0.40, hazard_reduction: 0.35, duration_months: 4}\n")
+    scenario = tmp_path / "one_line.yaml"
+    scenario.write_text(text.replace(block, one_line), encoding="utf-8")
+    campaign = tmp_path / "campaign.csv"
+    campaign.write_text(GOOD, encoding="utf-8")
+    assert _learn(tmp_path, campaign, lever="bill_credit", scenario=scenario) == 0
+    written = (tmp_path / "learned.yaml").read_text(encoding="utf-8").splitlines()
+    at = next(i for i, ln in enumerate(written) if ln.startswith("  bill_credit: {"))
+    assert written[at - 2].startswith("  # acceptance: learned from campaign.csv")
+    assert written[at - 1].startswith("  # hazard_reduction: learned from campaign.csv")
+    assert "acceptance: 0.35, hazard_reduction: 0, duration_months: 4}" in written[at]
+    assert load_scenario(tmp_path / "learned.yaml").levers["bill_credit"].acceptance == pytest.approx(0.35)

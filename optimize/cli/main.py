@@ -411,6 +411,9 @@ def _cmd_learn_lever(args: argparse.Namespace, console: Console) -> int:
     result = learn_lever(args.campaign, args.scenario, args.lever, out, args.window_months, args.columns)
     reading = result.reading
     e = reading.effect
+    if not result.window_stated:
+        console.problem(f"warning: the churn flag was read as covering the lever's duration, {e.window_months} months "
+                        "from the campaign's month; give --window-months if it covers another span")
     console.info(f"{args.campaign}: {e.treated:,} treated and {e.control:,} control lines; churn over "
                  f"{e.window_months} months {e.control_churn:.2%} (control) against {e.treated_churn:.2%} (treated)")
     console.info(f"  acceptance                         {e.acceptance}")

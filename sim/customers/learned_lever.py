@@ -47,6 +47,9 @@ class LearnedLever:
     scenario: Scenario
     text: str
     effects_file: Path
+    window_months: int
+    window_stated: bool
+    """Whether the window was given (``--window-months`` or the columns file), not read as the lever's duration."""
 
 
 def effects_path(out: Path) -> Path:
@@ -61,27 +64,37 @@ def _set_values(text: str, source: str, section: tuple[str, ...], values: dict[s
     lines = text.split("\n")
     key_line, key_column = document.key_positions[section]
     block = section in document.value_positions and document.value_positions[section][0] > key_line
-    missing = []
-    for key, (value, comment) in values.items():
-        position = document.value_positions.get((*section, key))
-        if position is None:
-            missing.append((key, value, comment))
-            continue
-        line, column = position
+    missing: list[tuple[str, float | str | None, str]] = [
+        (key, value, comment) for key, (value, comment) in values.items()
+               if (*section, key) not in document.value_positions]
+    if missing and not block:
+        raise ScenarioError([Problem(source, key_line, key_column, section,
+                                     f"'{missing[0][0]}' is to be written, and this mapping is on one line",
+                                     "write it as a block, one key per line")])
+    above: list[tuple[str, float | str | None, str]] = []
+    # From the last value back, so that a change never moves a value still to change on the same line.
+    stated = sorted(((document.value_positions[(*section, key)], key, value, comment)
+                     for key, (value, comment) in values.items() if (*section, key) in document.value_positions),
+                    reverse=True)
+    for (line, column), key, value, comment in stated:
         current = lines[line - 1]
         token = _SCALAR.match(current, column - 1)
-        assert token is not None
+        if token is None:
+            raise ScenarioError([Problem(source, line, column, (*section, key), "the value is not a plain number or name",
+                                         "write it plainly, e.g. 'acceptance: 0.4'")])
         rest = current[token.end():]
         if rest.strip() == "" or rest.lstrip().startswith("#"):
             lines[line - 1] = f"{current[:column - 1]}{_written(value)}" + (f"  # {comment}" if comment else "")
         else:  # a flow mapping on one line: the comment goes above its key
             lines[line - 1] = current[:column - 1] + _written(value) + rest
-            missing.append((key, None, comment))
+            above.insert(0, (key, None, comment))
+    missing += above
     # Values the lever did not state (or stated in a flow mapping) go under its key, or above it.
-    indent = " " * (key_column - 1 + 2)
+    children = [column for path, (_, column) in document.key_positions.items() if path[:-1] == section]
+    indent = " " * ((min(children) - 1) if children else key_column - 1 + 2)
     added = []
     for key, value, comment in missing:
-        if value is not None and block:
+        if value is not None:
             added.append(f"{indent}{key}: {_written(value)}" + (f"  # {comment}" if comment else ""))
         elif comment:
             added.append(f"{' ' * (key_column - 1)}# {key}: {comment}")
@@ -158,7 +171,7 @@ def learn_lever(campaign_source: str, scenario_path: str | Path, lever: str, out
         for staging, _ in staged:
             Path(staging).unlink(missing_ok=True)
         raise
-    return LearnedLever(reading, new, text, table)
+    return LearnedLever(reading, new, text, table, window, bool(window_months or fmt.window_months))
 
 
 __all__ = ["LearnedLever", "effects_path", "learn_lever"]
