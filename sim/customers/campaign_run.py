@@ -16,6 +16,10 @@ normal service, nothing flowing in, every row simulated) for the campaign's mont
   a random draw: the treated group;
 * the lever costing exactly 1 per contact and nothing else, and its channel without a capacity
   limit, so that the money buys the treated count exactly (costs do not act on churn).
+
+Everything else about the lever acts as the scenario states: a satisfaction gain or a contract
+extension moves churn too, and a campaign measures them together with the odds cut (a lever with
+only ``hazard_reduction`` is read back as that); a backfire breaks the assumption the estimate rests on.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from ..allocation import Allocation
 from ..engine import Simulation, prepare
@@ -64,16 +69,10 @@ def campaign_scenario(scenario: Scenario, lever: str, months: int) -> Scenario:
     spec["min_spend"] = 0.0
     data["channels"][spec["channel"]]["capacity_per_month"] = 1e12
     data["budget"].pop("lever_capacity", None)
-    text = yaml_text(data)
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
     campaign = validate_document(parse_yaml(text.encode("utf-8"), f"{scenario.meta.name} (a campaign of {lever})"))
     campaign._source_dir = scenario._source_dir
     return campaign
-
-
-def yaml_text(data: dict[str, Any]) -> str:
-    import yaml
-
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
 def simulate_campaign(scenario: Scenario, lever: str, months: int, *, treated_share: float = 0.5,
@@ -103,7 +102,7 @@ def simulate_campaign(scenario: Scenario, lever: str, months: int, *, treated_sh
         # A unit keeps the id it started with (its place among the tier's rows); no unit joins the window.
         ids = state.uid[: state.size]
         churned[rows[ids[(state.status[: state.size] == ACTIVE) & (ids < rows.size)]]] = 0
-        for _, tier, _, uids, took in (c for c in simulation.records.contacts if c[1] == name and c[2] == lever):
+        for _, _, _, uids, took in (c for c in simulation.records.contacts if c[1] == name and c[2] == lever):
             treated[rows[uids]] = 1
             accepted[rows[uids]] = took.astype(np.int8)
     mapping = load_mapping(f"{campaign._source_dir or '.'}/{campaign.population.mapping}")
