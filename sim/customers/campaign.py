@@ -17,8 +17,9 @@ What the table identifies, and under which assumption:
   and with it, ``p1 = acceptors' churn``.
 * **backfire is not identified** by two arms: a decliner's extra churn and an acceptor's saved
   churn both move the one ITT, and ``ITT = a * CACE - (1 - a) * backfire`` has two unknowns. The
-  effect reported among acceptors is therefore net of any backfire; a third arm (contacted, offered
-  nothing) would separate them. A scenario using the learned effect sets ``backfire`` to 0, so the
+  effect reported among acceptors is therefore net of any backfire (if declining can only harm, a
+  lower bound of the acceptors' effect); a third arm (contacted, offered nothing) would measure the
+  harm of a contact, on the assumption that a declined offer harms as a bare contact does. A scenario using the learned effect sets ``backfire`` to 0, so the
   campaign's ITT is counted once.
 
 **Into the engine's ``hazard_reduction``** (the relative cut of the monthly odds of churn while the
