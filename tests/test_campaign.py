@@ -26,7 +26,7 @@ from sim.customers.campaign import (
 from sim.customers.campaign_run import simulate_campaign
 from sim.customers.churn_model import window_probability
 from sim.customers.learned_lever import learn_lever
-from sim.scenario import load_scenario
+from sim.scenario import ScenarioError, load_scenario
 
 from .conftest import SCENARIOS
 
@@ -276,3 +276,21 @@ def test_a_lever_written_on_one_line_keeps_its_line(tmp_path: Path) -> None:
     assert written[at - 1].startswith("  # hazard_reduction: learned from campaign.csv")
     assert "acceptance: 0.35, hazard_reduction: 0, duration_months: 4}" in written[at]
     assert load_scenario(tmp_path / "learned.yaml").levers["bill_credit"].acceptance == pytest.approx(0.35)
+
+
+@pytest.mark.parametrize("lever, months, expected", [
+    ("no_such_lever", 12, "no lever 'no_such_lever'"),
+    ("data_bonus", 1, "2 months or more"),
+], ids=["unknown-lever", "one-month"])
+def test_a_campaign_the_simulator_cannot_run_is_refused(lever: str, months: int, expected: str) -> None:
+    with pytest.raises(ScenarioError, match=expected):
+        simulate_campaign(load_scenario(TELCO), lever, months)
+
+
+def test_a_save_desk_lever_has_no_random_group_to_offer() -> None:
+    scenario = load_scenario(TELCO)
+    desk = scenario.levers[LEVER].model_copy(update={"mode": "save_desk"})
+    changed = scenario.model_copy(update={"levers": {**scenario.levers, LEVER: desk}})
+    changed._source_dir = scenario._source_dir
+    with pytest.raises(ScenarioError, match="save-desk lever"):
+        simulate_campaign(changed, LEVER, WINDOW)
