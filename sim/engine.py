@@ -89,6 +89,10 @@ class Records:
     leavers_by_region: list[tuple[int, str, np.ndarray, np.ndarray]] = field(default_factory=list)
     """With ``Simulation(regions=True)``: per month and tier, the leaving and the active units (simulated,
     not weighted) by region."""
+    contacts: list[tuple[int, str, str, np.ndarray, np.ndarray]] = field(default_factory=list)
+    """With ``Simulation(contacts=True)``: per proactive offer batch, (month, tier, lever, the offered
+    units' uids, whether each accepted). A campaign's table of who was offered and who accepted is read
+    from it: the arrays alone cannot say, as a leaver's running offer is cleared and its row compacted."""
 
 
 @dataclass(frozen=True)
@@ -311,14 +315,16 @@ class Simulation:
     def __init__(self, scenario: Scenario, allocation: Allocation, calibration: Calibration, seed: int,
                  replication: int = 0, *, outages: bool = True, contact_center: bool = True,
                  competition: bool = True, queue_cache: QueueCache | None = None,
-                 minimum_units: int | None = None, regions: bool = False) -> None:
+                 minimum_units: int | None = None, regions: bool = False, contacts: bool = False) -> None:
         """``queue_cache`` shares simulated queue windows with other runs of this process (strategies,
         replications): results are the same bytes with or without it (see :mod:`sim.queue_cache`).
         ``minimum_units``: simulate at least this many units of every tier, a small one several times
         over (the calibration's pilots, whose few large accounts would otherwise make them noisy).
-        ``regions``: record the leaving and active units by region each month (the pilots)."""
+        ``regions``: record the leaving and active units by region each month (the pilots).
+        ``contacts``: record every proactive offer's units and whether they accepted (a campaign's table)."""
         self.scenario = scenario
         self.count_regions = regions
+        self.record_contacts = contacts
         self.calibration = calibration
         self.streams = RandomStreams(seed, replication)
         self.scale = scenario.run.scale
@@ -445,6 +451,8 @@ class Simulation:
         replace_running(state, kept, month, False, self.table, self.month_costs[tier], self.durations, self.budget)
         apply_acceptance(state, kept, self.table.number(lever_name), lever, month, save=False)
         state.last_offer[units] = month
+        if self.record_contacts:
+            self.records.contacts.append((month, tier, lever_name, state.uid[units].copy(), accepted.copy()))
         paid = units.size * costs.contact + kept.size * costs.acceptance
         self.budget.made(tier, lever_name, units.size, kept.size,
                          paid + kept.size * costs.month * lever.duration_months)

@@ -399,6 +399,41 @@ def _cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _cmd_learn_lever(args: argparse.Namespace, console: Console) -> int:
+    from sim.customers.learned_lever import effects_path, learn_lever
+
+    out = Path(args.out)
+    for target in (out, effects_path(out)):
+        if target.exists() and not args.force:
+            console.problem(f"{target}: the file exists already\n    fix: choose another --out file, "
+                            "or add --force to replace it")
+            return EXIT_INVALID_INPUT
+    result = learn_lever(args.campaign, args.scenario, args.lever, out, args.window_months, args.columns)
+    reading = result.reading
+    e = reading.effect
+    if not result.window_stated:
+        console.problem(f"warning: the churn flag was read as covering the lever's duration, {e.window_months} months "
+                        "from the campaign's month; give --window-months if it covers another span")
+    console.info(f"{args.campaign}: {e.treated:,} treated and {e.control:,} control lines; churn over "
+                 f"{e.window_months} months {e.control_churn:.2%} (control) against {e.treated_churn:.2%} (treated)")
+    console.info(f"  acceptance                         {e.acceptance}")
+    console.info(f"  churn avoided per line offered     {e.itt}")
+    console.info(f"  churn avoided per acceptor         {e.cace}")
+    console.info(f"  acceptors' churn without / with    {e.acceptors_churn_without.value:.3f} / "
+                 f"{e.acceptors_churn_with.value:.3f}")
+    console.info(f"  hazard_reduction                   {e.hazard_reduction}")
+    if reading.risk_terms:
+        console.info(f"  acceptors' risk read from a churn model of the control lines ({len(reading.risk_terms) - 1} terms)")
+    if reading.risk_slope is not None:
+        console.info(f"  effect against risk: log odds ratio per unit of risk log-odds {reading.risk_slope}; "
+                     f"spread between risk bands {reading.effect_spread:.3f}")
+    console.info("  assumed: an offer declined changes nothing (backfire is not identified by two arms)")
+    if e.hazard_reduction.value < 0:
+        console.problem("warning: the treated churned more than the control; hazard_reduction held at 0")
+    console.info(f"scenario written to {out}; effects by group in {result.effects_file}")
+    return EXIT_OK
+
+
 Handler = Callable[[argparse.Namespace, Console], int]
 
 
@@ -503,6 +538,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace the scenario file if it exists")
     p.add_argument("--report", metavar="DIR",
                    help="folder for the fit's tables (default: results/<scenario>/calibrate-<time>)")
+
+    p = command("learn-lever", "learn a lever's acceptance and effect on churn from a test-and-control campaign",
+                "retention learn-lever campaign.csv --scenario scenarios/telco_ibm.yaml --lever data_bonus "
+                "--window-months 6 --out telco_learned.yaml", _cmd_learn_lever)
+    p.add_argument("campaign", metavar="CAMPAIGN",
+                   help="the campaign's table (CSV or Parquet): customer, group (treated/control), accepted (0/1), "
+                        "churned (0/1), features")
+    p.add_argument("--scenario", required=True, metavar="S", help="the scenario whose lever is learned (YAML)")
+    p.add_argument("--lever", required=True, metavar="NAME", help="the lever the campaign offered")
+    p.add_argument("--window-months", type=arguments.positive_int, metavar="N",
+                   help="months the churn flag covers from the campaign's month (default: the --columns file's "
+                        "window_months, else the lever's duration)")
+    p.add_argument("--columns", metavar="MAPPING",
+                   help="YAML naming the table's columns and group codes (default: customer, group, accepted, "
+                        "churned; treated/control)")
+    p.add_argument("--out", required=True, metavar="NEW", help="the scenario file to write (YAML); "
+                   "NEW.effects.csv goes beside it")
+    p.add_argument("--force", action="store_true", help="replace the files if they exist")
 
     p = command("run", "the whole job: calibrate, measure curves, optimize, simulate and compare every strategy, "
                 "write tables, workbook and report", "retention run scenarios/baseline.yaml --workers 2", _cmd_run)

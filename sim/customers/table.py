@@ -92,7 +92,7 @@ def read_raw(source: str, base_dir: str | Path = ".") -> pd.DataFrame:
                                  "save it as a comma-separated UTF-8 file with a header line")]) from None
 
 
-class _Checker:
+class ColumnChecker:
     def __init__(self, source: str, frame: pd.DataFrame) -> None:
         self.source = source
         self.frame = frame
@@ -189,7 +189,7 @@ def read_table(source: str, mapping: Mapping, base_dir: str | Path = ".", *,
                need_churn: bool = False) -> CustomerTable:
     """Read ``source`` through ``mapping``; raise :class:`DataError` listing every problem."""
     frame = read_raw(source, base_dir).copy()
-    check = _Checker(source, frame)
+    check = ColumnChecker(source, frame)
     columns = mapping.columns
     if len(frame) == 0:
         raise DataError([Problem(source, None, None, (), "the table has no rows", "give at least one line")])
@@ -246,7 +246,7 @@ def read_table(source: str, mapping: Mapping, base_dir: str | Path = ".", *,
     return table
 
 
-def _tiers(check: _Checker, mapping: Mapping) -> np.ndarray | None:
+def _tiers(check: ColumnChecker, mapping: Mapping) -> np.ndarray | None:
     rule = mapping.tiers
     if rule.bands is not None:
         values = check.number(rule.bands.column, "tier band value")
