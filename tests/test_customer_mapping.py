@@ -97,13 +97,13 @@ def test_a_ratio_is_its_columns_divided() -> None:
     import pandas as pd
 
     from sim.customers.mapping import Mapping
-    from sim.customers.table import _Checker
+    from sim.customers.table import ColumnChecker
 
     mapping = Mapping.model_validate({
         "derived": {"per_month": {"ratio": ["total", "months"]}, "doubled": {"column": "per_month", "multiply_by": 2}},
         "columns": {"tenure_months": "months", "monthly_charge": "per_month"}, "tiers": {"column": "plan"},
         "drivers": {"contract": False}, "template": "x.yaml", "scenario_name": "x"})
-    check = _Checker("t.csv", pd.DataFrame({"total": ["120", "30"], "months": ["12", "3"], "plan": ["a", "a"]}))
+    check = ColumnChecker("t.csv", pd.DataFrame({"total": ["120", "30"], "months": ["12", "3"], "plan": ["a", "a"]}))
     check.derive(mapping)
     assert check.problems == []
     assert list(check.frame["per_month"]) == [10.0, 10.0] and list(check.frame["doubled"]) == [20.0, 20.0]

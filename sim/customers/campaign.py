@@ -56,7 +56,7 @@ from pydantic import Field, PrivateAttr
 from ..scenario import KeyPath, Problem, read_yaml, validate_as
 from ..scenario.types import Section, Seq
 from .churn_model import MIN_LINES_PER_TERM, fit_effects, window_probability
-from .table import DataError, ColumnChecker, read_raw
+from .table import ColumnChecker, DataError, read_raw
 
 Z95 = 1.959963984540054
 MAX_GROUP_VALUES = 12
