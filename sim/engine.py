@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -73,6 +74,23 @@ class MonthOutages:
     """Per outage: the calling units per tier."""
 
 
+class Contact(NamedTuple):
+    """One batch of proactive offers of a lever to a tier's units in a month, as a CRM would log it."""
+
+    month: int
+    tier: str
+    lever: str
+    uids: np.ndarray
+    """The offered units' uids, best-ranked first (the order the churn model ranked them in)."""
+    accepted: np.ndarray
+    """Whether each accepted."""
+    hazard: np.ndarray
+    """Each offered unit's monthly churn hazard at the month's start without any offer (its drivers,
+    complaints and own propensity; not the month's outages, which the offer does not foresee)."""
+    price: float
+    """Our price for the tier that month, relative to the list price (what a line kept is billed at)."""
+
+
 @dataclass
 class Records:
     """Rows collected during a run; :mod:`sim.results` turns them into tables."""
@@ -89,10 +107,10 @@ class Records:
     leavers_by_region: list[tuple[int, str, np.ndarray, np.ndarray]] = field(default_factory=list)
     """With ``Simulation(regions=True)``: per month and tier, the leaving and the active units (simulated,
     not weighted) by region."""
-    contacts: list[tuple[int, str, str, np.ndarray, np.ndarray]] = field(default_factory=list)
-    """With ``Simulation(contacts=True)``: per proactive offer batch, (month, tier, lever, the offered
-    units' uids, whether each accepted). A campaign's table of who was offered and who accepted is read
-    from it: the arrays alone cannot say, as a leaver's running offer is cleared and its row compacted."""
+    contacts: list[Contact] = field(default_factory=list)
+    """With ``Simulation(contacts=True)``: every proactive offer batch (:class:`Contact`). A campaign's
+    table of who was offered and who accepted, and a period's target list, are read from it: the arrays
+    alone cannot say, as a leaver's running offer is cleared and its row compacted."""
 
 
 @dataclass(frozen=True)
@@ -452,7 +470,9 @@ class Simulation:
         apply_acceptance(state, kept, self.table.number(lever_name), lever, month, save=False)
         state.last_offer[units] = month
         if self.record_contacts:
-            self.records.contacts.append((month, tier, lever_name, state.uid[units].copy(), accepted.copy()))
+            self.records.contacts.append(Contact(month, tier, lever_name, state.uid[units].copy(), accepted.copy(),
+                                                 self._hazard_without_offers(state, tier, month, units),
+                                                 float(self.competition.our_price[tier])))
         paid = units.size * costs.contact + kept.size * costs.acceptance
         self.budget.made(tier, lever_name, units.size, kept.size,
                          paid + kept.size * costs.month * lever.duration_months)
@@ -462,6 +482,14 @@ class Simulation:
         declined = units[~accepted]
         if lever.backfire and declined.size:
             self.backfire.setdefault(state.index, []).append((declined, log_odds_factor(lever.backfire)))
+
+    def _hazard_without_offers(self, state: TierState, tier: str, month: int, units: np.ndarray) -> np.ndarray:
+        """The monthly hazard of ``units`` at the month's start as if no offer ran on them: what an offer
+        is measured against (a target list's expected uplift)."""
+        no_offer = np.zeros(len(self.table.levers), dtype=F32)
+        logit = dense_logit(state, self.calibration.hazards[tier], self.competition.view(tier, month), month,
+                            self.region_quality, lever_log_odds=no_offer)
+        return probability(logit[units].copy()).astype(np.float64)
 
     # --- outages ---------------------------------------------------------------------------------
     def _outage_process(self, region: int) -> simpy.events.ProcessGenerator:

@@ -168,15 +168,17 @@ def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares
             state.lines[rows] = round(tier.lines_per_unit)
 
 
-def group_by_region(state: TierState) -> None:
+def group_by_region(state: TierState) -> np.ndarray:
     """Reorder the units ``[0, size)`` by region (in a stable order), keeping uids in row order: each
-    unit keeps its attributes and takes the uid of its new row."""
+    unit keeps its attributes and takes the uid of its new row. Returns the order: the new row ``i``
+    holds the unit that was in row ``order[i]``."""
     n = state.size
     order = np.argsort(state.region[:n], kind="stable")
     for name in FIELDS:
         if name != "uid":
             values = getattr(state, name)
             values[:n] = values[:n][order]
+    return order
 
 
 def first_guess_tenure(tier: Tier) -> float:
@@ -227,6 +229,7 @@ def build_population(scenario: Scenario, generators: TierGenerators, scale: floa
                        rest=rest.get(name), satisfaction=(satisfaction or {}).get(name))
         if table is not None and rows is not None:
             apply_rows(state, table, rows, list(scenario.network.regions))
-            group_by_region(state)
+            # The starting units' uids are their rows after the regrouping (uid i in row i).
+            state.table_rows = rows[group_by_region(state)]
         states.append(state)
     return states

@@ -90,6 +90,9 @@ class TierState:
     a model's mistakes about a customer persist from month to month."""
     lines: np.ndarray | None = None
     """Enterprise tiers: each account's lines now (int32; its revenue, and what it takes when it leaves)."""
+    table_rows: np.ndarray | None = None
+    """A tier drawn from a customer table: per uid of its starting units, the table row the unit is (uids
+    last a unit's life, rows move as units are regrouped and compacted). Lines joining later have none."""
     complaint_log: list[tuple[int, np.ndarray]] = field(default_factory=list)
     """(month, units) of recent complaints, to let them age out after three months."""
     next_uid: int = 0

@@ -99,12 +99,13 @@ def simulate_campaign(scenario: Scenario, lever: str, months: int, *, treated_sh
     churned = np.ones(table.rows, dtype=np.int8)
     for state, name in zip(simulation.tiers, campaign.tiers):
         rows = population.rows_of(name)
-        # A unit keeps the id it started with (its place among the tier's rows); no unit joins the window.
+        # A unit keeps its uid for life, and the uid names its table row; no unit joins the window.
+        assert state.table_rows is not None
         ids = state.uid[: state.size]
-        churned[rows[ids[(state.status[: state.size] == ACTIVE) & (ids < rows.size)]]] = 0
-        for _, _, _, uids, took in (c for c in simulation.records.contacts if c[1] == name and c[2] == lever):
-            treated[rows[uids]] = 1
-            accepted[rows[uids]] = took.astype(np.int8)
+        churned[state.table_rows[ids[(state.status[: state.size] == ACTIVE) & (ids < rows.size)]]] = 0
+        for contact in (c for c in simulation.records.contacts if c.tier == name and c.lever == lever):
+            treated[state.table_rows[contact.uids]] = 1
+            accepted[state.table_rows[contact.uids]] = contact.accepted.astype(np.int8)
     mapping = load_mapping(f"{campaign._source_dir or '.'}/{campaign.population.mapping}")
     frame = pd.DataFrame({"customer": np.arange(table.rows), "tier": table.tier,
                           "group": np.where(treated == 1, "treated", "control"), "accepted": accepted,

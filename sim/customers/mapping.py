@@ -68,6 +68,9 @@ class Columns(Section):
     """Service calls or complaints of the line in the recent past (a count)."""
     lines: str | None = None
     """Lines behind the row, when a row is an account (default: every row is one line)."""
+    customer: str | None = None
+    """The customer's id, as the operator's CRM knows it (e.g. ``customerID``); a target list names
+    lines by it. Default: the row's number in the table, counted from 1 after the header."""
 
     @model_validator(mode="after")
     def _each_once(self) -> Columns:

@@ -56,6 +56,14 @@ class CustomerTable:
     """Per service indicator: 1.0 where the row has it."""
     numbers: dict[str, np.ndarray]
     """Per other numeric driver (``drivers.numbers``): its value in each row."""
+    customer: np.ndarray | None = None
+    """The customer id of each row (text), when the mapping names the column; unique and never blank."""
+
+    def customer_ids(self) -> np.ndarray:
+        """Each row's id for a CRM: the mapped column's, or the row's number counted from 1."""
+        if self.customer is not None:
+            return self.customer
+        return np.array([str(i) for i in range(1, self.rows + 1)], dtype=object)
 
     @property
     def tiers(self) -> list[str]:
@@ -234,16 +242,33 @@ def read_table(source: str, mapping: Mapping, base_dir: str | Path = ".", *,
         values = check.number(name, "numeric driver")
         if values is not None:
             numbers[name] = values
+    customer = _customer_ids(check, columns.customer) if columns.customer else None
     tier = _tiers(check, mapping)
     if check.problems:
         raise DataError(check.problems)
     assert tenure is not None and charge is not None and lines is not None and tier is not None
     table = CustomerTable(source, len(frame), tier, tenure, charge,
                           term if term is not None else np.zeros(len(frame), dtype=np.int16),
-                          lines.astype(np.int64), churn, region, complaints, indicators, numbers)
+                          lines.astype(np.int64), churn, region, complaints, indicators, numbers, customer)
     if need_churn:
         _every_tier_has_churners(table, mapping)
     return table
+
+
+def _customer_ids(check: ColumnChecker, name: str) -> np.ndarray | None:
+    """The ids as text: a CRM matches them as written, and one id must name one line."""
+    raw = check.column(name, "customer id")
+    if raw is None:
+        return None
+    text = raw.astype(str).str.strip()
+    blank = np.flatnonzero((text == "").to_numpy() | raw.isna().to_numpy())
+    if blank.size:
+        check.bad(name, blank, "customer id is blank", f"give every row its id in '{name}'")
+    repeated = np.flatnonzero(text.duplicated(keep="first").to_numpy() & (text != "").to_numpy())
+    if repeated.size:
+        check.bad(name, repeated, f"customer id '{text.iloc[int(repeated[0])]}' appears more than once",
+                  f"give each row its own id in '{name}', or name another column as 'columns: customer'")
+    return text.to_numpy(dtype=object)
 
 
 def _tiers(check: ColumnChecker, mapping: Mapping) -> np.ndarray | None:
