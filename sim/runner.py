@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pandas as pd
 
@@ -129,6 +129,25 @@ def write_outputs(destination: str | Path, frames: Mapping[str, pd.DataFrame], m
         os.replace(staging, destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return destination
+
+
+def write_file(destination: str | Path, write: Callable[[TextIO], object]) -> Path:
+    """Write one text file whole or not at all: ``write`` fills a hidden file beside ``destination``,
+    which then replaces it in one step (an interrupted write leaves the old file, or none)."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{destination.name}.partial-", dir=destination.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o666 & ~umask)  # a file like any other, not mkstemp's private 0600
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            write(stream)
+        os.replace(staging, destination)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
         raise
     return destination
 

@@ -60,6 +60,19 @@ def terminal_annuity(scenario: Scenario, tier: str) -> float:
     return float(sum(q ** k for k in range(1, scenario.meta.terminal_value_months + 1)))
 
 
+def value_of_a_line_kept(scenario: Scenario, tier: str, month: int, margin_per_month: float) -> float:
+    """Today's value of one line of ``tier`` that would have left at ``month``'s decision and stays,
+    as :func:`tier_values` counts it: the margin it brings each later month of the horizon, discounted,
+    while it keeps churning at the tier's stated rate, and the terminal value of what is left of it at
+    the horizon. ``margin_per_month``: what the line brings a month (:func:`sim.competition.line_margin`)."""
+    d = monthly_discount(scenario)
+    q = 1.0 - scenario.tiers[tier].baseline_churn
+    horizon = scenario.meta.horizon_months
+    within = sum(d ** k * q ** (k - month - 1) for k in range(month + 1, horizon + 1))
+    after = d ** horizon * q ** max(0, horizon - month) * terminal_annuity(scenario, tier)
+    return float(margin_per_month * (within + after))
+
+
 def period_discount(scenario: Scenario, period: str) -> float:
     """The mean discount factor of a period's months: what spending a unit evenly over it costs today."""
     d = monthly_discount(scenario)

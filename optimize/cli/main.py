@@ -434,6 +434,37 @@ def _cmd_learn_lever(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _cmd_targets(args: argparse.Namespace, console: Console) -> int:
+    from sim.customers.target_list import target_list
+    from sim.runner import write_file
+
+    scenario = load_scenario(args.file)
+    allocation = Allocation.read_csv(args.allocation, scenario)
+    seed = scenario.run.seed if args.seed is None else args.seed
+    out = Path(args.out) if args.out else \
+        _default_out(f"targets-{args.period}", scenario.meta.name, seed).with_suffix(".csv")
+    if out.exists() and not args.force:
+        console.problem(f"{out}: the file exists already\n    fix: choose another --out file, or add --force to replace it")
+        return EXIT_INVALID_INPUT
+    targets = target_list(scenario, allocation, args.period, seed=seed, source=str(args.file))
+    write_file(out, lambda stream: targets.rows.to_csv(stream, index=False, float_format="%.6g"))
+    rows = targets.rows
+    console.info(f"{scenario.meta.name}, period {args.period}, seed {seed}: {len(rows):,} offers to "
+                 f"{rows['customer'].nunique():,} customers of the table")
+    console.info(f"  {'tier':<14} {'lever':<18} {'amount':>10} {'offers':>7} {'listed':>7} {'new lines':>9} "
+                 f"{'uplift':>8} {'value':>10} {'cost':>10}")
+    for cell in targets.cells.itertuples():
+        mine = rows[(rows["tier"] == cell.tier) & (rows["lever"] == cell.lever)]
+        console.info(f"  {cell.tier:<14} {cell.lever:<18} {cell.amount:>10,.0f} {cell.offers:>7,.0f} {len(mine):>7,} "
+                     f"{targets.offers_to_new_lines.get((cell.tier, cell.lever), 0):>9,} "
+                     f"{mine['expected_uplift'].sum():>8.1f} {mine['expected_value'].sum():>10,.0f} "
+                     f"{mine['expected_cost'].sum():>10,.0f}")
+    if targets.offers_to_new_lines:
+        console.info("  new lines: offers the plan makes to lines joining after the table was taken (not listed)")
+    console.info(f"target list written to {out}")
+    return EXIT_OK
+
+
 Handler = Callable[[argparse.Namespace, Console], int]
 
 
@@ -556,6 +587,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="NEW", help="the scenario file to write (YAML); "
                    "NEW.effects.csv goes beside it")
     p.add_argument("--force", action="store_true", help="replace the files if they exist")
+
+    p = command("targets", "the customers a period of the plan contacts: customer, tier, lever, month, expected "
+                "uplift, value and cost", "retention targets scenarios/telco_ibm.yaml --allocation plan.csv "
+                "--period H1 --out targets_h1.csv", _cmd_targets)
+    p.add_argument("file", metavar="SCENARIO", help="a scenario made from a customer table by 'retention calibrate'")
+    p.add_argument("--allocation", required=True, metavar="PLAN",
+                   help="the plan: tier,lever,period,amount (e.g. a run's allocation.csv or lp_allocation.csv)")
+    p.add_argument("--period", required=True, metavar="NAME", help="the plan's period to list (meta.periods)")
+    p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
+    p.add_argument("--out", metavar="FILE",
+                   help="the list to write (CSV; default: results/<scenario>/targets-<period>-<time>-seed<N>.csv)")
+    p.add_argument("--force", action="store_true", help="replace the file if it exists")
 
     p = command("run", "the whole job: calibrate, measure curves, optimize, simulate and compare every strategy, "
                 "write tables, workbook and report", "retention run scenarios/baseline.yaml --workers 2", _cmd_run)
