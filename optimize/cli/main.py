@@ -435,10 +435,12 @@ def _cmd_learn_lever(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_targets(args: argparse.Namespace, console: Console) -> int:
-    from sim.customers.target_list import target_list
+    from sim.customers.target_list import period_months, require_customer_table, target_list
     from sim.runner import write_file
 
     scenario = load_scenario(args.file)
+    require_customer_table(scenario, str(args.file))
+    period_months(scenario, args.period, str(args.file))
     allocation = Allocation.read_csv(args.allocation, scenario)
     seed = scenario.run.seed if args.seed is None else args.seed
     out = Path(args.out) if args.out else \

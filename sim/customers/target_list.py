@@ -69,16 +69,21 @@ def period_months(scenario: Scenario, period: str, source: str = "") -> range:
                                    f"name one of: {', '.join(names)}")])
 
 
+def require_customer_table(scenario: Scenario, source: str = "") -> None:
+    """A target list names a table's customers: refuse a scenario whose lines are made up."""
+    if scenario.population is None:
+        raise TargetListError([Problem(source or scenario.meta.name, None, None, ("population",),
+                                       "the scenario's lines are not a customer table's, so there is no one to name",
+                                       "make the scenario from the table with 'retention calibrate', then list targets "
+                                       "with that scenario")])
+
+
 def target_list(scenario: Scenario, allocation: Allocation, period: str, *, seed: int | None = None,
                 replication: int = 0, source: str = "") -> TargetList:
     """The customers the plan ``allocation`` contacts in ``period`` (see the module). ``source``: the
     scenario file as the planner named it, for messages. The same seed gives the same list."""
     where = source or scenario.meta.name
-    if scenario.population is None:
-        raise TargetListError([Problem(where, None, None, ("population",),
-                                       "the scenario's lines are not a customer table's, so there is no one to name",
-                                       "make the scenario from the table with 'retention calibrate', then list targets "
-                                       "with that scenario")])
+    require_customer_table(scenario, where)
     months = period_months(scenario, period, where)
     # Every row of the table is a line of the run: a CRM needs all its customers, not a sample.
     scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": 1.0})})
@@ -128,4 +133,4 @@ def target_list(scenario: Scenario, allocation: Allocation, period: str, *, seed
     return TargetList(period, frame[COLUMNS].reset_index(drop=True), new_lines, cells)
 
 
-__all__ = ["COLUMNS", "TargetList", "TargetListError", "period_months", "target_list"]
+__all__ = ["COLUMNS", "TargetList", "TargetListError", "period_months", "require_customer_table", "target_list"]
