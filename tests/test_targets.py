@@ -215,3 +215,22 @@ def test_each_unit_knows_its_table_row_when_regions_regroup_the_rows(tmp_path: P
         assert (1 - state.join_month[:n] == table["tenure"].to_numpy()[rows]).all()
         moved += int((rows != np.sort(rows)).sum())
     assert moved > 1000  # the regrouping did move rows: the key is tested, not an identity
+
+
+def test_a_run_writes_the_lp_plans_list_for_its_first_period(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert main(["-q", "run", IBM, "--strategies", "lp_optimal", "--reps", "1", "--out", str(run_dir)]) == 0
+    in_run = pd.read_csv(run_dir / "targets.csv", dtype={"customer": str})
+    assert list(in_run.columns) == COLUMNS and len(in_run) > 0
+    # The same list from the command, given the plan the run wrote (its amounts as written) and its seed.
+    out = tmp_path / "h1.csv"
+    assert main(["-q", "targets", IBM, "--allocation", str(run_dir / "lp_allocation.csv"), "--period", "H1",
+                 "--seed", "7", "--out", str(out)]) == 0
+    alone = pd.read_csv(out, dtype={"customer": str})
+    assert alone["customer"].tolist() == in_run["customer"].tolist()
+    assert alone["expected_value"].to_numpy() == pytest.approx(in_run["expected_value"].to_numpy(), rel=1e-5)
+    plan = pd.read_csv(run_dir / "lp_allocation.csv")
+    first = plan[plan["period"] == "H1"]
+    for cell in first.itertuples():
+        mine = in_run[(in_run["tier"] == cell.tier) & (in_run["lever"] == cell.lever)]
+        assert 0.8 * cell.offers <= len(mine) <= cell.offers + 1  # the LP's offers, less those to new lines

@@ -52,6 +52,8 @@ def run_tables(outcome: RunOutcome) -> dict[str, pd.DataFrame]:
         frames["operators"] = outcome.operators
     if len(outcome.price_moves):
         frames["price_moves"] = outcome.price_moves
+    if len(outcome.targets):
+        frames["targets"] = outcome.targets
     return frames
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sim.allocation import Allocation, Cell
+from sim.customers.target_list import target_list
 from sim.engine import Calibration, prepare
 from sim.queue_cache import QueueCache
 from sim.results import SimulationResult, mean_interval
@@ -71,6 +72,9 @@ class RunOutcome:
     """Per strategy and operator: lines, share, revenue and margin over the horizon."""
     price_moves: pd.DataFrame = field(default_factory=pd.DataFrame)
     """When we move our prices: what the moves did, against the same run without them (no retention)."""
+    targets: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """For a scenario made from a customer table: the LP plan's target list for the first period
+    (:func:`sim.customers.target_list.target_list`)."""
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -177,6 +181,14 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
         else:
             allocations[strategy.name] = rule_allocation(scenario, strategy.kind)
     watch.lap("optimize")
+    targets = pd.DataFrame()
+    lp = next((strategy.name for strategy in chosen if strategy.kind == "lp_optimal"), None)
+    if scenario.population is not None and lp is not None:
+        # The CRM's list for the plan's first period, as the engine spends it on the table's customers.
+        first = scenario.meta.periods[0].name
+        targets = target_list(scenario, allocations[lp], first, seed=seed, source=scenario_file or "",
+                              calibration=calibration if scenario.run.scale == 1.0 else None).rows
+        watch.lap("target_list")
 
     base_plans = [("", name, allocation) for name, allocation in allocations.items()]
     if REFERENCE not in allocations:
@@ -206,6 +218,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
         _variant_table(scenario, simulated, optimized) if robust_estimates else pd.DataFrame(),
         operators=operators_table(results, scenario),
         price_moves=_price_move_table(scenario, scenarios, simulated) if scenario.pricing else pd.DataFrame(),
+        targets=targets,
     )
     watch.lap("compare")
     outcome.timings = dict(watch.timings)

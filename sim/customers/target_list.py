@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..allocation import Allocation
 from ..competition import line_margin
-from ..engine import Simulation, prepare
+from ..engine import Calibration, Simulation, prepare
 from ..scenario import Problem, Scenario, ScenarioError
 from ..scenario.types import did_you_mean
 from ..uplift import expected_uplift
@@ -79,9 +79,10 @@ def require_customer_table(scenario: Scenario, source: str = "") -> None:
 
 
 def target_list(scenario: Scenario, allocation: Allocation, period: str, *, seed: int | None = None,
-                replication: int = 0, source: str = "") -> TargetList:
+                replication: int = 0, source: str = "", calibration: Calibration | None = None) -> TargetList:
     """The customers the plan ``allocation`` contacts in ``period`` (see the module). ``source``: the
-    scenario file as the planner named it, for messages. The same seed gives the same list."""
+    scenario file as the planner named it, for messages. ``calibration``: the scenario's, when a run has
+    it already (:func:`sim.engine.prepare` with the same seed). The same seed gives the same list."""
     where = source or scenario.meta.name
     require_customer_table(scenario, where)
     months = period_months(scenario, period, where)
@@ -90,7 +91,8 @@ def target_list(scenario: Scenario, allocation: Allocation, period: str, *, seed
     seed = scenario.run.seed if seed is None else seed
     population = load_table_population(scenario)
     ids = population.table.customer_ids()
-    simulation = Simulation(scenario, allocation, prepare(scenario, seed), seed, replication, contacts=True)
+    calibration = prepare(scenario, seed) if calibration is None else calibration
+    simulation = Simulation(scenario, allocation, calibration, seed, replication, contacts=True)
     for state in simulation.tiers:
         if state.table_rows is None or state.table_rows.size != population.rows_of(state.name).size \
                 or abs(state.weight - 1.0) > 1e-9:
