@@ -94,11 +94,13 @@ def left_within_window(scenario: Scenario, seed: int, replications: int) -> np.n
         simulation.run()
         for state, tier in zip(simulation.tiers, window.tiers):
             rows = population.rows_of(tier)
-            # A unit keeps the id it started with (its place among the tier's rows); no unit joins.
+            # A unit keeps its uid for life, and the uid names its table row (whatever the regrouping by
+            # region did to the rows); no unit joins.
+            assert state.table_rows is not None
             ids = state.uid[: state.size]
             staying = ids[(state.status[: state.size] == ACTIVE) & (ids < rows.size)]
             left[rows] += 1.0
-            left[rows[staying]] -= 1.0
+            left[state.table_rows[staying]] -= 1.0
     return left / replications
 
 
