@@ -443,8 +443,8 @@ def _cmd_targets(args: argparse.Namespace, console: Console) -> int:
     period_months(scenario, args.period, str(args.file))
     allocation = Allocation.read_csv(args.allocation, scenario)
     seed = scenario.run.seed if args.seed is None else args.seed
-    out = Path(args.out) if args.out else \
-        _default_out(f"targets-{args.period}", scenario.meta.name, seed).with_suffix(".csv")
+    default = _default_out(f"targets-{args.period}", scenario.meta.name, seed)
+    out = Path(args.out) if args.out else default.with_name(default.name + ".csv")
     if out.exists() and not args.force:
         console.problem(f"{out}: the file exists already\n    fix: choose another --out file, or add --force to replace it")
         return EXIT_INVALID_INPUT
@@ -595,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "--period H1 --out targets_h1.csv", _cmd_targets)
     p.add_argument("file", metavar="SCENARIO", help="a scenario made from a customer table by 'retention calibrate'")
     p.add_argument("--allocation", required=True, metavar="PLAN",
-                   help="the plan: tier,lever,period,amount (e.g. a run's allocation.csv or lp_allocation.csv)")
+                   help="the plan: tier,lever,period,amount (e.g. a run's lp_allocation.csv, or one written by hand)")
     p.add_argument("--period", required=True, metavar="NAME", help="the plan's period to list (meta.periods)")
     p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
     p.add_argument("--out", metavar="FILE",
