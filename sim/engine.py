@@ -29,6 +29,7 @@ from .base_at_rest import BaseAtRest, SatisfactionAtRest, contract_renewal_rate
 from .competition import Competition, line_margin
 from .hazard import (
     F32,
+    MarketView,
     TierHazard,
     calibrate,
     dense_logit,
@@ -278,6 +279,16 @@ def _satisfaction_at_rest(states: list[TierState], regions: int, usual: float) -
                                  regions, usual)
 
 
+def _standardizing(state: TierState) -> tuple[float, float]:
+    """The mean and inverse standard deviation of a tier's starting propensities (in propensity steps),
+    which turn a line's propensity into a standard score (an inverse of 0 where every line is alike)."""
+    steps = state.propensity[: state.size].astype(np.float64)
+    if steps.size == 0:
+        return 0.0, 0.0
+    sd = float(steps.std())
+    return float(steps.mean()), (1.0 / sd if sd > 1e-9 else 0.0)
+
+
 def _pilot_replications(rows: pd.DataFrame, warm_up: int, replications: int) -> int:
     """Pilot replications for a relative standard error of every tier's churn of :data:`PILOT_PRECISION`,
     judged on the first round's: the standard error from the means of three-month blocks (months a
@@ -333,6 +344,9 @@ class Simulation:
                                 for name, tier in scenario.tiers.items()]
         self.table = LeverTable.of(scenario)
         self.durations = np.array([lv.duration_months for lv in self.table.levers], dtype=np.int64)
+        # A line's responsiveness is correlated with its propensity standardized over the tier's starting
+        # base (in propensity steps): a mean and an inverse sd per tier, fixed for the run.
+        self.propensity_law = [_standardizing(state) for state in self.tiers]
         last = scenario.meta.horizon_months + int(self.durations.max()) + 2
         for state in self.tiers:
             state.running = np.zeros((len(self.table.levers), last), dtype=np.int64)
@@ -348,7 +362,7 @@ class Simulation:
         self.budget = Budget(scenario, allocation, {s.name: s.weight for s in self.tiers}, self.streams)
         self.records = Records()
         self.month_outages = MonthOutages()
-        self.backfire: dict[int, list[tuple[np.ndarray, float]]] = {}
+        self.backfire: dict[int, list[tuple[np.ndarray, float | np.ndarray]]] = {}
         self.initial_units = [state.size for state in self.tiers]
         self.hotline = Hotline(scenario, self.streams, self.tiers, queue_cache)
         self.env = simpy.Environment()
@@ -453,7 +467,37 @@ class Simulation:
         self.records.levers.add(tier, lever_name, month, paid * w, units.size * w, kept.size * w)
         declined = units[~accepted]
         if lever.backfire and declined.size:
-            self.backfire.setdefault(state.index, []).append((declined, log_odds_factor(lever.backfire)))
+            if lever.response is not None and lever.response.spread > 0:
+                # A declined contact multiplies a line's odds by 1 + backfire * w: sleeping dogs (low
+                # responsiveness, large w) are pushed out most; a decline never helps.
+                shift = np.log1p(lever.backfire * self._line_weights(state, lever, declined)).astype(F32)
+                self.backfire.setdefault(state.index, []).append((declined, shift))
+            else:
+                self.backfire.setdefault(state.index, []).append((declined, log_odds_factor(lever.backfire)))
+
+    def _line_weights(self, state: TierState, lever: Lever, rows: np.ndarray) -> np.ndarray:
+        """Each of ``rows``' own w for ``lever`` (see :class:`sim.scenario.levers.Response`)."""
+        assert lever.response is not None
+        mean, inv_sd = self.propensity_law[state.index]
+        return kernels.line_weights(rows.astype(np.int64, copy=False), state.uid, state.propensity,
+                                    self.streams.salt("responsiveness", state.key), mean, inv_sd,
+                                    lever.response.risk_correlation, lever.response.spread)
+
+    def _line_responses(self, state: TierState, hazard: TierHazard, view: MarketView, logit: np.ndarray,
+                        month: int) -> None:
+        """The running offers' terms that differ from line to line: each line's own responsiveness, and
+        what an offer acting on named drivers removes of the odds they add to that line."""
+        t = self.table
+        mean, inv_sd = self.propensity_law[state.index]
+        drivers = np.array([hazard.price_gap * view.price_gap, hazard.satisfaction,
+                            hazard.complaints / state.lines_per_unit, hazard.out_of_contract,
+                            hazard.competitor_pressure * view.pressure, PROPENSITY_STEP])
+        network = hazard.network_gap * (view.best_quality - self.region_quality)
+        kernels.response_terms(logit, state.size, month, state.effect_until, state.effect_lever, t.spreads,
+                               t.risk_correlations, t.cuts.astype(np.float64), t.driver_masks, state.uid,
+                               state.propensity, self.streams.salt("responsiveness", state.key), mean, inv_sd,
+                               drivers, network, state.satisfaction, state.region, state.contract_end,
+                               state.complaints)
 
     # --- outages ---------------------------------------------------------------------------------
     def _outage_process(self, region: int) -> simpy.events.ProcessGenerator:
@@ -516,7 +560,10 @@ class Simulation:
             hazard = self.calibration.hazards[name]
             view = self.competition.view(name, month)
             # Dense drivers, complaints and running offers in one pass; outages and backfire on their rows.
-            logit = dense_logit(state, hazard, view, month, self.region_quality, lever_log_odds=self.table.log_odds)
+            logit = dense_logit(state, hazard, view, month, self.region_quality,
+                                lever_log_odds=self.table.hazard_log_odds)
+            if self.table.varies_by_line:
+                self._line_responses(state, hazard, view, logit, month)
             self._sparse_effects(state, hazard, logit, month)
             # One pass over the rows: probabilities, one keyed churn draw per unit, the active units' sums.
             leaving, expected, active_units, satisfaction = kernels.churn_draws(
@@ -629,7 +676,7 @@ class Simulation:
                                self.month_outages.drops.get(state.index, [])):
             kernels.add_to_rows(logit, units, F32(hazard.network_gap * drop))
         for units, shift in self.backfire.pop(state.index, []):
-            logit[units] += F32(shift)
+            logit[units] += shift if isinstance(shift, np.ndarray) else F32(shift)
 
     def _save_desk(self, month: int, leaving: list[np.ndarray]) -> list[tuple[np.ndarray, float]]:
         """Per tier: the units asking to leave that accept a save-desk offer (they stay), and the
