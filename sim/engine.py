@@ -44,9 +44,10 @@ from .population import build_population, fill_new_units, region_shares, renewal
 from .queue_cache import QueueCache
 from .scenario import Scenario
 from .scenario.levers import Lever
-from .streams import RandomStreams, seeded_per_tier
+from .streams import RandomStreams, name_key, seeded_per_tier
 from .subscribers import ACTIVE, PROPENSITY_STEP, TierState
-from .targeting import ModelScores, noise_for_auc, top_scored
+from .targeting import ModelScores, _best, noise_for_auc, top_scored
+from .uplift import LineFigures, keyed_errors, model_scores, true_uplift
 
 COMPLAINT_MONTHS = 3
 """Complaints count in the hazard for this many months."""
@@ -423,8 +424,70 @@ class Simulation:
             scores = ModelScores(state, coef, by_region, self.table.log_odds, self.table.cuts, month,
                                  self.calibration.ranking_noise[name], PROPENSITY_STEP, offered_by=month - spacing,
                                  most=most, tie_salt=self.streams.salt("offer_ties", month, state.key))
-            for (lever_name, lever, _), units in zip(mine, self._assign(scores, mine)):
+            policies = [self.scenario.targeting.policy_of(lever) for _, lever, _ in mine]
+            if all(policy == "risk" for policy in policies):
+                picks = self._assign(scores, mine)
+            else:
+                picks = self._assign_by_policy(state, name, scores, mine, policies, view, month)
+            for (lever_name, lever, _), units in zip(mine, picks):
                 self._offer(state, name, lever_name, lever, units, month)
+
+    def _assign_by_policy(self, state: TierState, tier: str, scores: ModelScores,
+                          levers: list[tuple[str, Lever, int]], policies: list[str], view: MarketView,
+                          month: int) -> list[np.ndarray]:
+        """Each lever's units when some lever ranks by uplift or value (:mod:`sim.uplift`): in turn (the
+        order of their effect per offer), each lever takes the units it ranks best among those that may
+        get it (its offer stronger than the one they are on) and no lever took before it this month."""
+        candidates = scores.eligible()
+        strength = scores.strength(candidates)
+        free = np.ones(candidates.size, dtype=bool)
+        logits: np.ndarray | None = None
+        picks = []
+        for (lever_name, lever, count), policy in zip(levers, policies):
+            mine = np.flatnonzero(free & (strength < lever.hazard_reduction))
+            rows = candidates[mine]
+            if policy == "risk":
+                ranking = scores.at(rows)
+            else:
+                if logits is None:
+                    logits = scores.logits(candidates).astype(np.float64)
+                ranking = self._uplift_ranking(state, tier, lever_name, lever, rows, logits[mine], policy, view,
+                                               month)
+                if policy == "value":
+                    keep = ranking > 0  # a line worth less than the offer costs is not contacted
+                    mine, rows, ranking = mine[keep], rows[keep], ranking[keep]
+            if rows.size == 0 or count <= 0:
+                picks.append(rows[:0])
+                continue
+            best = _best(rows, ranking.astype(np.float32), scores.ties(rows), min(count, rows.size), state.size)
+            free[np.searchsorted(candidates, best)] = False
+            picks.append(best)
+        return picks
+
+    def _uplift_ranking(self, state: TierState, tier: str, lever_name: str, lever: Lever, rows: np.ndarray,
+                        logits: np.ndarray, policy: str, view: MarketView, month: int) -> np.ndarray:
+        """The uplift model's scores of ``rows`` for ``lever`` (``uplift``), or the incremental value they
+        imply less the offer's expected cost (``value``)."""
+        weight = (self._line_weights(state, lever, rows) if lever.response is not None and lever.response.spread > 0
+                  else np.ones(rows.size))
+        push = None
+        if lever.acts_on:
+            drivers, network = self._driver_inputs(state, self.calibration.hazards[tier], view)
+            mask = int(self.table.driver_masks[self.table.number(lever_name)])
+            push = kernels.driver_push_rows(rows.astype(np.int64, copy=False), mask, month, drivers, network,
+                                            state.satisfaction, state.region, state.contract_end, state.complaints,
+                                            state.propensity)
+        truth = true_uplift(lever, LineFigures(logits, weight, push))
+        errors = keyed_errors(rows, state.uid, self.streams.salt("uplift_model", state.key, name_key(lever_name)))
+        estimate = model_scores(truth, self.scenario.targeting.uplift_correlation, errors)
+        if policy == "uplift":
+            return estimate
+        tier_params = self.scenario.tiers[tier]
+        lines = np.ones(rows.size) if state.lines is None else state.lines[rows].astype(np.float64)
+        per_line = line_margin(tier_params.arpu, self.competition.our_price[tier], 1.0, tier_params.margin)
+        # A kept line brings its margin over the tier's expected lifetime (one over its stated churn).
+        kept_value = per_line / max(tier_params.baseline_churn, 1e-6)
+        return estimate * lines * kept_value - self.budget.costs[(tier, lever_name)].per_offer
 
     @staticmethod
     def _assign(scores: ModelScores, levers: list[tuple[str, Lever, int]]) -> list[np.ndarray]:
@@ -483,16 +546,21 @@ class Simulation:
                                     self.streams.salt("responsiveness", state.key), mean, inv_sd,
                                     lever.response.risk_correlation, lever.response.spread)
 
+    def _driver_inputs(self, state: TierState, hazard: TierHazard, view: MarketView) -> tuple[np.ndarray, np.ndarray]:
+        """The drivers' terms an offer acting on named drivers reads (:data:`sim.kernels.DRIVER_TERMS`),
+        and the network gap's term per region."""
+        drivers = np.array([hazard.price_gap * view.price_gap, hazard.satisfaction,
+                            hazard.complaints / state.lines_per_unit, hazard.out_of_contract,
+                            hazard.competitor_pressure * view.pressure, PROPENSITY_STEP])
+        return drivers, hazard.network_gap * (view.best_quality - self.region_quality)
+
     def _line_responses(self, state: TierState, hazard: TierHazard, view: MarketView, logit: np.ndarray,
                         month: int) -> None:
         """The running offers' terms that differ from line to line: each line's own responsiveness, and
         what an offer acting on named drivers removes of the odds they add to that line."""
         t = self.table
         mean, inv_sd = self.propensity_law[state.index]
-        drivers = np.array([hazard.price_gap * view.price_gap, hazard.satisfaction,
-                            hazard.complaints / state.lines_per_unit, hazard.out_of_contract,
-                            hazard.competitor_pressure * view.pressure, PROPENSITY_STEP])
-        network = hazard.network_gap * (view.best_quality - self.region_quality)
+        drivers, network = self._driver_inputs(state, hazard, view)
         kernels.response_terms(logit, state.size, month, state.effect_until, state.effect_lever, t.spreads,
                                t.risk_correlations, t.cuts.astype(np.float64), t.driver_masks, state.uid,
                                state.propensity, self.streams.salt("responsiveness", state.key), mean, inv_sd,

@@ -694,3 +694,23 @@ def response_terms(logit, n, month, effect_until, effect_lever, spreads, rhos, c
             own = standard_normal(unit_bits(salt, uid[i]))
             term += _log_weight(own, propensity[i], propensity_mean, propensity_inv_sd, rhos[k], spread)
         logit[i] += np.float32(term)
+
+
+@njit(cache=True)
+def driver_push_rows(rows, mask, month, drivers, network, satisfaction, region, contract_end, complaints,
+                     propensity):
+    """Per row of ``rows``: the log-odds the drivers of ``mask`` add to its hazard (:func:`_driver_push`)."""
+    out = np.empty(rows.size, np.float64)
+    for j in range(rows.size):
+        out[j] = _driver_push(rows[j], mask, month, drivers, network, satisfaction, region, contract_end,
+                              complaints, propensity)
+    return out
+
+
+@njit(cache=True)
+def keyed_normals(rows, uid, salt):
+    """A standard normal per row's unit, keyed by its uid (stream ``salt``)."""
+    out = np.empty(rows.size, np.float64)
+    for j in range(rows.size):
+        out[j] = standard_normal(unit_bits(salt, uid[rows[j]]))
+    return out

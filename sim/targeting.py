@@ -130,6 +130,10 @@ class ModelScores:
         """Scores of ``rows`` (whether they may get an offer or not)."""
         return kernels.scores_at(rows.astype(np.int64, copy=False), *self._args())
 
+    def logits(self, rows: np.ndarray) -> np.ndarray:
+        """The true month-start logit of ``rows`` with the offer each is on (no model error)."""
+        return kernels.scores_at(rows.astype(np.int64, copy=False), *self._args()[:-2], True, np.float32(0.0))
+
     def strength(self, rows: np.ndarray) -> np.ndarray:
         """The hazard reduction of the offer each of ``rows`` is on (-1 for none, below every lever's)."""
         s = self.state

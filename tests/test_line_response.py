@@ -29,9 +29,10 @@ HERMITE_NODES, HERMITE_WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
 
 def scenario_text(lever: str, *, lines: int = 40_000, churn: float = 0.05, spread: float = 1.0,
                   network_gap: float = 0.0, price_gap: float = 0.0, rival_price: float = 0.9,
-                  regions: str = "all: {share: 1.0, quality: 0.85, outages_per_month: 0}") -> str:
+                  regions: str = "all: {share: 1.0, quality: 0.85, outages_per_month: 0}", horizon: int = 1,
+                  targeting: str = "model_auc: 1.0") -> str:
     return f"""
-meta: {{name: response, horizon_months: 1, periods: [{{name: P1, months: 1}}], discount_rate_annual: 0}}
+meta: {{name: response, horizon_months: {horizon}, periods: [{{name: P1, months: {horizon}}}], discount_rate_annual: 0}}
 market:
   us: M
   operators:
@@ -57,7 +58,7 @@ channels:
   calls: {{capacity_per_month: 10000000}}
 levers:
   offer: {lever}
-targeting: {{model_auc: 1.0, save_desk_reach: 0.0}}
+targeting: {{{targeting}, save_desk_reach: 0.0}}
 budget: {{total: 1.0e9, contact_policy: {{max_offers_per_line: 1, per_months: 6}}}}
 """
 

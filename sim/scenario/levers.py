@@ -222,6 +222,8 @@ class Lever(Section):
     """The churn drivers the offer acts on (:data:`DRIVERS`): it removes ``hazard_reduction`` of the
     churn odds those drivers add to a line, so a data bonus does nothing for a line that leaves over
     network quality; absent: the whole hazard."""
+    policy: Literal["risk", "uplift", "value"] | None = None
+    """How its proactive offers choose lines; unstated: ``targeting.policy`` (see :class:`Targeting`)."""
     launch_cost: Money = 0.0
     """Fixed cost of using the lever at all in a period (makes the allocation a MILP)."""
     min_spend: Money = 0.0
@@ -280,3 +282,16 @@ class Targeting(Section):
     """AUC of the churn model that ranks lines for proactive offers (0.5 ranks at random)."""
     save_desk_reach: Probability = 0.3
     """Share of lines about to leave that contact us first and can be offered a save-desk lever."""
+    policy: Literal["risk", "uplift", "value"] = "risk"
+    """How proactive offers choose their lines, unless a lever states its own: ``risk``, the lines the
+    churn model ranks most at risk; ``uplift``, the lines an uplift model expects the offer to change
+    most (the churn it removes, less the backfire of a decline); ``value``, the lines whose expected
+    incremental value exceeds the offer's expected cost, most first (:mod:`sim.uplift`)."""
+    uplift_correlation: Annotated[float, Field(ge=0.0, le=1.0)] = 0.4
+    """Correlation of the uplift model's scores with each line's true uplift over the lines it ranks:
+    1 is the oracle, 0 ranks at random. Uplift models are weaker than churn models (their target, the
+    difference between two outcomes of which a line shows one, is never observed line by line)."""
+
+    def policy_of(self, lever: Lever) -> str:
+        """The policy by which ``lever``'s proactive offers choose lines."""
+        return lever.policy or self.policy
