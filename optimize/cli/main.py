@@ -322,7 +322,7 @@ def _cmd_frontier(args: argparse.Namespace, console: Console) -> int:
 def _cmd_goal(args: argparse.Namespace, console: Console) -> int:
     from sim.runner import manifest, write_outputs
 
-    from ..run.plan import ALLOCATION_COLUMNS, least_budget
+    from ..run.plan import ALLOCATION_COLUMNS, least_budget, with_policy
 
     if args.max_churn is None and args.min_retained is None:
         console.problem("retention goal: give a goal: --max-churn X and/or --min-retained N")
@@ -342,7 +342,7 @@ def _cmd_goal(args: argparse.Namespace, console: Console) -> int:
                           estimate=estimate)
     watch.lap("goal_seek")
     funded = result.allocation[result.allocation["amount"] > 0].rename(columns={"retained": "retained_lines"})
-    allocation = funded[ALLOCATION_COLUMNS]
+    allocation = with_policy(funded, scenario)[ALLOCATION_COLUMNS]
     plan = Allocation({(r.tier, r.lever, r.period): float(r.amount) for r in allocation.itertuples()})
     written = write_outputs(out, {"allocation": allocation, "churn": result.churn, "shadow_prices": result.constraints},
                             manifest(scenario, args.file, seed, scenario.run.estimation.replications, plan,

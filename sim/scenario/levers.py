@@ -295,3 +295,8 @@ class Targeting(Section):
     def policy_of(self, lever: Lever) -> str:
         """The policy by which ``lever``'s proactive offers choose lines."""
         return lever.policy or self.policy
+
+    def cell_policy(self, lever: Lever) -> str:
+        """What the allocation tables show as a cell's policy: its proactive offers' (or ``save_desk``
+        for a lever offered only to lines asking to leave, which choose themselves)."""
+        return "save_desk" if not lever.proactive else self.policy_of(lever)
