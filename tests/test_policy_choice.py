@@ -8,8 +8,10 @@ runs without retention.
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
+from optimize.cli.main import main
 from optimize.run.plan import plan_allocation
 from optimize.run.policies import best_net_value, choose_policies
 from sim.scenario import load_scenario
@@ -56,3 +58,22 @@ def test_unknown_candidates_are_refused() -> None:
     scenario = load_scenario(SCENARIOS / "futility.yaml")
     with pytest.raises(ValueError, match="candidate policies must be some of risk, uplift, value"):
         choose_policies(scenario, ("risk", "reach"))
+
+
+def test_optimize_chooses_the_policy_on_the_command_line(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "plan"
+    assert main(["optimize", str(SCENARIOS / "futility.yaml"), "--choose-policy", "risk,uplift", "--out",
+                 str(out)]) == 0
+    policies = pd.read_csv(out / "policies.csv").set_index("policy")
+    assert bool(policies.loc["uplift", "chosen"]) and not bool(policies.loc["risk", "chosen"])
+    assert "bill_credit: targeted by uplift (set levers.bill_credit.policy: uplift" in capsys.readouterr().out
+    allocation = pd.read_csv(out / "allocation.csv")
+    assert set(allocation["policy"].dropna()) <= {"uplift"}
+
+
+def test_an_unknown_policy_on_the_command_line_is_a_usage_error(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as exit_code:
+        main(["optimize", str(SCENARIOS / "futility.yaml"), "--choose-policy", "risk,reach", "--out",
+              str(tmp_path / "x")])
+    assert exit_code.value.code == 2
+    assert "names no targeting policies of risk, uplift, value" in capsys.readouterr().err
