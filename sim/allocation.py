@@ -26,9 +26,10 @@ LAUNCH = "(launch)"
 """The tier column of a launch-cost row: a lever's fixed cost in a period in which any of its cells is
 funded. The simulator pays it whenever the lever is used; the row makes it visible in the feed."""
 COLUMNS = ("tier", "lever", "period", "amount")
-DETAIL_COLUMNS = ("offers", "retained_lines", "value", "marginal_roi")
-"""Columns the optimizer writes beside the amounts (what it expects of each cell); read and ignored,
-so its ``allocation.csv`` can be simulated as it is. Any other column is a mistake."""
+DETAIL_COLUMNS = ("policy", "offers", "retained_lines", "value", "marginal_roi")
+"""Columns the optimizer writes beside the amounts (how the cell targets, what it expects of it); read
+and ignored, so its ``allocation.csv`` can be simulated as it is, except ``policy``, which must be the
+scenario's for the lever (the scenario decides it). Any other column is a mistake."""
 
 
 class AllocationError(ScenarioError):
@@ -118,6 +119,13 @@ class Allocation:
             if not math.isfinite(amount) or amount < 0:
                 bad(row_number, "amount", f"amount {raw} must be a finite number of at least 0", "use 0 or more")
                 continue
+            policy = str(row.get("policy") or "").strip()
+            if ok and policy:
+                stated = scenario.targeting.cell_policy(scenario.levers[lever])
+                if policy != stated:
+                    bad(row_number, "policy", f"the scenario targets lever '{lever}' by '{stated}', not '{policy}'",
+                        f"write '{stated}', or change levers.{lever}.policy (or targeting.policy) in the scenario")
+                    ok = False
             if ok:
                 key = (tier, lever, period)
                 if key in amounts:

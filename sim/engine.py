@@ -30,6 +30,7 @@ from .base_at_rest import BaseAtRest, SatisfactionAtRest, contract_renewal_rate
 from .competition import Competition, line_margin
 from .hazard import (
     F32,
+    MarketView,
     TierHazard,
     calibrate,
     dense_logit,
@@ -44,9 +45,11 @@ from .population import build_population, fill_new_units, region_shares, renewal
 from .queue_cache import QueueCache
 from .scenario import Scenario
 from .scenario.levers import Lever
-from .streams import RandomStreams, seeded_per_tier
+from .streams import RandomStreams, name_key, seeded_per_tier
 from .subscribers import ACTIVE, PROPENSITY_STEP, TierState
-from .targeting import ModelScores, noise_for_auc, top_scored
+from .targeting import ModelScores, best_ranked, noise_for_auc, top_scored
+from .uplift import LineFigures, keyed_errors, model_scores, true_uplift
+from .valuation import monthly_discount, value_of_a_line_kept
 
 COMPLAINT_MONTHS = 3
 """Complaints count in the hazard for this many months."""
@@ -300,6 +303,16 @@ def _satisfaction_at_rest(states: list[TierState], regions: int, usual: float) -
                                  regions, usual)
 
 
+def _standardizing(state: TierState) -> tuple[float, float]:
+    """The mean and inverse standard deviation of a tier's starting propensities (in propensity steps),
+    which turn a line's propensity into a standard score (an inverse of 0 where every line is alike)."""
+    steps = state.propensity[: state.size].astype(np.float64)
+    if steps.size == 0:
+        return 0.0, 0.0
+    sd = float(steps.std())
+    return float(steps.mean()), (1.0 / sd if sd > 1e-9 else 0.0)
+
+
 def _pilot_replications(rows: pd.DataFrame, warm_up: int, replications: int) -> int:
     """Pilot replications for a relative standard error of every tier's churn of :data:`PILOT_PRECISION`,
     judged on the first round's: the standard error from the means of three-month blocks (months a
@@ -357,6 +370,9 @@ class Simulation:
                                 for name, tier in scenario.tiers.items()]
         self.table = LeverTable.of(scenario)
         self.durations = np.array([lv.duration_months for lv in self.table.levers], dtype=np.int64)
+        # A line's responsiveness is correlated with its propensity standardized over the tier's starting
+        # base (in propensity steps): a mean and an inverse sd per tier, fixed for the run.
+        self.propensity_law = [_standardizing(state) for state in self.tiers]
         last = scenario.meta.horizon_months + int(self.durations.max()) + 2
         for state in self.tiers:
             state.running = np.zeros((len(self.table.levers), last), dtype=np.int64)
@@ -372,7 +388,7 @@ class Simulation:
         self.budget = Budget(scenario, allocation, {s.name: s.weight for s in self.tiers}, self.streams)
         self.records = Records()
         self.month_outages = MonthOutages()
-        self.backfire: dict[int, list[tuple[np.ndarray, float]]] = {}
+        self.backfire: dict[int, list[tuple[np.ndarray, float | np.ndarray]]] = {}
         self.initial_units = [state.size for state in self.tiers]
         self.hotline = Hotline(scenario, self.streams, self.tiers, queue_cache)
         self.env = simpy.Environment()
@@ -433,8 +449,71 @@ class Simulation:
             scores = ModelScores(state, coef, by_region, self.table.log_odds, self.table.cuts, month,
                                  self.calibration.ranking_noise[name], PROPENSITY_STEP, offered_by=month - spacing,
                                  most=most, tie_salt=self.streams.salt("offer_ties", month, state.key))
-            for (lever_name, lever, _), units in zip(mine, self._assign(scores, mine)):
+            policies = [self.scenario.targeting.policy_of(lever) for _, lever, _ in mine]
+            if all(policy == "risk" for policy in policies):
+                picks = self._assign(scores, mine)
+            else:
+                picks = self._assign_by_policy(state, name, scores, mine, policies, view, month)
+            for (lever_name, lever, _), units in zip(mine, picks):
                 self._offer(state, name, lever_name, lever, units, month)
+
+    def _assign_by_policy(self, state: TierState, tier: str, scores: ModelScores,
+                          levers: list[tuple[str, Lever, int]], policies: list[str], view: MarketView,
+                          month: int) -> list[np.ndarray]:
+        """Each lever's units when some lever ranks by uplift or value (:mod:`sim.uplift`): in turn (the
+        order of their effect per offer), each lever takes the units it ranks best among those that may
+        get it (its offer stronger than the one they are on) and no lever took before it this month."""
+        candidates = scores.eligible()
+        strength = scores.strength(candidates)
+        free = np.ones(candidates.size, dtype=bool)
+        logits: np.ndarray | None = None
+        picks = []
+        for (lever_name, lever, count), policy in zip(levers, policies):
+            mine = np.flatnonzero(free & (strength < lever.hazard_reduction))
+            rows = candidates[mine]
+            if policy == "risk":
+                ranking = scores.at(rows)
+            else:
+                if logits is None:
+                    logits = scores.logits(candidates).astype(np.float64)
+                ranking = self._uplift_ranking(state, tier, lever_name, lever, rows, logits[mine], policy, view,
+                                               month)
+                if policy == "value":
+                    keep = ranking > 0  # a line worth less than the offer costs is not contacted
+                    mine, rows, ranking = mine[keep], rows[keep], ranking[keep]
+            if rows.size == 0 or count <= 0:
+                picks.append(rows[:0])
+                continue
+            best = best_ranked(rows, ranking.astype(np.float32), scores.ties(rows), min(count, rows.size), state.size)
+            free[np.searchsorted(candidates, best)] = False
+            picks.append(best)
+        return picks
+
+    def _uplift_ranking(self, state: TierState, tier: str, lever_name: str, lever: Lever, rows: np.ndarray,
+                        logits: np.ndarray, policy: str, view: MarketView, month: int) -> np.ndarray:
+        """The uplift model's scores of ``rows`` for ``lever`` (``uplift``), or the incremental value they
+        imply less the offer's expected cost (``value``)."""
+        weight = (self._line_weights(state, lever, rows) if lever.response is not None and lever.response.spread > 0
+                  else np.ones(rows.size))
+        push = None
+        if lever.acts_on:
+            drivers, network = self._driver_inputs(state, self.calibration.hazards[tier], view)
+            mask = int(self.table.driver_masks[self.table.number(lever_name)])
+            push = kernels.driver_push_rows(rows.astype(np.int64, copy=False), mask, month, drivers, network,
+                                            state.satisfaction, state.region, state.contract_end, state.complaints,
+                                            state.propensity)
+        truth = true_uplift(lever, LineFigures(logits, weight, push))
+        errors = keyed_errors(rows, state.uid, self.streams.salt("uplift_model", state.key, name_key(lever_name)))
+        estimate = model_scores(truth, self.scenario.targeting.uplift_correlation, errors)
+        if policy == "uplift":
+            return estimate
+        tier_params = self.scenario.tiers[tier]
+        lines = np.ones(rows.size) if state.lines is None else state.lines[rows].astype(np.float64)
+        per_line = line_margin(tier_params.arpu, self.competition.our_price[tier], 1.0, tier_params.margin)
+        # A kept line is valued as every table values it; the offer's cost, paid this month, in today's money too.
+        kept_value = value_of_a_line_kept(self.scenario, tier, month, per_line)
+        cost_today = self.budget.costs[(tier, lever_name)].per_offer * monthly_discount(self.scenario) ** month
+        return estimate * lines * kept_value - cost_today
 
     @staticmethod
     def _assign(scores: ModelScores, levers: list[tuple[str, Lever, int]]) -> list[np.ndarray]:
@@ -481,7 +560,42 @@ class Simulation:
         self.records.levers.add(tier, lever_name, month, paid * w, units.size * w, kept.size * w)
         declined = units[~accepted]
         if lever.backfire and declined.size:
-            self.backfire.setdefault(state.index, []).append((declined, log_odds_factor(lever.backfire)))
+            if lever.response is not None and lever.response.spread > 0:
+                # A declined contact multiplies a line's odds by 1 + backfire * w: sleeping dogs (low
+                # responsiveness, large w) are pushed out most; a decline never helps.
+                shift = np.log1p(lever.backfire * self._line_weights(state, lever, declined)).astype(F32)
+                self.backfire.setdefault(state.index, []).append((declined, shift))
+            else:
+                self.backfire.setdefault(state.index, []).append((declined, log_odds_factor(lever.backfire)))
+
+    def _line_weights(self, state: TierState, lever: Lever, rows: np.ndarray) -> np.ndarray:
+        """Each of ``rows``' own w for ``lever`` (see :class:`sim.scenario.levers.Response`)."""
+        assert lever.response is not None
+        mean, inv_sd = self.propensity_law[state.index]
+        return kernels.line_weights(rows.astype(np.int64, copy=False), state.uid, state.propensity,
+                                    self.streams.salt("responsiveness", state.key), mean, inv_sd,
+                                    lever.response.risk_correlation, lever.response.spread)
+
+    def _driver_inputs(self, state: TierState, hazard: TierHazard, view: MarketView) -> tuple[np.ndarray, np.ndarray]:
+        """The drivers' terms an offer acting on named drivers reads (:data:`sim.kernels.DRIVER_TERMS`),
+        and the network gap's term per region."""
+        drivers = np.array([hazard.price_gap * view.price_gap, hazard.satisfaction,
+                            hazard.complaints / state.lines_per_unit, hazard.out_of_contract,
+                            hazard.competitor_pressure * view.pressure, PROPENSITY_STEP])
+        return drivers, hazard.network_gap * (view.best_quality - self.region_quality)
+
+    def _line_responses(self, state: TierState, hazard: TierHazard, view: MarketView, logit: np.ndarray,
+                        month: int) -> None:
+        """The running offers' terms that differ from line to line: each line's own responsiveness, and
+        what an offer acting on named drivers removes of the odds they add to that line."""
+        t = self.table
+        mean, inv_sd = self.propensity_law[state.index]
+        drivers, network = self._driver_inputs(state, hazard, view)
+        kernels.response_terms(logit, state.size, month, state.effect_until, state.effect_lever, t.spreads,
+                               t.risk_correlations, t.cuts.astype(np.float64), t.driver_masks, state.uid,
+                               state.propensity, self.streams.salt("responsiveness", state.key), mean, inv_sd,
+                               drivers, network, state.satisfaction, state.region, state.contract_end,
+                               state.complaints)
 
     def _hazard_without_offers(self, state: TierState, tier: str, month: int, units: np.ndarray) -> np.ndarray:
         """The monthly hazard of ``units`` at the month's start as if no offer ran on them: what an offer
@@ -552,7 +666,10 @@ class Simulation:
             hazard = self.calibration.hazards[name]
             view = self.competition.view(name, month)
             # Dense drivers, complaints and running offers in one pass; outages and backfire on their rows.
-            logit = dense_logit(state, hazard, view, month, self.region_quality, lever_log_odds=self.table.log_odds)
+            logit = dense_logit(state, hazard, view, month, self.region_quality,
+                                lever_log_odds=self.table.hazard_log_odds)
+            if self.table.varies_by_line:
+                self._line_responses(state, hazard, view, logit, month)
             self._sparse_effects(state, hazard, logit, month)
             # One pass over the rows: probabilities, one keyed churn draw per unit, the active units' sums.
             leaving, expected, active_units, satisfaction = kernels.churn_draws(
@@ -665,7 +782,7 @@ class Simulation:
                                self.month_outages.drops.get(state.index, [])):
             kernels.add_to_rows(logit, units, F32(hazard.network_gap * drop))
         for units, shift in self.backfire.pop(state.index, []):
-            logit[units] += F32(shift)
+            logit[units] += shift if isinstance(shift, np.ndarray) else F32(shift)
 
     def _save_desk(self, month: int, leaving: list[np.ndarray]) -> list[tuple[np.ndarray, float]]:
         """Per tier: the units asking to leave that accept a save-desk offer (they stay), and the

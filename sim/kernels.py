@@ -603,3 +603,114 @@ def compact_all(n, status, uid, region, churn_month, join_month, contract_end, s
                 status[kept] = 0
             kept += 1
     return kept
+
+
+# --- lines that respond differently (a lever's ``response`` and ``acts_on``) -----------------------
+
+_TWO_PI = 2.0 * math.pi
+_U32_UNIT = 1.0 / 4294967296.0
+
+
+@njit(inline="always", cache=True)
+def standard_normal(bits: np.uint64) -> float:
+    """A standard normal from 64 random bits (Box-Muller: the high 32 bits give the radius, the low 32
+    the angle): one keyed draw per unit, recomputed when needed instead of stored."""
+    u1 = (float(np.int64(bits >> _U64(32))) + 0.5) * _U32_UNIT
+    u2 = float(np.int64(bits & _U64(0xFFFFFFFF))) * _U32_UNIT
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)
+
+
+@njit(inline="always", cache=True)
+def _log_weight(own, propensity_step, propensity_mean, propensity_inv_sd, rho, spread):
+    """log w of a line: w = exp(-spread * u - spread^2 / 2) multiplies the odds an offer leaves, with
+    u = rho * z + sqrt(1 - rho^2) * own its responsiveness and z its standardized propensity."""
+    z = (float(propensity_step) - propensity_mean) * propensity_inv_sd
+    u = rho * z + math.sqrt(max(0.0, 1.0 - rho * rho)) * own
+    return -spread * u - 0.5 * spread * spread
+
+
+@njit(cache=True)
+def line_weights(rows, uid, propensity, salt, propensity_mean, propensity_inv_sd, rho, spread):
+    """w of each of ``rows`` (see :func:`_log_weight`): what a lever's stated effect is multiplied by on
+    that line's odds of churn (mean 1 over lines)."""
+    out = np.empty(rows.size, np.float64)
+    for j in range(rows.size):
+        i = rows[j]
+        own = standard_normal(unit_bits(salt, uid[i]))
+        out[j] = math.exp(_log_weight(own, propensity[i], propensity_mean, propensity_inv_sd, rho, spread))
+    return out
+
+
+DRIVER_TERMS = 6
+"""Length of the ``drivers`` vector of :func:`response_terms`: the price-gap term, the satisfaction
+coefficient, complaints per line, out of contract, the competitor-pressure term, the propensity step."""
+
+
+@njit(inline="always", cache=True)
+def _driver_push(i, mask, month, drivers, network, satisfaction, region, contract_end, complaints, propensity):
+    """The log-odds that the drivers of ``mask`` (bits in the order of
+    :data:`sim.scenario.levers.DRIVERS`) add to row ``i``'s hazard; a driver that holds the line (a
+    negative term) adds nothing: an offer cannot take away a reason to stay."""
+    push = 0.0
+    if mask & 1:
+        push += max(0.0, drivers[0])
+    if mask & 2:
+        push += max(0.0, network[region[i]])
+    if mask & 4:
+        push += max(0.0, drivers[1] * (1.0 - satisfaction[i]))
+    if mask & 8:
+        push += max(0.0, drivers[2] * complaints[i])
+    if mask & 16:
+        push += max(0.0, drivers[3] * (contract_end[i] <= month))
+    if mask & 32:
+        push += max(0.0, drivers[4])
+    if mask & 64:
+        push += max(0.0, drivers[5] * propensity[i])
+    return push
+
+
+@njit(cache=True)
+def response_terms(logit, n, month, effect_until, effect_lever, spreads, rhos, cuts, masks, uid, propensity, salt,
+                   propensity_mean, propensity_inv_sd, drivers, network, satisfaction, region, contract_end,
+                   complaints):
+    """Adds to ``logit[:n]`` what the running offers of levers that vary by line change from their table
+    term (the lever's stated log(1 - cut), or 0 for a lever with named drivers, whose whole term is here):
+    log w for a spread of responsiveness, log(1 - cut * (1 - exp(-push))) for an offer acting on the
+    drivers of ``masks`` (it removes ``cut`` of the odds they add). Rows on no such offer are skipped:
+    offers run on a few lines, so the pass reads two bytes of most rows."""
+    for i in range(n):
+        if effect_until[i] < month:
+            continue
+        k = effect_lever[i] & LEVER_BITS
+        spread, mask = spreads[k], masks[k]
+        if spread <= 0.0 and mask == 0:
+            continue
+        term = 0.0
+        if mask != 0:
+            push = _driver_push(i, mask, month, drivers, network, satisfaction, region, contract_end, complaints,
+                                propensity)
+            term += math.log(max(1e-9, 1.0 - cuts[k] * (1.0 - math.exp(-push))))
+        if spread > 0.0:
+            own = standard_normal(unit_bits(salt, uid[i]))
+            term += _log_weight(own, propensity[i], propensity_mean, propensity_inv_sd, rhos[k], spread)
+        logit[i] += np.float32(term)
+
+
+@njit(cache=True)
+def driver_push_rows(rows, mask, month, drivers, network, satisfaction, region, contract_end, complaints,
+                     propensity):
+    """Per row of ``rows``: the log-odds the drivers of ``mask`` add to its hazard (:func:`_driver_push`)."""
+    out = np.empty(rows.size, np.float64)
+    for j in range(rows.size):
+        out[j] = _driver_push(rows[j], mask, month, drivers, network, satisfaction, region, contract_end,
+                              complaints, propensity)
+    return out
+
+
+@njit(cache=True)
+def keyed_normals(rows, uid, salt):
+    """A standard normal per row's unit, keyed by its uid (stream ``salt``)."""
+    out = np.empty(rows.size, np.float64)
+    for j in range(rows.size):
+        out[j] = standard_normal(unit_bits(salt, uid[rows[j]]))
+    return out

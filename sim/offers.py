@@ -43,7 +43,7 @@ import numpy as np
 from .allocation import Allocation, Cell
 from .kernels import SAVE_FLAG
 from .scenario import Scenario
-from .scenario.levers import Lever, UnitCosts
+from .scenario.levers import DRIVERS, Lever, UnitCosts
 from .streams import RandomStreams, name_key
 from .subscribers import NO_MONTH, TierState
 
@@ -74,6 +74,17 @@ class LeverTable:
     """Per lever number: log(1 - hazard reduction), the running offer's term in the churn logit."""
     cuts: np.ndarray
     """Per lever number: the hazard reduction (a running offer's strength)."""
+    hazard_log_odds: np.ndarray
+    """Per lever number: the running offer's term in the hazard's dense pass: ``log_odds``, but 0 for a
+    lever acting on named drivers, whose term depends on the line (:func:`sim.kernels.response_terms`).
+    The churn model ranks with ``log_odds``: it knows what an offer does on average, not to whom."""
+    spreads: np.ndarray
+    """Per lever number: the spread of lines' responsiveness (0: every line alike)."""
+    risk_correlations: np.ndarray
+    """Per lever number: the correlation of responsiveness with a line's own propensity."""
+    driver_masks: np.ndarray
+    """Per lever number: the drivers it acts on, one bit each in the order of
+    :data:`sim.scenario.levers.DRIVERS` (0: the whole hazard)."""
 
     @classmethod
     def of(cls, scenario: Scenario) -> LeverTable:
@@ -81,7 +92,17 @@ class LeverTable:
         levers = tuple(scenario.levers.values())
         log_odds = np.array([math.log(max(1e-9, 1.0 - lv.hazard_reduction)) for lv in levers], np.float32)
         cuts = np.array([lv.hazard_reduction for lv in levers], np.float32)
-        return cls(names, levers, log_odds, cuts)
+        spreads = np.array([lv.response.spread if lv.response else 0.0 for lv in levers], np.float64)
+        correlations = np.array([lv.response.risk_correlation if lv.response else 0.0 for lv in levers], np.float64)
+        masks = np.array([sum(1 << DRIVERS.index(d) for d in lv.acts_on) if lv.acts_on else 0 for lv in levers],
+                         np.int64)
+        hazard_log_odds = np.where(masks > 0, np.float32(0.0), log_odds).astype(np.float32) if masks.any() else log_odds
+        return cls(names, levers, log_odds, cuts, hazard_log_odds, spreads, correlations, masks)
+
+    @property
+    def varies_by_line(self) -> bool:
+        """Whether any lever's effect differs from line to line."""
+        return bool(self.spreads.any() or self.driver_masks.any())
 
     def number(self, name: str) -> int:
         return self.names.index(name)

@@ -123,12 +123,16 @@ class ModelScores:
     def ties(self, rows: np.ndarray) -> np.ndarray:
         """32 keyed random bits per row's unit, which order units of equal score (stream ``tie_salt``):
         at random, and alike in every strategy's run. Rows are grouped by region within each batch of
-        units, so ordering ties by row would favour the first regions (see :func:`_best`)."""
+        units, so ordering ties by row would favour the first regions (see :func:`best_ranked`)."""
         return kernels.tie_bits(rows.astype(np.int64, copy=False), self.state.uid, self.tie_salt)
 
     def at(self, rows: np.ndarray) -> np.ndarray:
         """Scores of ``rows`` (whether they may get an offer or not)."""
         return kernels.scores_at(rows.astype(np.int64, copy=False), *self._args())
+
+    def logits(self, rows: np.ndarray) -> np.ndarray:
+        """The true month-start logit of ``rows`` with the offer each is on (no model error)."""
+        return kernels.scores_at(rows.astype(np.int64, copy=False), *self._args()[:-2], True, np.float32(0.0))
 
     def strength(self, rows: np.ndarray) -> np.ndarray:
         """The hazard reduction of the offer each of ``rows`` is on (-1 for none, below every lever's)."""
@@ -174,12 +178,12 @@ def top_scored(scores: ModelScores, k: int) -> np.ndarray:
             threshold = np.partition(sample, at)[at]
             short = scores.at_least(threshold)
             if short.size >= k:
-                return _best(short, scores.at(short), scores.ties(short), k, n)
+                return best_ranked(short, scores.at(short), scores.ties(short), k, n)
     candidates = scores.eligible()
-    return _best(candidates, scores.at(candidates), scores.ties(candidates), k, n)
+    return best_ranked(candidates, scores.at(candidates), scores.ties(candidates), k, n)
 
 
-def _best(rows: np.ndarray, scores: np.ndarray, ties: np.ndarray, k: int, size: int) -> np.ndarray:
+def best_ranked(rows: np.ndarray, scores: np.ndarray, ties: np.ndarray, k: int, size: int) -> np.ndarray:
     """The ``k`` best of ``rows`` (below ``size``) by score, best first; equal scores in the order of the
     high bits of ``ties``, then of their rows.
 

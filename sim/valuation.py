@@ -37,11 +37,15 @@ spend pays for itself.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-from .results import SimulationResult
 from .scenario import Scenario
+
+if TYPE_CHECKING:  # annotations only: the engine values lines kept, and results import the engine
+    from .results import SimulationResult
 
 TIER_VALUES = ["churned_lines", "line_months", "lines_end", "revenue", "margin", "retention_spend",
                "discounted_margin", "terminal_value", "value", "discounted_spend"]

@@ -33,7 +33,7 @@ from sim.streams import RandomStreams
 from .conftest import SCENARIOS
 from .simulation_cases import from_text
 
-TEMPLATES = ["baseline", "small", "small_quarterly", "price_war", "network_crisis"]
+TEMPLATES = ["baseline", "small", "small_quarterly", "price_war", "network_crisis", "futility"]
 """The shipped scenarios written from figures (``telco_ibm`` starts from a customer table's base)."""
 
 

@@ -30,8 +30,11 @@ def test_optimize_writes_the_plan(plans, quick_small: Path) -> None:
         assert (out / name).is_file(), name
     scenario = load_scenario(quick_small)
     allocation = pd.read_csv(out / "allocation.csv")
-    assert list(allocation.columns) == ["tier", "lever", "period", "amount", "offers", "retained_lines", "value",
-                                        "marginal_roi"]
+    assert list(allocation.columns) == ["tier", "lever", "period", "amount", "policy", "offers", "retained_lines",
+                                        "value", "marginal_roi"]
+    # The scenario fixes each lever's targeting policy; the plan shows it per cell.
+    for row in allocation.itertuples():
+        assert row.policy == scenario.targeting.cell_policy(scenario.levers[row.lever])
     assert allocation["amount"].sum() <= scenario.budget.total * (1 + 1e-9)
     assert (allocation["amount"] > 0).all()
     # Each funded cell's value and retained lines are its curve's at the amount.

@@ -46,7 +46,8 @@ def test_run_writes_the_decision_package(runs) -> None:
     npv = summary[summary["metric"] == "npv"].set_index("strategy")
     assert (npv["ci_low"] <= npv["mean"]).all() and (npv["mean"] <= npv["ci_high"]).all()
     allocation = pd.read_csv(out / "allocation.csv")
-    assert list(allocation.columns) == ["strategy", "tier", "lever", "period", "amount"]
+    assert list(allocation.columns) == ["strategy", "tier", "lever", "period", "amount", "policy"]
+    assert set(allocation["policy"]) <= {"risk", "save_desk"}   # small.yaml targets by risk
     # Every rule spends the budget it was given; the LP spends within it.
     spent = allocation.groupby("strategy")["amount"].sum()
     for name in ("uniform", "proportional_revenue", "key_accounts_first"):

@@ -19,6 +19,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def policies(text: str) -> tuple[str, ...]:
+    """Targeting policies to choose among, comma-separated: risk,uplift or risk,uplift,value."""
+    known = ("risk", "uplift", "value")
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    wrong = [p for p in chosen if p not in known]
+    if wrong or not chosen:
+        raise argparse.ArgumentTypeError(f"'{text}' names no targeting policies of {', '.join(known)}; "
+                                         "type e.g. risk,uplift")
+    return tuple(dict.fromkeys(chosen))
+
+
 def money(text: str) -> float:
     """An amount of money: 2500000, 2,500,000, 2.5M or 750k."""
     cleaned = text.strip().replace(",", "").replace("_", "")

@@ -183,8 +183,16 @@ def _measure_curves(args: argparse.Namespace, console: Console, kind: str,  # ty
     if _refuse_existing(out, console):
         return None
     watch.lap("load")
+    candidates = getattr(args, "choose_policy", None)
     with ProgressBar(console) as bar:
-        estimate = estimate_curves(scenario, seed=seed, progress=bar, workers=args.workers)
+        if candidates:
+            from ..run.policies import choose_policies
+
+            choice = choose_policies(scenario, candidates, seed=seed, progress=bar, workers=args.workers)
+            scenario, estimate = choice.scenario, choice.estimate
+            args.policy_table = choice.table
+        else:
+            estimate = estimate_curves(scenario, seed=seed, progress=bar, workers=args.workers)
     watch.lap("response_curves")
     return scenario, seed, out, estimate, watch
 
@@ -206,6 +214,11 @@ def _cmd_optimize(args: argparse.Namespace, console: Console) -> int:
               "reduced_costs": plan.reduced_costs, "curves": curve_table(estimate, plan.curves)}
     if plan.loop is not None:
         frames["closed_loop"] = plan.loop.rounds
+    if getattr(args, "policy_table", None) is not None:
+        frames["policies"] = args.policy_table
+        for row in args.policy_table[args.policy_table["chosen"]].itertuples():
+            console.info(f"  {row.lever}: targeted by {row.policy} (set levers.{row.lever}.policy: {row.policy} in "
+                         f"the scenario to simulate this plan)")
     allocation = plan.result.to_allocation()
 
     def lp_file(folder: Path) -> None:
@@ -322,7 +335,7 @@ def _cmd_frontier(args: argparse.Namespace, console: Console) -> int:
 def _cmd_goal(args: argparse.Namespace, console: Console) -> int:
     from sim.runner import manifest, write_outputs
 
-    from ..run.plan import ALLOCATION_COLUMNS, least_budget
+    from ..run.plan import ALLOCATION_COLUMNS, least_budget, with_policy
 
     if args.max_churn is None and args.min_retained is None:
         console.problem("retention goal: give a goal: --max-churn X and/or --min-retained N")
@@ -342,7 +355,7 @@ def _cmd_goal(args: argparse.Namespace, console: Console) -> int:
                           estimate=estimate)
     watch.lap("goal_seek")
     funded = result.allocation[result.allocation["amount"] > 0].rename(columns={"retained": "retained_lines"})
-    allocation = funded[ALLOCATION_COLUMNS]
+    allocation = with_policy(funded, scenario)[ALLOCATION_COLUMNS]
     plan = Allocation({(r.tier, r.lever, r.period): float(r.amount) for r in allocation.itertuples()})
     written = write_outputs(out, {"allocation": allocation, "churn": result.churn, "shadow_prices": result.constraints},
                             manifest(scenario, args.file, seed, scenario.run.estimation.replications, plan,
@@ -538,6 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=arguments.money, help="total budget to allocate (default: budget.total of the scenario)")
     p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
     p.add_argument("--write-lp", action="store_true", help="also write the problem as allocation.lp (CPLEX LP format)")
+    p.add_argument("--choose-policy", type=arguments.policies, metavar="P1,P2",
+                   help="measure the curves under each targeting policy (e.g. risk,uplift) and give each lever whose "
+                        "policy the scenario leaves open the one that promises most (policies.csv says why)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/optimize-<time>-seed<N>)")
 
     p = command("frontier", "value retained and its marginal return against the total budget",

@@ -36,7 +36,7 @@ from .compare import (
 )
 from .measure import CurveEstimate, estimate_curves
 from .parallel import Task, simulate_tasks
-from .plan import Plan, plan_allocation
+from .plan import Plan, plan_allocation, with_policy
 from .strategies import csv_allocation, rule_allocation
 
 REFERENCE = "no_retention"
@@ -86,7 +86,9 @@ class RunOutcome:
         costs as rows of their own."""
         frames = [a.feed(self.scenario).assign(strategy=name) for name, a in self.allocations.items()]
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        return table[["strategy", "tier", "lever", "period", "amount"]]
+        if not len(table):
+            return pd.DataFrame(columns=["strategy", "tier", "lever", "period", "amount", "policy"])
+        return with_policy(table, self.scenario)[["strategy", "tier", "lever", "period", "amount", "policy"]]
 
 
 # --- simulating strategies ----------------------------------------------------------------------

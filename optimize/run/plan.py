@@ -22,8 +22,10 @@ from ..allocation.solve import AllocationResult, solve
 from .loop import ClosedLoop, close_the_loop
 from .measure import CurveEstimate, Progress, estimate_curves
 
-ALLOCATION_COLUMNS = ["tier", "lever", "period", "amount", "offers", "retained_lines", "value", "marginal_roi"]
-"""The allocation table: the budget-planning feed (first four columns) and what the optimizer expects of it."""
+ALLOCATION_COLUMNS = ["tier", "lever", "period", "amount", "policy", "offers", "retained_lines", "value",
+                      "marginal_roi"]
+"""The allocation table: the budget-planning feed (first four columns), how the cell chooses its lines
+(the scenario's targeting policy for the lever), and what the optimizer expects of it."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Plan:
         """tier, lever, period, amount, offers, retained_lines, value, marginal_roi: one row per funded cell,
         then one per launch cost (tier ``(launch)``, the other columns empty)."""
         table = self.result.allocation.rename(columns={"retained": "retained_lines"})
+        table = with_policy(table, self.problem.scenario)
         cells = table.loc[table["amount"] > 0, ALLOCATION_COLUMNS].reset_index(drop=True)
         feed = self.result.to_allocation().feed(self.problem.scenario)
         launches = feed[feed["tier"] == LAUNCH]
@@ -60,6 +63,15 @@ class Plan:
     @property
     def reduced_costs(self) -> pd.DataFrame:
         return self.result.reduced_costs
+
+
+def with_policy(table: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
+    """``table`` (with a ``lever`` column) with each row's targeting policy, beside its amount; launch-cost
+    rows get none."""
+    levers = scenario.levers
+    policies = [scenario.targeting.cell_policy(levers[lever]) if tier != LAUNCH else ""
+                for tier, lever in zip(table["tier"], table["lever"])]
+    return table.assign(policy=policies)
 
 
 def response_curves(scenario: Scenario, *, seed: int | None = None, progress: Progress | None = None,

@@ -13,7 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, WithJsonSchema, model_serializer, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    WithJsonSchema,
+    model_serializer,
+    model_validator,
+)
 
 from .tiers import Tier
 from .types import (
@@ -25,6 +31,7 @@ from .types import (
     Section,
     Seq,
     TierRef,
+    did_you_mean,
     fail,
 )
 
@@ -105,6 +112,44 @@ class Cost(Section):
         return self.amount if self.per == "account" else self.amount * lines
 
 
+DRIVERS = ("price_gap", "network_gap", "satisfaction", "complaints", "out_of_contract", "competitor_pressure",
+           "propensity")
+"""The churn drivers an offer may act on (``acts_on``): the terms of the hazard's logit that push a line
+to leave (:mod:`sim.hazard`); tenure only holds lines, so no offer acts on it."""
+
+
+def _known_drivers(value: tuple[str, ...]) -> tuple[str, ...]:
+    for i, name in enumerate(value):
+        if name not in DRIVERS:
+            raise fail(f"unknown churn driver '{name}'{did_you_mean(name, DRIVERS)}",
+                       f"name drivers of the hazard: {', '.join(DRIVERS)}", at=(i,))
+    if len(set(value)) != len(value):
+        raise fail("a driver is named twice", "name each driver once")
+    if not value:
+        raise fail("an empty list would make the offer act on nothing",
+                   "name at least one driver, or remove 'acts_on' for an offer acting on the whole hazard")
+    return tuple(sorted(value))
+
+
+class Response(Section):
+    """How lines differ in their response to an offer (persuadables, sure things, sleeping dogs).
+
+    Each line has its own responsiveness u, a standard normal drawn once per line, correlated with its
+    own churn propensity: u = risk_correlation * z + sqrt(1 - risk_correlation^2) * e, with z the line's
+    standardized propensity and e its own draw. An accepted offer multiplies the line's odds of churn by
+    (1 - hazard_reduction) * w and a declined contact by 1 + backfire * w, where
+    w = exp(-spread * u - spread^2 / 2): the mean of w over lines is 1, so the stated figures are the
+    means over all lines; a line of low u gains less, nothing (w = 1 / (1 - hazard_reduction)) or is
+    pushed out by the contact (a sleeping dog), a line of high u gains more (a persuadable).
+    """
+
+    spread: Annotated[float, Field(ge=0.0, le=3.0)] = 0.0
+    """Standard deviation of a line's own effect on the log-odds scale (of log w); 0: every line alike."""
+    risk_correlation: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.0
+    """Correlation of responsiveness with the line's own churn propensity; negative: the riskiest lines
+    respond least (the retention futility of the field studies)."""
+
+
 CostField = Annotated[Cost, WithJsonSchema({"anyOf": [
     {"type": "number", "minimum": 0, "description": "an amount per line"},
     {"type": "object", "additionalProperties": False, "properties": {
@@ -171,6 +216,14 @@ class Lever(Section):
     """Relative increase of the odds of churn for lines that decline a proactive offer, at the churn
     decision that follows the contact (the same month's billing); 0.67 reproduces the field
     experiment's 10% against 6%."""
+    response: Response | None = None
+    """How lines differ in their response (:class:`Response`); absent: every line responds alike."""
+    acts_on: Annotated[Seq[str], AfterValidator(_known_drivers)] | None = None
+    """The churn drivers the offer acts on (:data:`DRIVERS`): it removes ``hazard_reduction`` of the
+    churn odds those drivers add to a line, so a data bonus does nothing for a line that leaves over
+    network quality; absent: the whole hazard."""
+    policy: Literal["risk", "uplift", "value"] | None = None
+    """How its proactive offers choose lines; unstated: ``targeting.policy`` (see :class:`Targeting`)."""
     launch_cost: Money = 0.0
     """Fixed cost of using the lever at all in a period (makes the allocation a MILP)."""
     min_spend: Money = 0.0
@@ -198,12 +251,21 @@ class Lever(Section):
         return self.mode != "proactive"
 
     @property
+    def varies_by_line(self) -> bool:
+        """Whether its effect differs from line to line (a spread of responsiveness, or named drivers)."""
+        return self.acts_on is not None or (self.response is not None and self.response.spread > 0)
+
+    @property
     def effect_per_offer(self) -> float:
         """Expected churn odds-months an offer removes, per unit of the line's churn risk: acceptance
         times the odds reduction times the months it lasts, less the backfire of a decline. With the
         offers each lever's money buys fixed, giving the riskiest lines to the lever with the most
         effect per offer gives the most churn avoided (the rearrangement inequality): that is the order
-        in which a tier's proactive levers take its ranked lines."""
+        in which a tier's proactive levers take its ranked lines.
+
+        A ``response`` leaves it as it is: its figures are means over lines, and the churn model that
+        ranks lines does not see a line's own responsiveness. With ``acts_on`` it is the effect on a line
+        whose churn odds come from the named drivers alone, an upper bound."""
         return self.acceptance * self.hazard_reduction * self.duration_months - (1.0 - self.acceptance) * self.backfire
 
     @property
@@ -220,3 +282,21 @@ class Targeting(Section):
     """AUC of the churn model that ranks lines for proactive offers (0.5 ranks at random)."""
     save_desk_reach: Probability = 0.3
     """Share of lines about to leave that contact us first and can be offered a save-desk lever."""
+    policy: Literal["risk", "uplift", "value"] = "risk"
+    """How proactive offers choose their lines, unless a lever states its own: ``risk``, the lines the
+    churn model ranks most at risk; ``uplift``, the lines an uplift model expects the offer to change
+    most (the churn it removes, less the backfire of a decline); ``value``, the lines whose expected
+    incremental value exceeds the offer's expected cost, most first (:mod:`sim.uplift`)."""
+    uplift_correlation: Annotated[float, Field(ge=0.0, le=1.0)] = 0.4
+    """Correlation of the uplift model's scores with each line's true uplift over the lines it ranks:
+    1 is the oracle, 0 ranks at random. Uplift models are weaker than churn models (their target, the
+    difference between two outcomes of which a line shows one, is never observed line by line)."""
+
+    def policy_of(self, lever: Lever) -> str:
+        """The policy by which ``lever``'s proactive offers choose lines."""
+        return lever.policy or self.policy
+
+    def cell_policy(self, lever: Lever) -> str:
+        """What the allocation tables show as a cell's policy: its proactive offers' (or ``save_desk``
+        for a lever offered only to lines asking to leave, which choose themselves)."""
+        return "save_desk" if not lever.proactive else self.policy_of(lever)
