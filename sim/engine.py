@@ -94,6 +94,32 @@ class Contact(NamedTuple):
     """Our price for the tier that month, relative to the list price (what a line kept is billed at)."""
 
 
+@dataclass(frozen=True)
+class TargetingFigures:
+    """Unit by unit, for the units of a tier that may be offered a lever at the start of month 1: what
+    each targeting rule ranks on and what an offer brings (money in today's value, per simulated unit)."""
+
+    tier: str
+    lever: str
+    acceptance: float
+    risk_score: np.ndarray
+    """The churn model's score (the ``risk`` rule's ranking)."""
+    uplift_score: np.ndarray
+    """The uplift model's score (the ``uplift`` rule's ranking)."""
+    avoided: np.ndarray
+    """Churn the offer avoids if accepted, over its months (:func:`sim.uplift.true_uplift` at acceptance 1)."""
+    harmed: np.ndarray
+    """Churn a declined contact adds (the backfire)."""
+    kept_value: np.ndarray
+    """What the unit is worth kept (:func:`sim.valuation.value_of_a_line_kept` times its lines)."""
+    contact_cost: float
+    """Paid for every offer made."""
+    acceptance_cost: float
+    """Committed by an acceptance: its one-off cost and every month it runs."""
+    weight: float
+    """Real units per simulated unit (the run's scale)."""
+
+
 @dataclass
 class Records:
     """Rows collected during a run; :mod:`sim.results` turns them into tables."""
@@ -382,6 +408,8 @@ class Simulation:
                             for name, tier in scenario.tiers.items()}
         self.region_quality = np.array([r.quality for r in scenario.network.regions.values()])
         self.competition = Competition.start(scenario)
+        self.first_month_open = False
+        """Whether month 1's start has been applied to read :meth:`targeting_figures`."""
         if not competition:
             self.competition.offers.clear()
         self.competition.set_initial_shares(self._our_lines())
@@ -493,6 +521,16 @@ class Simulation:
                         logits: np.ndarray, policy: str, view: MarketView, month: int) -> np.ndarray:
         """The uplift model's scores of ``rows`` for ``lever`` (``uplift``), or the incremental value they
         imply less the offer's expected cost (``value``)."""
+        figures = self._line_figures(state, tier, lever_name, lever, rows, logits, view, month)
+        estimate = self._uplift_estimate(state, lever_name, rows, true_uplift(lever, figures))
+        if policy == "uplift":
+            return estimate
+        return estimate * self._kept_value(state, tier, rows, month) - self._offer_cost_today(tier, lever_name, month)
+
+    def _line_figures(self, state: TierState, tier: str, lever_name: str, lever: Lever, rows: np.ndarray,
+                      logits: np.ndarray, view: MarketView, month: int) -> LineFigures:
+        """What an offer of ``lever`` does to each of ``rows``: their log-odds, their own response, and the
+        drivers it acts on."""
         weight = (self._line_weights(state, lever, rows) if lever.response is not None and lever.response.spread > 0
                   else np.ones(rows.size))
         push = None
@@ -502,18 +540,55 @@ class Simulation:
             push = kernels.driver_push_rows(rows.astype(np.int64, copy=False), mask, month, drivers, network,
                                             state.satisfaction, state.region, state.contract_end, state.complaints,
                                             state.propensity)
-        truth = true_uplift(lever, LineFigures(logits, weight, push))
+        return LineFigures(logits, weight, push)
+
+    def _uplift_estimate(self, state: TierState, lever_name: str, rows: np.ndarray, truth: np.ndarray) -> np.ndarray:
+        """The uplift model's scores: the true uplift blurred by each unit's persistent error."""
         errors = keyed_errors(rows, state.uid, self.streams.salt("uplift_model", state.key, name_key(lever_name)))
-        estimate = model_scores(truth, self.scenario.targeting.uplift_correlation, errors)
-        if policy == "uplift":
-            return estimate
+        return model_scores(truth, self.scenario.targeting.uplift_correlation, errors)
+
+    def _kept_value(self, state: TierState, tier: str, rows: np.ndarray, month: int) -> np.ndarray:
+        """Today's value of each of ``rows`` kept at ``month``'s decision, as every table values it."""
         tier_params = self.scenario.tiers[tier]
         lines = np.ones(rows.size) if state.lines is None else state.lines[rows].astype(np.float64)
         per_line = line_margin(tier_params.arpu, self.competition.our_price[tier], 1.0, tier_params.margin)
-        # A kept line is valued as every table values it; the offer's cost, paid this month, in today's money too.
-        kept_value = value_of_a_line_kept(self.scenario, tier, month, per_line)
-        cost_today = self.budget.costs[(tier, lever_name)].per_offer * monthly_discount(self.scenario) ** month
-        return estimate * lines * kept_value - cost_today
+        return lines * value_of_a_line_kept(self.scenario, tier, month, per_line)
+
+    def _offer_cost_today(self, tier: str, lever_name: str, month: int) -> float:
+        """An offer's expected cost, paid at ``month``, in today's money."""
+        return self.budget.costs[(tier, lever_name)].per_offer * monthly_discount(self.scenario) ** month
+
+    def targeting_figures(self, tier: str, lever_name: str) -> TargetingFigures:
+        """Unit by unit, for every unit of ``tier`` that may be offered ``lever_name`` at the start of month 1
+        of a simulation not yet run: what each targeting rule ranks on and what an offer would bring. The
+        figures the profit of each rule by depth of contact is drawn from (:mod:`optimize.run.targeting_rules`)."""
+        if self.env.now != 0:
+            raise RuntimeError("targeting figures are read before the first month is simulated")
+        if not self.first_month_open:
+            self._month_start(1)
+            self.first_month_open = True
+        month = 1
+        state, lever = self.tiers[list(self.scenario.tiers).index(tier)], self.table.levers[self.table.number(lever_name)]
+        view = self.competition.view(tier, month)
+        coef, by_region = logit_coefficients(self.calibration.hazards[tier], view, month, self.region_quality,
+                                             state.lines_per_unit)
+        scores = ModelScores(state, coef, by_region, self.table.log_odds, self.table.cuts, month,
+                             self.calibration.ranking_noise[tier], PROPENSITY_STEP, offered_by=month,
+                             most=lever.hazard_reduction, tie_salt=self.streams.salt("offer_ties", month, state.key))
+        rows = scores.eligible()
+        logits = scores.logits(rows).astype(np.float64)
+        figures = self._line_figures(state, tier, lever_name, lever, rows, logits, view, month)
+        truth = true_uplift(lever, figures)
+        # Uplift is linear in the acceptance rate: what an acceptance avoids, and what a decline harms.
+        avoided = true_uplift(lever.model_copy(update={"acceptance": 1.0}), figures)
+        harmed = -true_uplift(lever.model_copy(update={"acceptance": 0.0}), figures)
+        costs = self.budget.costs[(tier, lever_name)]
+        today = monthly_discount(self.scenario) ** month
+        return TargetingFigures(
+            tier=tier, lever=lever_name, acceptance=lever.acceptance,
+            risk_score=scores.at(rows).astype(np.float64), uplift_score=self._uplift_estimate(state, lever_name, rows, truth),
+            avoided=avoided, harmed=harmed, kept_value=self._kept_value(state, tier, rows, month),
+            contact_cost=costs.contact * today, acceptance_cost=costs.accepted * today, weight=float(state.weight))
 
     @staticmethod
     def _assign(scores: ModelScores, levers: list[tuple[str, Lever, int]]) -> list[np.ndarray]:

@@ -20,9 +20,9 @@ from .conftest import ROOT, SCENARIOS
 
 ARTIFACTS = ROOT / "results" / "test-artifacts"
 TABLES = ("summary", "paired_differences", "by_tier", "monthly", "allocation", "lp_allocation", "frontier",
-          "shadow_prices", "predicted_vs_simulated", "curves")
+          "shadow_prices", "predicted_vs_simulated", "curves", "targeting_rules", "targeting_curves")
 CHARTS = ("churn_by_strategy.png", "npv_by_strategy.png", "frontier.png", "allocation_heatmap.png",
-          "market_shares.png")
+          "market_shares.png", "targeting_rules.png")
 
 
 @pytest.fixture(scope="module")

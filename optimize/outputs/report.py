@@ -125,6 +125,40 @@ def npv_chart(outcome: RunOutcome) -> bytes:
     return _png(figure)
 
 
+TARGETING_PANELS = 6
+"""Tier and lever pairs the targeting chart draws at most: those the LP funds first."""
+RULE_STYLES = {"risk": ("#d62728", "-"), "uplift": ("#1f77b4", "-"), "value": ("#2ca02c", "--"),
+               "oracle": ("#555555", ":")}
+
+
+def targeting_chart(outcome: RunOutcome) -> bytes:
+    """Each rule's profit by depth of contact, side by side, for the tiers and levers the plan funds."""
+    curves = outcome.targeting_curves
+    pairs = list(dict.fromkeys(zip(curves["tier"], curves["lever"])))
+    plan = outcome.plan.allocation
+    funded = set(zip(plan.loc[plan["amount"] > 0, "tier"], plan.loc[plan["amount"] > 0, "lever"]))
+    pairs = ([p for p in pairs if p in funded] + [p for p in pairs if p not in funded])[:TARGETING_PANELS]
+    columns = min(3, len(pairs))
+    rows = -(-len(pairs) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    for axis, (tier, lever) in zip(axes.flat, pairs):
+        mine = curves[(curves["tier"] == tier) & (curves["lever"] == lever)]
+        for rule, (colour, line) in RULE_STYLES.items():
+            one = mine[mine["rule"] == rule]
+            axis.plot(one["depth"] * 100, one["profit"], color=colour, linestyle=line, label=rule)
+        axis.axhline(0.0, color="black", linewidth=0.6)
+        axis.set_title(f"{tier} · {lever}" + (" (funded)" if (tier, lever) in funded else ""), fontsize=10)
+        axis.set_xlabel("share of the tier contacted, best-ranked first (%)", fontsize=8)
+        axis.set_ylabel(f"profit ({outcome.scenario.meta.currency})", fontsize=8)
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(pairs):]:
+        axis.set_visible(False)
+    axes.flat[0].legend(fontsize=8)
+    figure.suptitle("Profit by depth of contact, per targeting rule (at the lever's stated acceptance)")
+    figure.tight_layout()
+    return _png(figure)
+
+
 def charts(outcome: RunOutcome) -> dict[str, bytes]:
     """Every chart of the report, by file name."""
     shown = next((s.name for s in outcome.scenario.strategies if s.kind == "lp_optimal" and s.name in outcome.results),
@@ -135,6 +169,7 @@ def charts(outcome: RunOutcome) -> dict[str, bytes]:
         "frontier.png": frontier_chart(outcome),
         "allocation_heatmap.png": allocation_heatmap(outcome, shown),
         "market_shares.png": market_shares(outcome, shown),
+        **({"targeting_rules.png": targeting_chart(outcome)} if len(outcome.targeting_curves) else {}),
     }
 
 
@@ -178,6 +213,27 @@ def _operators_wide(operators: pd.DataFrame) -> pd.DataFrame:
                           "discounted margin (M)": margin.apply(cell, axis=1, scale=1e-6, unit="")})
     strategies = list(dict.fromkeys(operators["strategy"]))
     return table.reindex(strategies, level="strategy").reset_index()
+
+
+def _targeting_section(outcome: RunOutcome, chart: str) -> str:
+    """Risk against uplift targeting side by side: per tier and lever, each rule's best depth of contact,
+    profit per contacted customer there, and expected maximum profit over the acceptance rate's law."""
+    table = outcome.targeting.copy()
+    table["best depth"] = (table["best_depth"] * 100).map(lambda x: f"{x:.1f}%")
+    table["expected best depth"] = (table["expected_best_depth"] * 100).map(lambda x: f"{x:.1f}%")
+    shown = table[["tier", "lever", "rule", "eligible", "best depth", "contacted", "profit_per_contact", "max_profit",
+                   "expected_max_profit", "expected best depth"]].rename(columns={
+                       "profit_per_contact": "profit per contacted customer", "max_profit": "maximum profit",
+                       "expected_max_profit": "expected maximum profit (EMP)"})
+    intro = ("<p>Each rule ranks the lines a lever may reach at the start of the horizon: <b>risk</b> by the churn "
+             "model, <b>uplift</b> by the uplift model, <b>value</b> by uplift times what a kept line is worth less "
+             "the offer's cost, <b>oracle</b> by the true incremental value (a bound no rule passes). Contacting the "
+             "best-ranked share of the tier earns the profit drawn; its peak is the maximum profit and the best "
+             "depth, and the expected maximum profit averages the peak over the acceptance rate's uncertainty "
+             "(Beta, α + β = 20, Verbraken et al. 2013). A best depth of 0 means no depth pays.</p>")
+    body = shown.to_html(index=False, border=0, classes="data", float_format=_number, na_rep="–")
+    return (f'<section id="targeting"><h2>Whom to contact: targeting rules side by side</h2>{intro}{chart}'
+            f"{body}</section>")
 
 
 def _from_data(scenario) -> str:  # type: ignore[no-untyped-def]
@@ -236,6 +292,8 @@ def report_html(outcome: RunOutcome, images: Mapping[str, bytes]) -> str:
         img("frontier.png", "Efficient frontier"),
         img("market_shares.png", "Market shares"),
     ]
+    if len(outcome.targeting):
+        sections.append(_targeting_section(outcome, img("targeting_rules.png", "Profit by depth of contact per rule")))
     if len(outcome.operators):
         sections.append(_table(_operators_wide(outcome.operators),
                                "Every operator's share at the end and discounted margin (before retention spend), "

@@ -54,6 +54,9 @@ def run_tables(outcome: RunOutcome) -> dict[str, pd.DataFrame]:
         frames["price_moves"] = outcome.price_moves
     if len(outcome.targets):
         frames["targets"] = outcome.targets
+    if len(outcome.targeting):
+        frames["targeting_rules"] = outcome.targeting
+        frames["targeting_curves"] = outcome.targeting_curves
     return frames
 
 

@@ -38,6 +38,7 @@ from .measure import CurveEstimate, estimate_curves
 from .parallel import Task, simulate_tasks
 from .plan import Plan, plan_allocation, with_policy
 from .strategies import csv_allocation, rule_allocation
+from .targeting_rules import targeting_rules
 
 REFERENCE = "no_retention"
 WITHOUT_PRICE_MOVES = "without our price moves"
@@ -75,6 +76,11 @@ class RunOutcome:
     targets: pd.DataFrame = field(default_factory=pd.DataFrame)
     """For a scenario made from a customer table: the LP plan's target list for the first period
     (:func:`sim.customers.target_list.target_list`)."""
+    targeting: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per tier, proactive lever and targeting rule: the profit at the best depth of contact and its
+    expectation over the acceptance rate (:func:`optimize.run.targeting_rules.targeting_rules`)."""
+    targeting_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The same rules' profit by depth of contact."""
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -192,6 +198,9 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
                               calibration=calibration if scenario.run.scale == 1.0 else None).rows
         watch.lap("target_list")
 
+    targeting, targeting_curves = targeting_rules(scenario, calibration, seed)
+    watch.lap("targeting_rules")
+
     base_plans = [("", name, allocation) for name, allocation in allocations.items()]
     if REFERENCE not in allocations:
         base_plans.insert(0, ("", REFERENCE, Allocation.empty()))
@@ -221,6 +230,8 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
         operators=operators_table(results, scenario),
         price_moves=_price_move_table(scenario, scenarios, simulated) if scenario.pricing else pd.DataFrame(),
         targets=targets,
+        targeting=targeting,
+        targeting_curves=targeting_curves,
     )
     watch.lap("compare")
     outcome.timings = dict(watch.timings)
