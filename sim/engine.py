@@ -15,6 +15,7 @@ processes act on whole arrays of units at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -48,7 +49,7 @@ from .scenario.levers import Lever
 from .streams import RandomStreams, name_key, seeded_per_tier
 from .subscribers import ACTIVE, PROPENSITY_STEP, TierState
 from .targeting import ModelScores, best_ranked, noise_for_auc, top_scored
-from .uplift import LineFigures, keyed_errors, model_scores, true_uplift
+from .uplift import LineFigures, acceptance_of, keyed_errors, model_scores, true_uplift
 from .valuation import monthly_discount, value_of_a_line_kept
 
 COMPLAINT_MONTHS = 3
@@ -118,6 +119,8 @@ class TargetingFigures:
     """Committed by an acceptance: its one-off cost and every month it runs."""
     weight: float
     """Real units per simulated unit (the run's scale)."""
+    acceptance_shift: np.ndarray | None = None
+    """Where acceptance varies with risk: each unit's shift of the log-odds of accepting (None: alike)."""
 
 
 @dataclass
@@ -525,7 +528,8 @@ class Simulation:
         estimate = self._uplift_estimate(state, lever_name, rows, true_uplift(lever, figures))
         if policy == "uplift":
             return estimate
-        return estimate * self._kept_value(state, tier, rows, month) - self._offer_cost_today(tier, lever_name, month)
+        return estimate * self._kept_value(state, tier, rows, month) - self._offer_cost_today(
+            tier, lever_name, month, self._acceptance(state, lever, rows))
 
     def _line_figures(self, state: TierState, tier: str, lever_name: str, lever: Lever, rows: np.ndarray,
                       logits: np.ndarray, view: MarketView, month: int) -> LineFigures:
@@ -540,7 +544,8 @@ class Simulation:
             push = kernels.driver_push_rows(rows.astype(np.int64, copy=False), mask, month, drivers, network,
                                             state.satisfaction, state.region, state.contract_end, state.complaints,
                                             state.propensity)
-        return LineFigures(logits, weight, push)
+        accepts = self._acceptance(state, lever, rows)
+        return LineFigures(logits, weight, push, None if np.isscalar(accepts) else np.asarray(accepts))
 
     def _uplift_estimate(self, state: TierState, lever_name: str, rows: np.ndarray, truth: np.ndarray) -> np.ndarray:
         """The uplift model's scores: the true uplift blurred by each unit's persistent error."""
@@ -554,9 +559,14 @@ class Simulation:
         per_line = line_margin(tier_params.arpu, self.competition.our_price[tier], 1.0, tier_params.margin)
         return lines * value_of_a_line_kept(self.scenario, tier, month, per_line)
 
-    def _offer_cost_today(self, tier: str, lever_name: str, month: int) -> float:
-        """An offer's expected cost, paid at ``month``, in today's money."""
-        return self.budget.costs[(tier, lever_name)].per_offer * monthly_discount(self.scenario) ** month
+    def _offer_cost_today(self, tier: str, lever_name: str, month: int,
+                          acceptance: float | np.ndarray | None = None) -> float | np.ndarray:
+        """An offer's expected cost, paid at ``month``, in today's money (at each line's own acceptance
+        rate where it varies)."""
+        costs = self.budget.costs[(tier, lever_name)]
+        per_offer = costs.per_offer if acceptance is None or np.isscalar(acceptance) else \
+            costs.contact + acceptance * costs.accepted
+        return per_offer * monthly_discount(self.scenario) ** month
 
     def targeting_figures(self, tier: str, lever_name: str) -> TargetingFigures:
         """Unit by unit, for every unit of ``tier`` that may be offered ``lever_name`` at the start of month 1
@@ -580,12 +590,15 @@ class Simulation:
         figures = self._line_figures(state, tier, lever_name, lever, rows, logits, view, month)
         truth = true_uplift(lever, figures)
         # Uplift is linear in the acceptance rate: what an acceptance avoids, and what a decline harms.
-        avoided = true_uplift(lever.model_copy(update={"acceptance": 1.0}), figures)
-        harmed = -true_uplift(lever.model_copy(update={"acceptance": 0.0}), figures)
+        alike = dataclasses.replace(figures, acceptance=None)
+        avoided = true_uplift(lever.model_copy(update={"acceptance": 1.0}), alike)
+        harmed = -true_uplift(lever.model_copy(update={"acceptance": 0.0}), alike)
         costs = self.budget.costs[(tier, lever_name)]
         today = monthly_discount(self.scenario) ** month
         return TargetingFigures(
             tier=tier, lever=lever_name, acceptance=lever.acceptance,
+            acceptance_shift=(None if figures.acceptance is None
+                              else lever.response.acceptance_by_risk * self._risk_z(state, rows)),
             risk_score=scores.at(rows).astype(np.float64), uplift_score=self._uplift_estimate(state, lever_name, rows, truth),
             avoided=avoided, harmed=harmed, kept_value=self._kept_value(state, tier, rows, month),
             contact_cost=costs.contact * today, acceptance_cost=costs.accepted * today, weight=float(state.weight))
@@ -618,7 +631,7 @@ class Simulation:
             return
         costs = self.budget.costs[(tier, lever_name)]
         # One keyed draw per unit and month: a unit offered some lever in a month decides alike in every run.
-        accepted = self._unit_uniforms(state, "offers", month, state.key, units) < lever.acceptance
+        accepted = self._unit_uniforms(state, "offers", month, state.key, units) < self._acceptance(state, lever, units)
         kept = units[accepted]
         replace_running(state, kept, month, False, self.table, self.month_costs[tier], self.durations, self.budget)
         apply_acceptance(state, kept, self.table.number(lever_name), lever, month, save=False)
@@ -642,6 +655,17 @@ class Simulation:
                 self.backfire.setdefault(state.index, []).append((declined, shift))
             else:
                 self.backfire.setdefault(state.index, []).append((declined, log_odds_factor(lever.backfire)))
+
+    def _acceptance(self, state: TierState, lever: Lever, rows: np.ndarray) -> float | np.ndarray:
+        """The lever's acceptance rate, or each of ``rows``' own where it varies with risk."""
+        if lever.response is None or lever.response.acceptance_by_risk == 0.0:
+            return lever.acceptance
+        return acceptance_of(lever, self._risk_z(state, rows))
+
+    def _risk_z(self, state: TierState, rows: np.ndarray) -> np.ndarray:
+        """How many standard deviations each of ``rows``' own propensity lies above the tier's mean."""
+        mean, inv_sd = self.propensity_law[state.index]
+        return (state.propensity[rows].astype(np.float64) - mean) * inv_sd
 
     def _line_weights(self, state: TierState, lever: Lever, rows: np.ndarray) -> np.ndarray:
         """Each of ``rows``' own w for ``lever`` (see :class:`sim.scenario.levers.Response`)."""
@@ -898,7 +922,8 @@ class Simulation:
                 if taken.size == 0:
                     continue
                 costs = self.budget.costs[(name, lever_name)]
-                accepted = self._unit_uniforms(state, "save_desk", month, state.key, 1, taken) < lever.acceptance
+                accepted = (self._unit_uniforms(state, "save_desk", month, state.key, 1, taken)
+                            < self._acceptance(state, lever, taken))
                 kept = taken[accepted]
                 # A save replaces whatever offer ran: the customer asked to leave despite it.
                 replace_running(state, kept, month, True, self.table, self.month_costs[name], self.durations,

@@ -49,10 +49,22 @@ class LineFigures:
     """Each row's own w for the lever (1 where lines respond alike)."""
     push: np.ndarray | None
     """For a lever acting on named drivers: the log-odds they add to each row (None: the whole hazard)."""
+    acceptance: np.ndarray | None = None
+    """Each row's own acceptance rate where it varies with risk (None: the lever's rate for every row)."""
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+def acceptance_of(lever: Lever, risk_z: np.ndarray) -> np.ndarray:
+    """Each line's acceptance rate: the lever's, moved on the log-odds scale by ``acceptance_by_risk``
+    per standard deviation ``risk_z`` of the line's own propensity."""
+    shift = lever.response.acceptance_by_risk if lever.response is not None else 0.0
+    base = math.log(lever.acceptance / (1.0 - lever.acceptance)) if 0.0 < lever.acceptance < 1.0 else None
+    if base is None or shift == 0.0:
+        return np.full(risk_z.size, lever.acceptance)
+    return _sigmoid(base + shift * risk_z)
 
 
 def true_uplift(lever: Lever, rows: LineFigures) -> np.ndarray:
@@ -65,7 +77,8 @@ def true_uplift(lever: Lever, rows: LineFigures) -> np.ndarray:
     declined = _sigmoid(rows.logit + np.log1p(lever.backfire * rows.weight)) if lever.backfire else p
     months = lever.duration_months
     avoided = (1.0 - accepted) ** months - (1.0 - p) ** months
-    return lever.acceptance * avoided - (1.0 - lever.acceptance) * (declined - p)
+    accepts = lever.acceptance if rows.acceptance is None else rows.acceptance
+    return accepts * avoided - (1.0 - accepts) * (declined - p)
 
 
 def expected_uplift(hazard: np.ndarray, lever: Lever) -> np.ndarray:

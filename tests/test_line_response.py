@@ -201,3 +201,27 @@ def test_contacting_sleeping_dogs_raises_their_churn() -> None:
     # but its backfire on them is small).
     keen = w < 1 / 3
     assert (after.churn_month[:n] == 1)[keen].mean() < (before.churn_month[:n] == 1)[keen].mean()
+
+
+def test_acceptance_moves_with_risk_as_stated() -> None:
+    # acceptance 0.4 for a line of average propensity, acceptance_by_risk 1.0: a line z standard deviations
+    # riskier accepts with probability sigmoid(logit 0.4 + z). Every line is offered in month 1; each
+    # quarter of risk accepts at the mean of that over its lines (binomial noise of 30,000 lines: 0.003).
+    lever = ("{channel: calls, cost_per_contact: 1, acceptance: 0.4, hazard_reduction: 0.3, duration_months: 3,"
+             " response: {acceptance_by_risk: 1.0}}")
+    scenario = from_text(scenario_text(lever, lines=120_000))
+    simulation = Simulation(scenario, Allocation({("t", "offer", "P1"): 1.0e7}), Calibration.quiet(scenario, 1), 5, 0,
+                            contact_center=False, contacts=True)
+    state = simulation.tiers[0]
+    n = state.size
+    steps = state.propensity[:n].astype(float)
+    z_of_uid = dict(zip(state.uid[:n].tolist(), ((steps - steps.mean()) / steps.std()).tolist()))
+    simulation.run(1)
+    (contact,) = simulation.records.contacts
+    assert contact.uids.size == n
+    z = np.array([z_of_uid[u] for u in contact.uids.tolist()])
+    expected = sigmoid(math.log(0.4 / 0.6) + z)
+    q1, q3 = np.quantile(z, [0.25, 0.75])
+    for group in (z >= q3, z <= q1, np.abs(z) < 0.1):
+        assert contact.accepted[group].mean() == pytest.approx(expected[group].mean(), abs=0.015)
+    assert contact.accepted[z >= q3].mean() > contact.accepted[z <= q1].mean() + 0.2

@@ -90,3 +90,11 @@ def test_in_the_futility_market_risk_targeting_loses_most_at_every_depth() -> No
     uplift = mine[mine["rule"] == "uplift"].set_index("depth")["profit"]
     inside = (risk.index > 0) & (risk.index < 1)
     assert (risk[inside] < uplift[inside]).all()
+
+
+def test_a_line_keener_to_accept_costs_and_keeps_more() -> None:
+    # acceptance 0.5 for an average line; one line's log-odds of accepting moved by +ln 3 (it accepts with
+    # 0.75), another's by -ln 3 (0.25). Profit 0.75 * (0.2 * 100 - 4) - 1 = 11 and 0.25 * 16 - 1 = 3.
+    f = figures(avoided=[0.2, 0.2], harmed=[0.0, 0.0], kept=[100, 100], risk=[1, 0], uplift=[1, 0])
+    shifted = TargetingFigures(**{**f.__dict__, "acceptance_shift": np.array([np.log(3.0), -np.log(3.0)])})
+    assert rule_profit(shifted, "risk").cumulative == pytest.approx([0.0, 11.0, 14.0])

@@ -68,15 +68,25 @@ def acceptance_law(mean: float, concentration: float = ACCEPTANCE_CONCENTRATION,
     return rates, weights / weights.sum()
 
 
+def acceptances(figures: TargetingFigures, rate: float) -> float | np.ndarray:
+    """The acceptance rate ``rate`` of a line of average risk, or each unit's own where it varies with
+    risk (moved by the unit's shift on the log-odds scale, as :func:`sim.uplift.acceptance_of`)."""
+    if figures.acceptance_shift is None or not 0.0 < rate < 1.0:
+        return rate
+    return 1.0 / (1.0 + np.exp(-(np.log(rate / (1.0 - rate)) + figures.acceptance_shift)))
+
+
 def unit_profit(figures: TargetingFigures, acceptance: float) -> np.ndarray:
-    """What contacting each unit brings at acceptance rate ``acceptance`` (today's money)."""
-    return (acceptance * (figures.avoided * figures.kept_value - figures.acceptance_cost)
-            - (1.0 - acceptance) * figures.harmed * figures.kept_value - figures.contact_cost)
+    """What contacting each unit brings at acceptance rate ``acceptance`` (today's money); where acceptance
+    varies with risk, each unit's rate is moved from it by its own shift on the log-odds scale."""
+    a = acceptances(figures, acceptance)
+    return (a * (figures.avoided * figures.kept_value - figures.acceptance_cost)
+            - (1.0 - a) * figures.harmed * figures.kept_value - figures.contact_cost)
 
 
 def rule_order(figures: TargetingFigures, rule: str) -> np.ndarray:
     """The units in the order ``rule`` contacts them, best first (equal scores in row order)."""
-    a = figures.acceptance
+    a = acceptances(figures, figures.acceptance)
     cost = figures.contact_cost + a * figures.acceptance_cost
     if rule == "risk":
         score = figures.risk_score

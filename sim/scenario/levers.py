@@ -140,7 +140,8 @@ class Response(Section):
     (1 - hazard_reduction) * w and a declined contact by 1 + backfire * w, where
     w = exp(-spread * u - spread^2 / 2): the mean of w over lines is 1, so the stated figures are the
     means over all lines; a line of low u gains less, nothing (w = 1 / (1 - hazard_reduction)) or is
-    pushed out by the contact (a sleeping dog), a line of high u gains more (a persuadable).
+    pushed out by the contact (a sleeping dog), a line of high u gains more (a persuadable). With
+    ``acceptance_by_risk``, who accepts depends on the line's risk too.
     """
 
     spread: Annotated[float, Field(ge=0.0, le=3.0)] = 0.0
@@ -148,6 +149,11 @@ class Response(Section):
     risk_correlation: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.0
     """Correlation of responsiveness with the line's own churn propensity; negative: the riskiest lines
     respond least (the retention futility of the field studies)."""
+    acceptance_by_risk: Annotated[float, Field(ge=-3.0, le=3.0)] = 0.0
+    """Change of the log-odds of accepting the offer per standard deviation of the line's own churn
+    propensity: the stated ``acceptance`` is that of a line of average propensity, and a line z standard
+    deviations riskier accepts with log-odds logit(acceptance) + acceptance_by_risk * z. Positive: the
+    riskiest lines are the keenest to take an offer (whether or not it keeps them); 0: every line alike."""
 
 
 CostField = Annotated[Cost, WithJsonSchema({"anyOf": [
