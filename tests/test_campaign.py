@@ -27,6 +27,7 @@ from sim.customers.campaign_run import simulate_campaign
 from sim.customers.churn_model import window_probability
 from sim.customers.learned_lever import learn_lever
 from sim.scenario import ScenarioError, load_scenario
+from sim.scenario.levers import Response
 
 from .conftest import SCENARIOS
 
@@ -294,3 +295,32 @@ def test_a_save_desk_lever_has_no_random_group_to_offer() -> None:
     changed._source_dir = scenario._source_dir
     with pytest.raises(ScenarioError, match="save-desk lever"):
         simulate_campaign(changed, LEVER, WINDOW)
+
+
+def test_acceptance_that_moves_with_risk_is_learned_and_written(tmp_path: Path) -> None:
+    # The engine's data bonus accepted by half of the lines of average risk, with log-odds of accepting 0.8
+    # higher per standard deviation of a line's own propensity within its tier; the campaign reads it back
+    # from the control lines' churn model within its interval, and learn-lever writes it into the lever.
+    scenario = load_scenario(TELCO)
+    lever = scenario.levers[LEVER].model_copy(update={
+        "acceptance": TRUE_ACCEPTANCE, "hazard_reduction": TRUE_REDUCTION, "duration_months": WINDOW, "backfire": 0.0,
+        "response": Response(acceptance_by_risk=0.8)})
+    known = scenario.model_copy(update={"levers": {**scenario.levers, LEVER: lever}})
+    known._source_dir = scenario._source_dir
+    campaign = tmp_path / "keen.csv"
+    simulate_campaign(known, LEVER, WINDOW, seed=SEED).to_csv(campaign, index=False)
+    slope = read_effects(read_campaign(str(campaign)), WINDOW, WINDOW).acceptance_slope
+    assert slope is not None and slope.low < 0.8 < slope.high and slope.high - slope.low < 0.3
+    assert _learn(tmp_path, campaign) == 0
+    learned = load_scenario(tmp_path / "learned.yaml").levers[LEVER]
+    assert learned.response is not None
+    assert learned.response.acceptance_by_risk == pytest.approx(slope.value, abs=1e-4)
+
+
+def test_acceptance_alike_for_every_line_is_not_written(campaign_csv: Path, reading: CampaignReading,
+                                                        tmp_path: Path) -> None:
+    # The shipped test campaign's lever is accepted alike by every line: the slope's interval holds 0.
+    slope = reading.acceptance_slope
+    assert slope is not None and slope.low < 0.0 < slope.high
+    assert _learn(tmp_path, campaign_csv) == 0
+    assert load_scenario(tmp_path / "learned.yaml").levers[LEVER].response is None

@@ -440,6 +440,10 @@ def _cmd_learn_lever(args: argparse.Namespace, console: Console) -> int:
     if reading.risk_slope is not None:
         console.info(f"  effect against risk: log odds ratio per unit of risk log-odds {reading.risk_slope}; "
                      f"spread between risk bands {reading.effect_spread:.3f}")
+    if reading.acceptance_slope is not None:
+        written = ("written as response.acceptance_by_risk" if result.acceptance_by_risk_written else
+                   "not written: its interval holds 0, or the lever's response is on one line")
+        console.info(f"  acceptance against risk: log-odds per sd of risk {reading.acceptance_slope} ({written})")
     console.info("  assumed: an offer declined changes nothing (backfire is not identified by two arms)")
     if e.hazard_reduction.value < 0:
         console.problem("warning: the treated churned more than the control; hazard_reduction held at 0")

@@ -385,6 +385,36 @@ def adjusted_offer_effects(campaign: CampaignTable, window: int) -> pd.DataFrame
     return pd.DataFrame(out, columns=columns)
 
 
+def standardized_risk(campaign: CampaignTable, risk: np.ndarray) -> np.ndarray:
+    """Each line's churn log-odds as standard deviations from its tier's mean (over every line of the
+    campaign, both arms), as the simulator standardizes a line's own propensity within its tier; over the
+    whole campaign when it names no tier."""
+    tiers = campaign.features.get("tier", np.zeros(campaign.rows, dtype=object))
+    z = np.zeros(campaign.rows)
+    for tier in sorted(set(tiers.tolist())):
+        mine = tiers == tier
+        sd = float(risk[mine].std())
+        z[mine] = (risk[mine] - risk[mine].mean()) / sd if sd > 1e-12 else 0.0
+    return z
+
+
+def acceptance_by_risk(campaign: CampaignTable, risk: np.ndarray | None) -> Estimate | None:
+    """How the log-odds of accepting move per standard deviation of a line's churn risk within its tier
+    (the lever's ``response.acceptance_by_risk``): a logistic fit of the treated lines' acceptance on it,
+    with the sandwich interval (:func:`sim.customers.churn_model.fit_effects` over a one-month window is
+    the logistic fit). None without a risk model, or where every treated line accepted or none did."""
+    if risk is None:
+        return None
+    treated = campaign.treated
+    accepted = campaign.accepted[treated] > 0.5
+    if accepted.all() or not accepted.any():
+        return None
+    z = standardized_risk(campaign, risk)[treated]
+    beta, cov = fit_effects(np.column_stack([np.ones(z.size), z]), accepted.astype(float), 1, 1)
+    se = math.sqrt(max(0.0, float(cov[1, 1])))
+    return Estimate(float(beta[1]), float(beta[1] - Z95 * se), float(beta[1] + Z95 * se))
+
+
 @dataclass(frozen=True)
 class CampaignReading:
     """The whole campaign's estimate, and by feature group and band of risk."""
@@ -402,6 +432,9 @@ class CampaignReading:
     effect_spread: float | None
     """Standard deviation of the log odds ratio between the risk bands beyond their own noise
     (DerSimonian-Laird): 0 when the effect does not vary with risk."""
+    acceptance_slope: Estimate | None = None
+    """How the log-odds of accepting move per standard deviation of risk within the tier
+    (:func:`acceptance_by_risk`): the lever's ``response.acceptance_by_risk``."""
 
 
 def _row(effect: LeverEffect) -> dict[str, float]:
@@ -448,7 +481,7 @@ def read_effects(campaign: CampaignTable, window: int, duration: int) -> Campaig
     if len(adjusted):
         by_group = by_group.merge(adjusted, on=["feature", "group"], how="left")
     slope, spread = _risk_variation(by_group)
-    return CampaignReading(overall, by_group, terms, slope, spread)
+    return CampaignReading(overall, by_group, terms, slope, spread, acceptance_by_risk(campaign, risk))
 
 
 def _risk_variation(by_group: pd.DataFrame) -> tuple[Estimate | None, float | None]:

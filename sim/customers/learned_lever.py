@@ -30,6 +30,7 @@ from ..scenario import (
 from .campaign import (
     CampaignFormat,
     CampaignReading,
+    Estimate,
     load_campaign_format,
     read_campaign,
     read_effects,
@@ -50,6 +51,9 @@ class LearnedLever:
     window_months: int
     window_stated: bool
     """Whether the window was given (``--window-months`` or the columns file), not read as the lever's duration."""
+    acceptance_by_risk_written: bool = False
+    """Whether the campaign showed acceptance moving with risk clearly enough to write
+    ``response.acceptance_by_risk`` (its interval excludes 0)."""
 
 
 def effects_path(out: Path) -> Path:
@@ -108,6 +112,27 @@ def _written(value: float | str) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _with_acceptance_by_risk(text: str, source: str, lever: str, slope: Estimate | None,
+                             campaign: str) -> tuple[str, bool]:
+    """``text`` with the lever's ``response.acceptance_by_risk`` when the campaign shows acceptance moving
+    with risk (the interval excludes 0); as it was otherwise, or where the lever's ``response`` is written
+    on one line (the figure is printed for the planner to copy)."""
+    if slope is None or slope.low <= 0.0 <= slope.high:
+        return text, False
+    comment = (f"learned from {campaign}: log-odds of accepting per sd of risk within the tier, 95% interval "
+               f"{slope.low:.3f} to {slope.high:.3f}")
+    value = round(slope.value, 4)
+    document = parse_yaml(text.encode("utf-8"), source)
+    try:
+        if ("levers", lever, "response") in document.key_positions:
+            return _set_values(text, source, ("levers", lever, "response"),
+                               {"acceptance_by_risk": (value, comment)}), True
+        return _set_values(text, source, ("levers", lever),
+                           {"response": (f"{{acceptance_by_risk: {value:g}}}", comment)}), True
+    except ScenarioError:
+        return text, False
+
+
 def _moved_references(scenario: Scenario, scenario_path: Path, out: Path) -> dict[str, tuple[float | str, str]]:
     """The customer table and mapping a scenario names relative to itself, relative to ``out`` instead."""
     source = scenario.population
@@ -151,6 +176,7 @@ def learn_lever(campaign_source: str, scenario_path: str | Path, lever: str, out
         values["backfire"] = (0.0, (f"was {stated.backfire:g}; a two-arm campaign counts decliners' harm in the "
                                     f"effect learned from {name}, so it is not added again"))
     text = _set_values(scenario_path.read_text(encoding="utf-8"), str(scenario_path), ("levers", lever), values)
+    text, acceptance_written = _with_acceptance_by_risk(text, str(scenario_path), lever, reading.acceptance_slope, name)
     moved = _moved_references(scenario, scenario_path, out)
     if moved:
         text = _set_values(text, str(scenario_path), ("population",), moved)
@@ -171,7 +197,8 @@ def learn_lever(campaign_source: str, scenario_path: str | Path, lever: str, out
         for staging, _ in staged:
             Path(staging).unlink(missing_ok=True)
         raise
-    return LearnedLever(reading, new, text, table, window, bool(window_months or fmt.window_months))
+    return LearnedLever(reading, new, text, table, window, bool(window_months or fmt.window_months),
+                        acceptance_written)
 
 
 __all__ = ["LearnedLever", "effects_path", "learn_lever"]
