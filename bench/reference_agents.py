@@ -10,6 +10,7 @@ it computes its own logit hazard from the same drivers and the same calibrated c
                  + network_gap * (view.best_quality - our quality in its region)
                  + satisfaction * (1 - its satisfaction)
                  + out_of_contract * [its contract has ended by this month]
+                 + in_contract lock * [its contract runs] (an account deciding at its renewal only)
                  + tenure_per_month * min(month - its join month, loyalty months)
                  + competitor_pressure * view.pressure
                  + its own propensity (log-odds; the engine's ``propensity`` in ``PROPENSITY_STEP`` steps)
@@ -96,7 +97,7 @@ class ReferenceMarket:
             h = calibration.hazards[name]
             self.coefficients.append((float(h.base), float(h.price_gap), float(h.network_gap), float(h.satisfaction),
                                       float(h.out_of_contract), float(h.tenure_per_month), int(h.loyalty_months),
-                                      float(h.competitor_pressure)))
+                                      float(h.competitor_pressure), float(h.in_contract)))
         self.views = [None] * len(self.tiers)
         self.destinations: list[np.ndarray] = [np.ones(1)] * len(self.tiers)
         self.region_cum = [list(accumulate(calibration.joining.get(name, region_shares(scenario, tier)).tolist()))
@@ -125,7 +126,7 @@ class ReferenceMarket:
         env = self.env
         probe = self.probe
         draw = self.random.random
-        base, c_price, c_network, c_satisfaction, c_out, c_tenure, loyalty, c_pressure = self.coefficients[t]
+        base, c_price, c_network, c_satisfaction, c_out, c_tenure, loyalty, c_pressure, c_lock = self.coefficients[t]
         usual = float(np.float32(self.tiers[t].satisfaction))
         renew = self.renew[t]
         term = self.tiers[t].contract.term_months
@@ -138,7 +139,7 @@ class ReferenceMarket:
             logit = (base + c_price * view.price_gap
                      + c_network * (view.best_quality - self.quality[region])
                      + c_satisfaction * (1.0 - satisfaction)
-                     + (c_out if contract_end <= month else 0.0)
+                     + (c_out if contract_end <= month else c_lock)
                      + c_tenure * min(month - join, loyalty)
                      + c_pressure * view.pressure
                      + propensity)

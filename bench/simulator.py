@@ -360,6 +360,9 @@ def worker_agents(lines: float) -> dict:
     out["engine_full"]["hotline_share"] = seconds.get("_serve_calls", 0.0) / elapsed
     out["engine_full"]["phase_seconds"] = dict(seconds)
 
+    # Like for like: the reference does not cancel or add single lines between an account's decisions.
+    scenario = whole_accounts(scenario)
+    calibration = prepare(scenario, seed)
     sim = Simulation(scenario, Allocation.empty(), calibration, seed, 0, outages=False, contact_center=False)
     start = time.perf_counter()
     records = sim.run()
@@ -388,6 +391,14 @@ def worker_agents(lines: float) -> dict:
                             "same_hazard": bool(worst < 1e-3 and all(v["units"] == v["engine_units"]
                                                                      for v in parity.values()))}
     return out
+
+
+def whole_accounts(scenario):  # type: ignore[no-untyped-def]
+    """``scenario`` with no line cancelled or added between an account's decisions (``partial_churn`` and
+    ``line_growth`` 0): what the reference models, so the two churn alike line for line."""
+    tiers = {name: tier.model_copy(update={"partial_churn": 0.0, "line_growth": 0.0}) if tier.kind == "enterprise"
+             else tier for name, tier in scenario.tiers.items()}
+    return scenario.model_copy(update={"tiers": type(scenario.tiers)(tiers)})
 
 
 def churn_check(engine, reference, scenario) -> dict:
