@@ -49,7 +49,14 @@ from .scenario.levers import Lever
 from .streams import RandomStreams, name_key, seeded_per_tier
 from .subscribers import ACTIVE, PROPENSITY_STEP, TierState
 from .targeting import ModelScores, best_ranked, noise_for_auc, top_scored
-from .uplift import LineFigures, acceptance_of, keyed_errors, model_scores, true_uplift
+from .uplift import (
+    LineFigures,
+    acceptance_shift,
+    keyed_errors,
+    model_scores,
+    shifted_acceptance,
+    true_uplift,
+)
 from .valuation import monthly_discount, value_of_a_line_kept
 
 COMPLAINT_MONTHS = 3
@@ -597,8 +604,7 @@ class Simulation:
         today = monthly_discount(self.scenario) ** month
         return TargetingFigures(
             tier=tier, lever=lever_name, acceptance=lever.acceptance,
-            acceptance_shift=(None if figures.acceptance is None
-                              else lever.response.acceptance_by_risk * self._risk_z(state, rows)),
+            acceptance_shift=None if figures.acceptance is None else acceptance_shift(lever, self._risk_z(state, rows)),
             risk_score=scores.at(rows).astype(np.float64), uplift_score=self._uplift_estimate(state, lever_name, rows, truth),
             avoided=avoided, harmed=harmed, kept_value=self._kept_value(state, tier, rows, month),
             contact_cost=costs.contact * today, acceptance_cost=costs.accepted * today, weight=float(state.weight))
@@ -660,7 +666,7 @@ class Simulation:
         """The lever's acceptance rate, or each of ``rows``' own where it varies with risk."""
         if lever.response is None or lever.response.acceptance_by_risk == 0.0:
             return lever.acceptance
-        return acceptance_of(lever, self._risk_z(state, rows))
+        return shifted_acceptance(lever.acceptance, acceptance_shift(lever, self._risk_z(state, rows)))
 
     def _risk_z(self, state: TierState, rows: np.ndarray) -> np.ndarray:
         """How many standard deviations each of ``rows``' own propensity lies above the tier's mean."""

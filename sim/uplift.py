@@ -57,14 +57,19 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def acceptance_of(lever: Lever, risk_z: np.ndarray) -> np.ndarray:
-    """Each line's acceptance rate: the lever's, moved on the log-odds scale by ``acceptance_by_risk``
-    per standard deviation ``risk_z`` of the line's own propensity."""
-    shift = lever.response.acceptance_by_risk if lever.response is not None else 0.0
-    base = math.log(lever.acceptance / (1.0 - lever.acceptance)) if 0.0 < lever.acceptance < 1.0 else None
-    if base is None or shift == 0.0:
-        return np.full(risk_z.size, lever.acceptance)
-    return _sigmoid(base + shift * risk_z)
+def shifted_acceptance(rate: float, shift: np.ndarray | None) -> float | np.ndarray:
+    """Acceptance ``rate`` (an average line's) moved by each line's ``shift`` on the log-odds scale; the
+    rate itself where nothing shifts it or it is certain (0 or 1)."""
+    if shift is None or not 0.0 < rate < 1.0:
+        return rate
+    return _sigmoid(math.log(rate / (1.0 - rate)) + shift)
+
+
+def acceptance_shift(lever: Lever, risk_z: np.ndarray) -> np.ndarray | None:
+    """Each line's shift of the log-odds of accepting ``lever``: ``acceptance_by_risk`` per standard
+    deviation ``risk_z`` of its own propensity (None where acceptance does not move with risk)."""
+    by_risk = lever.response.acceptance_by_risk if lever.response is not None else 0.0
+    return None if by_risk == 0.0 else by_risk * risk_z
 
 
 def true_uplift(lever: Lever, rows: LineFigures) -> np.ndarray:

@@ -74,6 +74,13 @@ def month_one(text: str, offered: bool) -> Simulation:
     return simulation
 
 
+def with_and_without(text: str):  # type: ignore[no-untyped-def]
+    """Month 1 without offers and with every line offered, on the same random numbers: both simulations,
+    their tiers and the starting units' count."""
+    without, with_offer = month_one(text, False), month_one(text, True)
+    return without, with_offer, without.tiers[0], with_offer.tiers[0], without.tiers[0].size
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -110,10 +117,7 @@ def test_the_riskiest_respond_least_as_the_correlation_says() -> None:
     s, rho, h = 0.8, -0.6, 0.35
     lever = (f"{{channel: calls, cost_per_contact: 1, acceptance: 1, hazard_reduction: {h}, duration_months: 3,"
              f" response: {{spread: {s}, risk_correlation: {rho}}}}}")
-    text = scenario_text(lever, lines=120_000)
-    without, with_offer = month_one(text, False), month_one(text, True)
-    before, after = without.tiers[0], with_offer.tiers[0]
-    n = before.size
+    without, _, before, after, n = with_and_without(scenario_text(lever, lines=120_000))
     assert np.array_equal(before.uid[:n], after.uid[:n])
     assert (after.last_offer[:n] == 1).all()
     steps = before.propensity[:n].astype(float)
@@ -181,10 +185,7 @@ def test_contacting_sleeping_dogs_raises_their_churn() -> None:
     s = 1.5
     lever = (f"{{channel: calls, cost_per_contact: 1, acceptance: 0.5, hazard_reduction: 0.3, backfire: 0.3,"
              f" duration_months: 3, response: {{spread: {s}, risk_correlation: 0}}}}")
-    text = scenario_text(lever, churn=0.03)
-    without, with_offer = month_one(text, False), month_one(text, True)
-    before, after = without.tiers[0], with_offer.tiers[0]
-    n = before.size
+    without, with_offer, before, after, n = with_and_without(scenario_text(lever, churn=0.03))
     rows = np.arange(n, dtype=np.int64)
     w = with_offer._line_weights(after, with_offer.scenario.levers["offer"], rows)
     dogs = w > 3.0

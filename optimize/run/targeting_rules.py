@@ -31,6 +31,7 @@ import pandas as pd
 from sim.allocation import Allocation
 from sim.engine import Calibration, Simulation, TargetingFigures
 from sim.scenario import Scenario
+from sim.uplift import shifted_acceptance
 
 RULES = ("risk", "uplift", "value", "oracle")
 """Every rule the table compares; ``oracle`` knows each unit's true uplift (an upper bound)."""
@@ -69,11 +70,8 @@ def acceptance_law(mean: float, concentration: float = ACCEPTANCE_CONCENTRATION,
 
 
 def acceptances(figures: TargetingFigures, rate: float) -> float | np.ndarray:
-    """The acceptance rate ``rate`` of a line of average risk, or each unit's own where it varies with
-    risk (moved by the unit's shift on the log-odds scale, as :func:`sim.uplift.acceptance_of`)."""
-    if figures.acceptance_shift is None or not 0.0 < rate < 1.0:
-        return rate
-    return 1.0 / (1.0 + np.exp(-(np.log(rate / (1.0 - rate)) + figures.acceptance_shift)))
+    """The acceptance rate ``rate`` of a line of average risk, or each unit's own where it varies with risk."""
+    return shifted_acceptance(rate, figures.acceptance_shift)
 
 
 def unit_profit(figures: TargetingFigures, acceptance: float) -> np.ndarray:
