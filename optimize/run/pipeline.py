@@ -81,6 +81,13 @@ class RunOutcome:
     expectation over the acceptance rate (:func:`optimize.run.targeting_rules.targeting_rules`)."""
     targeting_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     """The same rules' profit by depth of contact."""
+    churn_drivers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Why customers leave, without retention: per tier and driver (price gap, network quality and
+    outages, service and complaints, competitor pressure, contract and tenure, the line's own
+    propensity, the base rate), the points of monthly churn the driver accounts for. Columns
+    ``tier, driver, churn, contribution, share``: ``churn`` the tier's mean monthly churn,
+    ``contribution`` the driver's part of it (a probability; they add up to ``churn`` over a tier's
+    drivers and may be negative where a driver holds lines back), ``share`` = contribution / churn."""
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
