@@ -30,13 +30,13 @@ With every driver absent what remains is the **base rate**: the churn of the tie
 A driver's part is negative where it holds lines back (tenure; our network better than the rivals'
 in a region; a price below the rivals').
 
-**Which lines and months.** The lines active in each month of a run without retention (one
-replication of the run's seed, at about the response curves' number of simulated units, every tier at
-least :data:`MINIMUM_UNITS` units so that a tier of a few accounts is read with little noise), each
-month at its billing, as the engine decides churn then: the month's market (campaigns moving the price
+**Which lines and months.** The lines active in each month of runs without retention (the first
+:data:`REPLICATIONS` replications of the run's seed, at about the response curves' number of simulated
+units, every tier at least :data:`MINIMUM_UNITS` units so that a tier of a few accounts is read with
+little noise), each month at its billing, as the engine decides churn then: the month's market (campaigns moving the price
 gap and the pressure, our investments), the outages that hit the line that month, the complaints and
 satisfaction the contact center and the outages left it with. A tier's figures are means over its
-unit-months (a month weighs by its active units), so its ``churn`` is that run's mean expected monthly
+unit-months (a month weighs by its active units), so its ``churn`` is those runs' mean expected monthly
 churn, which the engine's own records give independently (:attr:`ChurnDrivers.simulated`).
 
 **Enterprise tiers** are decomposed per account, the unit whose decision the engine draws: an account
@@ -69,6 +69,10 @@ BASE_RATE = "base rate"
 COLUMNS = ["tier", "driver", "churn", "contribution", "share"]
 MINIMUM_UNITS = 5_000
 """Units of every tier simulated at least (a small tier drawn several times over)."""
+REPLICATIONS = 4
+"""Replications pooled: outages strike a whole region at once, so one replication's churn strays from
+the mean by several percent (about 6% in the small market, 2 to 5% in the baseline's tiers); four
+halve that."""
 CHUNK_ROWS = 1 << 15
 """Units evaluated at once over all coalitions (a block of rows x 64 float64 numbers, 16 MB)."""
 
@@ -176,10 +180,11 @@ class DecomposingSimulation(Simulation):
     driver terms just before the engine draws its churn: the same units, market, outages, complaints and
     satisfaction the engine decides on."""
 
-    def __init__(self, scenario: Scenario, calibration: Calibration, seed: int, replication: int = 0,
-                 minimum_units: int | None = MINIMUM_UNITS) -> None:
+    def __init__(self, scenario: Scenario, calibration: Calibration, seed: int, replication: int,
+                 tallies: dict[str, DriverTally], minimum_units: int | None = MINIMUM_UNITS) -> None:
         super().__init__(scenario, Allocation.empty(), calibration, seed, replication, minimum_units=minimum_units)
-        self.tallies = {name: DriverTally() for name in scenario.tiers}
+        self.tallies = tallies
+        """Per tier, where the months' coalition churn is added (shared by the replications)."""
 
     def _billing(self, month: int) -> None:
         for state, name in zip(self.tiers, self.scenario.tiers):
@@ -215,24 +220,29 @@ def decomposition_table(scenario: Scenario, tallies: Mapping[str, DriverTally]) 
 
 
 def decompose(scenario: Scenario, calibration: Calibration, seed: int, simulated_units: int | None = None,
-              replication: int = 0) -> ChurnDrivers:
-    """Each tier's monthly churn without retention split among its drivers (see the module's text).
+              replications: range = range(REPLICATIONS), minimum_units: int = MINIMUM_UNITS) -> ChurnDrivers:
+    """Each tier's monthly churn without retention split among its drivers (see the module's text),
+    pooled over the unit-months of ``replications`` of the run's seed.
 
     Simulated at about ``simulated_units`` units (by default the response curves'; never more than the
-    run's own scale), every tier at least :data:`MINIMUM_UNITS`."""
+    run's own scale), every tier at least ``minimum_units``."""
     units = sum(t.unit_count for t in scenario.tiers.values())
     wanted = simulated_units or scenario.run.estimation.simulated_lines
     scale = min(scenario.run.scale, wanted / max(units, 1))
     scaled = scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": scale})})
-    simulation = DecomposingSimulation(scaled, calibration, seed, replication)
-    records = pd.DataFrame(simulation.run().tier_months)
+    tallies = {name: DriverTally() for name in scenario.tiers}
+    records = []
+    for replication in replications:
+        simulation = DecomposingSimulation(scaled, calibration, seed, replication, tallies, minimum_units)
+        records.append(pd.DataFrame(simulation.run().tier_months))
+    months = pd.concat(records, ignore_index=True)
     simulated = {}
     for name in scenario.tiers:
-        mine = records[records["tier"] == name]
+        mine = months[months["tier"] == name]
         units_start = mine["units_start"].to_numpy(dtype=float)
         simulated[name] = float(np.dot(mine["expected_churn"].to_numpy(dtype=float), units_start)
                                 / max(units_start.sum(), 1e-300))
-    return ChurnDrivers(decomposition_table(scenario, simulation.tallies), simulated)
+    return ChurnDrivers(decomposition_table(scenario, tallies), simulated)
 
 
 def churn_drivers(scenario: Scenario, calibration: Calibration, seed: int,
