@@ -144,7 +144,7 @@ def coalition_churn(base: float, terms: np.ndarray) -> np.ndarray:
     for start in range(0, terms.shape[0], CHUNK_ROWS):
         # exp(-logit) of a coalition is exp(-base) times its drivers' exp(-term): each coalition's is the
         # one without its highest driver's, times that driver's. One exp per unit and driver, not per
-        # coalition (a third of the time).
+        # coalition (an eighth of the time of one exp per coalition).
         odds_against = np.exp(-terms[start:start + CHUNK_ROWS].T)
         against = np.empty((size, odds_against.shape[1]))
         against[0] = math.exp(-base)
