@@ -54,6 +54,8 @@ def run_tables(outcome: RunOutcome) -> dict[str, pd.DataFrame]:
         frames["price_moves"] = outcome.price_moves
     if len(outcome.targets):
         frames["targets"] = outcome.targets
+    if len(outcome.churn_drivers):
+        frames["churn_drivers"] = outcome.churn_drivers
     if len(outcome.targeting):
         frames["targeting_rules"] = outcome.targeting
         frames["targeting_curves"] = outcome.targeting_curves

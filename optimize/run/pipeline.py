@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sim.allocation import Allocation, Cell
+from sim.churn_drivers import churn_drivers
 from sim.customers.target_list import target_list
 from sim.engine import Calibration, prepare
 from sim.queue_cache import QueueCache
@@ -207,6 +208,8 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
 
     targeting, targeting_curves = targeting_rules(scenario, calibration, seed)
     watch.lap("targeting_rules")
+    drivers = churn_drivers(scenario, calibration, seed)
+    watch.lap("churn_drivers")
 
     base_plans = [("", name, allocation) for name, allocation in allocations.items()]
     if REFERENCE not in allocations:
@@ -239,6 +242,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
         targets=targets,
         targeting=targeting,
         targeting_curves=targeting_curves,
+        churn_drivers=drivers,
     )
     watch.lap("compare")
     outcome.timings = dict(watch.timings)
