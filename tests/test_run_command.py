@@ -72,10 +72,15 @@ def test_paired_differences_agree_with_the_per_replication_figures(runs) -> None
 def test_the_workbook_reads_back_with_the_tables(runs) -> None:
     out = runs[0]
     sheets = pd.read_excel(out / "results.xlsx", sheet_name=None)
-    assert set(TABLES) <= set(sheets)
+    assert list(sheets)[:2] == ["Plan", "About"] and set(TABLES) <= set(sheets)
     for stem in ("summary", "allocation", "frontier"):
         csv = pd.read_csv(out / f"{stem}.csv")
         pd.testing.assert_frame_equal(sheets[stem], csv, check_dtype=False, rtol=1e-9)
+    # The Plan's grand total is the feed's: the LP's plan as the run simulated it.
+    assert sheets["Plan"]["total"].iloc[-1] == pd.read_csv(out / "allocation.csv")["amount"].sum()
+    # The replications are summarized: one row per strategy, month and tier.
+    monthly = pd.read_csv(out / "monthly.csv")
+    assert len(sheets["monthly"]) == len(monthly) / 3 and (sheets["monthly"]["replications"] == 3).all()
 
 
 def test_one_or_two_workers_give_the_same_bytes(runs) -> None:
