@@ -534,7 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "retention simulate scenarios/small.yaml --allocation plan.csv --reps 5 --out results/small/plan",
                 _cmd_simulate)
     p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
-    p.add_argument("--allocation", metavar="CSV", help="retention money per cell: columns tier,lever,period,amount")
+    p.add_argument("--allocation", metavar="CSV", help="retention money per cell: columns tier,lever,period,amount "
+                   "(and policy; launch costs as (launch) rows), e.g. the allocation.csv of optimize, goal or run")
     p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
     p.add_argument("--reps", type=arguments.positive_int, help="replications (default: run.replications of the scenario)")
     p.add_argument("--scale", type=arguments.share, help="simulate this share of the lines, 0 < S <= 1 (default: run.scale)")
@@ -618,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "--period H1 --out targets_h1.csv", _cmd_targets)
     p.add_argument("file", metavar="SCENARIO", help="a scenario made from a customer table by 'retention calibrate'")
     p.add_argument("--allocation", required=True, metavar="PLAN",
-                   help="the plan: tier,lever,period,amount (e.g. a run's lp_allocation.csv, or one written by hand)")
+                   help="the plan: tier,lever,period,amount (e.g. a run's allocation.csv, or one written by hand)")
     p.add_argument("--period", required=True, metavar="NAME", help="the plan's period to list (meta.periods)")
     p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
     p.add_argument("--out", metavar="FILE",
