@@ -4,6 +4,11 @@ This is the budget-planning feed: the optimizer produces one, a planner may
 write one by hand as a CSV with the columns ``tier, lever, period, amount``, and
 the simulator spends from its cells. Reading a CSV checks every row against the
 scenario and reports every mistake with its row number.
+
+Every command writes the feed in one shape (:data:`FEED_COLUMNS`): a row per funded cell with the
+scenario's targeting policy for its lever, then a row per launch cost, amounts in whole units of the
+scenario's currency. A budget system takes whole yuan; rounding is done by largest remainder within
+each planning period (:meth:`Allocation.rounded`), so no period's total, and not the plan's, grows.
 """
 
 from __future__ import annotations
@@ -26,6 +31,12 @@ LAUNCH = "(launch)"
 """The tier column of a launch-cost row: a lever's fixed cost in a period in which any of its cells is
 funded. The simulator pays it whenever the lever is used; the row makes it visible in the feed."""
 COLUMNS = ("tier", "lever", "period", "amount")
+FEED_COLUMNS = (*COLUMNS, "policy")
+"""The feed as every command writes it; ``policy`` is empty on launch-cost rows."""
+AMOUNT_UNIT = 1.0
+"""The feed's amounts are whole multiples of this, in the scenario's currency (one yuan for CNY)."""
+STRATEGY = "strategy"
+"""The column of a table that holds several strategies' allocations (a run's ``allocations.csv``)."""
 DETAIL_COLUMNS = ("policy", "offers", "retained_lines", "value", "marginal_roi")
 """Columns the optimizer writes beside the amounts (how the cell targets, what it expects of it); read
 and ignored, so its ``allocation.csv`` can be simulated as it is, except ``policy``, which must be the
@@ -57,6 +68,32 @@ class Allocation:
         rows = [(t, lv, p, a) for (t, lv, p), a in sorted(self.amounts.items()) if a > 0]
         return pd.DataFrame(rows, columns=list(COLUMNS))
 
+    def rounded(self, unit: float = AMOUNT_UNIT) -> Allocation:
+        """The allocation in whole multiples of ``unit``, by largest remainder within each period.
+
+        Each period's total is rounded down to the unit and its cells share it: every cell gets its
+        amount rounded down, and the units left go to the cells with the largest fractions (ties by
+        cell name, so the result depends only on the amounts). No period, and so not the plan, spends
+        more than before; a cell moves by less than one unit. Rounding a rounded allocation changes
+        nothing.
+        """
+        if not (math.isfinite(unit) and unit > 0):
+            raise ValueError(f"the rounding unit must be a positive amount, not {unit}")
+        amounts: dict[Cell, float] = {}
+        periods = sorted({cell[2] for cell, a in self.amounts.items() if a > 0})
+        for period in periods:
+            cells = sorted(cell for cell, a in self.amounts.items() if a > 0 and cell[2] == period)
+            units = {cell: self.amounts[cell] / unit for cell in cells}
+            # A total a hair under a whole unit (floating-point sums) still counts as that unit.
+            target = math.floor(sum(units.values()) + 1e-6)
+            whole = {cell: math.floor(u + 1e-9) for cell, u in units.items()}
+            left = target - sum(whole.values())
+            by_fraction = sorted(cells, key=lambda c: (-(units[c] - whole[c]), c))
+            for cell in by_fraction[:max(0, left)]:
+                whole[cell] += 1
+            amounts.update({cell: float(n * unit) for cell, n in whole.items() if n > 0})
+        return Allocation(amounts)
+
     def launches(self, scenario: Scenario) -> list[tuple[str, str, float]]:
         """(lever, period, launch cost) of every lever with a launch cost that a funded cell uses in a period."""
         used = sorted({(lever, period) for (_, lever, period), a in self.amounts.items() if a > 0})
@@ -67,15 +104,39 @@ class Allocation:
         """What the allocation takes from the budget: its cells and the launch costs they bring."""
         return self.total + sum(cost for _, _, cost in self.launches(scenario))
 
-    def feed(self, scenario: Scenario) -> pd.DataFrame:
-        """The budget-planning feed: the cells, then a row per launch cost (tier :data:`LAUNCH`)."""
-        launches = pd.DataFrame([(LAUNCH, lever, period, cost) for lever, period, cost in self.launches(scenario)],
-                                columns=list(COLUMNS))
-        return pd.concat([self.to_frame(), launches], ignore_index=True) if len(launches) else self.to_frame()
+    def feed(self, scenario: Scenario, unit: float | None = AMOUNT_UNIT,
+             detail: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The budget-planning feed (:data:`FEED_COLUMNS`): the cells rounded to ``unit`` (:meth:`rounded`;
+        ``None``: as they are, for a record of what was simulated) with their targeting policy, then a row
+        per launch cost (tier :data:`LAUNCH`, the scenario's figure as stated). Amounts are integers when
+        they are whole, so a CSV shows ``1503303``.
 
-    def to_csv(self, path: str | Path, scenario: Scenario | None = None) -> None:
-        frame = self.feed(scenario) if scenario is not None else self.to_frame()
-        frame.to_csv(path, index=False, float_format="%.2f")
+        ``detail``: a plan's table (tier, lever, period and the optimizer's :data:`DETAIL_COLUMNS`); what it
+        expects of each cell follows the cell's amount (empty on launch rows)."""
+        frame = self._feed(scenario, unit)
+        if detail is None:
+            return frame
+        expected = [c for c in DETAIL_COLUMNS if c in detail.columns and c != "policy"]
+        cells = detail.loc[detail["tier"] != LAUNCH, ["tier", "lever", "period", *expected]]
+        return frame.merge(cells, how="left", on=["tier", "lever", "period"], validate="one_to_one")
+
+    def _feed(self, scenario: Scenario, unit: float | None) -> pd.DataFrame:
+        plan = self.rounded(unit) if unit is not None else self
+        levers = scenario.levers
+        rows = [(t, lv, p, a, scenario.targeting.cell_policy(levers[lv]) if lv in levers else "")
+                for (t, lv, p), a in sorted(plan.amounts.items()) if a > 0]
+        rows += [(LAUNCH, lever, period, cost, "") for lever, period, cost in plan.launches(scenario)]
+        frame = pd.DataFrame(rows, columns=list(FEED_COLUMNS))
+        amounts = frame["amount"].astype(float)
+        if len(frame) and (amounts == amounts.round()).all() and amounts.abs().max() < 2**53:
+            frame["amount"] = amounts.astype("int64")
+        else:
+            frame["amount"] = amounts
+        return frame
+
+    def to_csv(self, path: str | Path, scenario: Scenario) -> None:
+        """Write the feed (:meth:`feed`); it reads back with :meth:`read_csv` as :meth:`rounded` of this."""
+        self.feed(scenario).to_csv(path, index=False, float_format="%.10g", lineterminator="\n")
 
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, object]], scenario: Scenario, source: str = "allocation",
@@ -89,7 +150,7 @@ class Allocation:
             problems.append(Problem(source, row, None, (column,), message, hint))
 
         for row_number, row in enumerate(rows, start=first_row):
-            tier, lever, period = (str(row.get(k, "")).strip() for k in ("tier", "lever", "period"))
+            tier, lever, period = (_text(row.get(k)) for k in ("tier", "lever", "period"))
             if tier == LAUNCH:
                 _check_launch(row, row_number, lever, period, scenario, bad)
                 continue
@@ -119,7 +180,7 @@ class Allocation:
             if not math.isfinite(amount) or amount < 0:
                 bad(row_number, "amount", f"amount {raw} must be a finite number of at least 0", "use 0 or more")
                 continue
-            policy = str(row.get("policy") or "").strip()
+            policy = _text(row.get("policy"))
             if ok and policy:
                 stated = scenario.targeting.cell_policy(scenario.levers[lever])
                 if policy != stated:
@@ -139,8 +200,23 @@ class Allocation:
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, scenario: Scenario, source: str = "allocation table") -> Allocation:
-        _check_columns(list(frame.columns), source)
+        """Check a table (a plan's ``allocation``, a feed read with pandas) against the scenario; its
+        ``policy`` and the optimizer's detail columns are read and ignored as in a CSV."""
+        _check_columns([str(c) for c in frame.columns], source)
         return cls.from_rows(frame.to_dict("records"), scenario, source)
+
+    @classmethod
+    def of(cls, allocation: Allocation | pd.DataFrame | None, scenario: Scenario) -> Allocation:
+        """An allocation from what a caller holds: an :class:`Allocation`, a table with ``tier, lever,
+        period, amount`` (checked as :meth:`from_frame`), or nothing (no retention)."""
+        if allocation is None:
+            return cls.empty()
+        if isinstance(allocation, Allocation):
+            return allocation
+        if isinstance(allocation, pd.DataFrame):
+            return cls.from_frame(allocation, scenario)
+        raise TypeError(f"an allocation is an Allocation or a DataFrame with columns {', '.join(COLUMNS)}, "
+                        f"not {type(allocation).__name__}")
 
     @classmethod
     def read_csv(cls, path: str | Path, scenario: Scenario) -> Allocation:
@@ -189,7 +265,19 @@ def _check_launch(row: Mapping[str, object], row_number: int, lever: str, period
             f"write {cost:.2f}; the simulator pays it in every period the lever is used (levers.{lever}.launch_cost)")
 
 
+def _text(value: object) -> str:
+    """A cell of a table as text; an empty cell (None, or NaN from pandas) is ''."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
 def _check_columns(columns: list[str], source: str) -> None:
+    if STRATEGY in columns:
+        raise AllocationError([Problem(source, 1, None, (), "this table holds the allocations of several "
+                                       f"strategies (column '{STRATEGY}'); one allocation is simulated at a time",
+                                       "use a run's allocation.csv (the recommended plan), or keep one strategy's "
+                                       f"rows of allocations.csv and delete the '{STRATEGY}' column")])
     missing = [c for c in COLUMNS if c not in columns]
     extra = [c for c in columns if c not in COLUMNS and c not in DETAIL_COLUMNS]
     if missing or extra:

@@ -41,17 +41,21 @@ class OutputExistsError(ScenarioError):
     """The output folder exists already; runs are never overwritten."""
 
 
-def simulate(scenario: Scenario, allocation: Allocation | None = None, *, seed: int | None = None,
+def simulate(scenario: Scenario, allocation: Allocation | pd.DataFrame | None = None, *, seed: int | None = None,
              replications: int | None = None, calibration: Calibration | None = None,
              progress: Progress | None = None, queue_cache: QueueCache | None = None) -> SimulationResult:
     """Simulate ``replications`` runs of ``scenario`` spending ``allocation`` (none: no retention).
+
+    ``allocation`` is an :class:`~sim.allocation.Allocation` or a table with ``tier, lever, period,
+    amount`` (a plan's ``allocation``, a feed read with pandas), checked against the scenario as a CSV
+    would be: the plan's policy and expectations are ignored, launch-cost rows must match the scenario.
 
     Pass one ``queue_cache`` to the runs of several strategies (or allocations) of a scenario to simulate
     their common hotline windows once; the results are the same bytes as without it.
     """
     seed = scenario.run.seed if seed is None else seed
     replications = scenario.run.replications if replications is None else replications
-    allocation = allocation or Allocation.empty()
+    allocation = Allocation.of(allocation, scenario)
     if calibration is None:
         if progress:
             progress("calibrating", 0, 1)

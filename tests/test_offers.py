@@ -205,7 +205,8 @@ def test_launch_costs_are_rows_of_the_feed_and_read_back(tmp_path) -> None:  # t
     scenario = market({"t": 100}, levers)
     allocation = Allocation({("t", "credit", "P1"): 1_000.0})
     feed = allocation.feed(scenario)
-    assert feed.to_dict("records")[-1] == {"tier": LAUNCH, "lever": "credit", "period": "P1", "amount": 700.0}
+    assert feed.to_dict("records")[-1] == {"tier": LAUNCH, "lever": "credit", "period": "P1", "amount": 700.0,
+                                           "policy": ""}
     assert allocation.spend(scenario) == 1_700.0
     path = tmp_path / "allocation.csv"
     allocation.to_csv(path, scenario)

@@ -19,8 +19,8 @@ from optimize.cli.main import main
 from .conftest import ROOT, SCENARIOS
 
 ARTIFACTS = ROOT / "results" / "test-artifacts"
-TABLES = ("summary", "paired_differences", "by_tier", "monthly", "allocation", "lp_allocation", "frontier",
-          "shadow_prices", "predicted_vs_simulated", "curves", "targeting_rules", "targeting_curves")
+TABLES = ("summary", "paired_differences", "by_tier", "monthly", "allocation", "allocations", "lp_allocation",
+          "frontier", "shadow_prices", "predicted_vs_simulated", "curves", "targeting_rules", "targeting_curves")
 CHARTS = ("churn_by_strategy.png", "npv_by_strategy.png", "frontier.png", "allocation_heatmap.png",
           "market_shares.png", "targeting_rules.png")
 
@@ -45,7 +45,7 @@ def test_run_writes_the_decision_package(runs) -> None:
     assert list(dict.fromkeys(summary["strategy"])) == strategies
     npv = summary[summary["metric"] == "npv"].set_index("strategy")
     assert (npv["ci_low"] <= npv["mean"]).all() and (npv["mean"] <= npv["ci_high"]).all()
-    allocation = pd.read_csv(out / "allocation.csv")
+    allocation = pd.read_csv(out / "allocations.csv")
     assert list(allocation.columns) == ["strategy", "tier", "lever", "period", "amount", "policy"]
     assert set(allocation["policy"]) <= {"risk", "save_desk"}   # small.yaml targets by risk
     # Every rule spends the budget it was given; the LP spends within it.
@@ -72,10 +72,15 @@ def test_paired_differences_agree_with_the_per_replication_figures(runs) -> None
 def test_the_workbook_reads_back_with_the_tables(runs) -> None:
     out = runs[0]
     sheets = pd.read_excel(out / "results.xlsx", sheet_name=None)
-    assert set(TABLES) <= set(sheets)
+    assert list(sheets)[:2] == ["Plan", "About"] and set(TABLES) <= set(sheets)
     for stem in ("summary", "allocation", "frontier"):
         csv = pd.read_csv(out / f"{stem}.csv")
         pd.testing.assert_frame_equal(sheets[stem], csv, check_dtype=False, rtol=1e-9)
+    # The Plan's grand total is the feed's: the LP's plan as the run simulated it.
+    assert sheets["Plan"]["total"].iloc[-1] == pd.read_csv(out / "allocation.csv")["amount"].sum()
+    # The replications are summarized: one row per strategy, month and tier.
+    monthly = pd.read_csv(out / "monthly.csv")
+    assert len(sheets["monthly"]) == len(monthly) / 3 and (sheets["monthly"]["replications"] == 3).all()
 
 
 def test_one_or_two_workers_give_the_same_bytes(runs) -> None:
@@ -185,7 +190,7 @@ def test_the_robust_plan_reports_each_competitor_variant(quick_small: Path, tmp_
     # A price war makes the same plan less valuable than a quiet market.
     robust = table[table["strategy"] == "robust_lp"].set_index("variant")
     assert robust.loc["price_war", "monthly_churn"] > robust.loc["quiet", "monthly_churn"]
-    assert "robust_lp" in set(pd.read_csv(out / "allocation.csv")["strategy"])
+    assert "robust_lp" in set(pd.read_csv(out / "allocations.csv")["strategy"])
 
 
 @pytest.mark.slow
@@ -225,7 +230,7 @@ def test_a_planner_allocation_file_is_a_strategy(quick_small: Path, tmp_path: Pa
                         + "\nstrategies: [no_retention, {name: mine, allocation: mine.csv}]\n", encoding="utf-8")
     out = tmp_path / "run"
     assert main(["-q", "run", str(scenario), "--reps", "2", "--out", str(out)]) == 0
-    allocation = pd.read_csv(out / "allocation.csv")
+    allocation = pd.read_csv(out / "allocations.csv")
     mine = allocation[allocation["strategy"] == "mine"]
     assert mine["amount"].sum() == pytest.approx(50_000)
     spend = pd.read_csv(out / "summary.csv").set_index(["strategy", "metric"])["mean"]

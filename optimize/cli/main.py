@@ -98,7 +98,7 @@ def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
     watch.lap("simulate")
     frames = tables(result)
     if args.allocation:
-        frames["allocation"] = allocation.to_frame()
+        frames["allocation"] = allocation.feed(scenario, unit=None)  # what was simulated, as the file gave it
     written = write_outputs(out, frames, manifest(scenario, args.file, seed, reps, allocation, watch.timings,
                                                   ["retention", *(args.argv or [])]))
     totals = frames["summary"].set_index("metric")
@@ -210,8 +210,10 @@ def _cmd_optimize(args: argparse.Namespace, console: Console) -> int:
         plan = plan_allocation(scenario, estimate=estimate, budget=args.budget, seed=seed, progress=bar,
                                workers=args.workers)
     watch.lap("optimize")
-    frames = {"allocation": plan.allocation, "shadow_prices": plan.shadow_prices,
-              "reduced_costs": plan.reduced_costs, "curves": curve_table(estimate, plan.curves)}
+    allocation = plan.result.to_allocation().rounded()
+    frames = {"allocation": allocation.feed(scenario), "lp_allocation": allocation.feed(scenario, detail=plan.allocation),
+              "shadow_prices": plan.shadow_prices, "reduced_costs": plan.reduced_costs,
+              "curves": curve_table(estimate, plan.curves)}
     if plan.loop is not None:
         frames["closed_loop"] = plan.loop.rounds
     if getattr(args, "policy_table", None) is not None:
@@ -219,7 +221,6 @@ def _cmd_optimize(args: argparse.Namespace, console: Console) -> int:
         for row in args.policy_table[args.policy_table["chosen"]].itertuples():
             console.info(f"  {row.lever}: targeted by {row.policy} (set levers.{row.lever}.policy: {row.policy} in "
                          f"the scenario to simulate this plan)")
-    allocation = plan.result.to_allocation()
 
     def lp_file(folder: Path) -> None:
         if args.write_lp:
@@ -355,13 +356,15 @@ def _cmd_goal(args: argparse.Namespace, console: Console) -> int:
                           estimate=estimate)
     watch.lap("goal_seek")
     funded = result.allocation[result.allocation["amount"] > 0].rename(columns={"retained": "retained_lines"})
-    allocation = with_policy(funded, scenario)[ALLOCATION_COLUMNS]
-    plan = Allocation({(r.tier, r.lever, r.period): float(r.amount) for r in allocation.itertuples()})
-    written = write_outputs(out, {"allocation": allocation, "churn": result.churn, "shadow_prices": result.constraints},
+    detail = with_policy(funded, scenario)[ALLOCATION_COLUMNS]
+    plan = Allocation({(r.tier, r.lever, r.period): float(r.amount) for r in detail.itertuples()}).rounded()
+    frames = {"allocation": plan.feed(scenario), "lp_allocation": plan.feed(scenario, detail=detail),
+              "churn": result.churn, "shadow_prices": result.constraints}
+    written = write_outputs(out, frames,
                             manifest(scenario, args.file, seed, scenario.run.estimation.replications, plan,
                                      watch.timings, ["retention", *(args.argv or [])]))
     currency = scenario.meta.currency
-    console.info(f"least budget: {result.budget:,.0f} {currency} ({result.status}), in {len(allocation)} cells, "
+    console.info(f"least budget: {result.budget:,.0f} {currency} ({result.status}), in {len(plan.amounts)} cells, "
                  f"retaining {result.retained:,.0f} lines")
     for row in result.churn.itertuples():
         target = "" if row.target != row.target else f" (target {row.target:.2%})"
@@ -531,7 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "retention simulate scenarios/small.yaml --allocation plan.csv --reps 5 --out results/small/plan",
                 _cmd_simulate)
     p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
-    p.add_argument("--allocation", metavar="CSV", help="retention money per cell: columns tier,lever,period,amount")
+    p.add_argument("--allocation", metavar="CSV", help="retention money per cell: columns tier,lever,period,amount "
+                   "(and policy; launch costs as (launch) rows), e.g. the allocation.csv of optimize, goal or run")
     p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
     p.add_argument("--reps", type=arguments.positive_int, help="replications (default: run.replications of the scenario)")
     p.add_argument("--scale", type=arguments.share, help="simulate this share of the lines, 0 < S <= 1 (default: run.scale)")
@@ -615,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "--period H1 --out targets_h1.csv", _cmd_targets)
     p.add_argument("file", metavar="SCENARIO", help="a scenario made from a customer table by 'retention calibrate'")
     p.add_argument("--allocation", required=True, metavar="PLAN",
-                   help="the plan: tier,lever,period,amount (e.g. a run's lp_allocation.csv, or one written by hand)")
+                   help="the plan: tier,lever,period,amount (e.g. a run's allocation.csv, or one written by hand)")
     p.add_argument("--period", required=True, metavar="NAME", help="the plan's period to list (meta.periods)")
     p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
     p.add_argument("--out", metavar="FILE",

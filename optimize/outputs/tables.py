@@ -1,16 +1,17 @@
-"""What ``retention run`` writes: CSV tables, the same tables as a workbook, charts, the report.
+"""What ``retention run`` writes: CSV tables, the workbook (:mod:`.workbook`), charts, the report.
 
 Everything goes to a temporary folder beside the destination, moved into place only when
 complete (:func:`sim.runner.write_outputs`): an interrupted run leaves no partial folder and
-an existing run is never overwritten. The workbook's zip entries carry a fixed date, so the
-same run gives the same bytes.
+an existing run is never overwritten.
+
+The budget-planning feed has one shape wherever it is written (:meth:`sim.allocation.Allocation.feed`):
+``allocation.csv`` is the recommended plan (the LP's, as simulated), ``allocations.csv`` every
+strategy's with a ``strategy`` column, ``lp_allocation.csv`` the recommended plan with what the
+optimizer expects of each cell.
 """
 
 from __future__ import annotations
 
-import io
-import re
-import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -20,25 +21,22 @@ from sim.runner import manifest, write_outputs
 from ..run.pipeline import RunOutcome
 from ..run.plan import curve_table
 from .report import charts, report_html
-
-FIXED_ZIP_DATE = (2000, 1, 1, 0, 0, 0)
-_MODIFIED = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
-"""openpyxl stamps the time of saving here whatever the properties say."""
-SHEET_NAME_LIMIT = 31
-"""Excel's limit on a sheet name's length."""
+from .workbook import about_rows, plan_sheet, workbook_bytes
 
 
 def run_tables(outcome: RunOutcome) -> dict[str, pd.DataFrame]:
     """The run's tables by file stem; the workbook has one sheet per table."""
     monthly = pd.concat([r.monthly.assign(strategy=name) for name, r in outcome.results.items()], ignore_index=True)
     monthly = monthly[["strategy", *[c for c in monthly.columns if c != "strategy"]]]
+    recommended = outcome.recommended()
     frames = {
         "summary": outcome.summary,
         "paired_differences": outcome.paired,
         "by_tier": outcome.by_tier,
         "monthly": monthly,
-        "allocation": outcome.allocation_table(),
-        "lp_allocation": outcome.plan.allocation,
+        "allocation": recommended.feed(outcome.scenario),
+        "allocations": outcome.allocation_table(),
+        "lp_allocation": recommended.feed(outcome.scenario, detail=outcome.plan.allocation),
         "frontier": outcome.frontier,
         "shadow_prices": outcome.plan.shadow_prices,
         "predicted_vs_simulated": outcome.predicted,
@@ -62,42 +60,22 @@ def run_tables(outcome: RunOutcome) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def workbook_bytes(frames: dict[str, pd.DataFrame]) -> bytes:
-    """An .xlsx with one sheet per table, byte-for-byte the same for the same tables."""
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        for name, frame in frames.items():
-            frame.to_excel(writer, sheet_name=name[:SHEET_NAME_LIMIT], index=False)
-        book = writer.book
-        book.properties.created = book.properties.modified = pd.Timestamp("2000-01-01").to_pydatetime()
-    # openpyxl stamps each zip entry with the time of writing; rewrite them with a fixed date.
-    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
-    fixed = io.BytesIO()
-    with zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            entry = zipfile.ZipInfo(info.filename, date_time=FIXED_ZIP_DATE)
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            data = source.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                data = _MODIFIED.sub(rb"\g<1>2000-01-01T00:00:00Z\g<2>", data)
-            target.writestr(entry, data)
-    return fixed.getvalue()
-
-
 def write_run(outcome: RunOutcome, destination: str | Path, command: list[str] | None = None) -> Path:
     """Write the whole decision package into ``destination`` (all or nothing)."""
     frames = run_tables(outcome)
     images = charts(outcome)
-    lp = outcome.allocations.get(next((s.name for s in outcome.scenario.strategies if s.kind == "lp_optimal"), ""))
 
     def extra(folder: Path) -> None:
-        (folder / "results.xlsx").write_bytes(workbook_bytes(frames))
+        scenario = outcome.scenario
+        plan = plan_sheet(frames["allocation"], [p.name for p in scenario.meta.periods])
+        about = about_rows(info, scenario.meta.currency, scenario.meta.description, list(frames), [])
+        (folder / "results.xlsx").write_bytes(workbook_bytes(frames, plan=plan, about=about))
         for name, data in images.items():
             (folder / name).write_bytes(data)
         (folder / "report.html").write_text(report_html(outcome, images), encoding="utf-8")
 
     info = manifest(outcome.scenario, outcome.scenario_file, outcome.seed, outcome.replications,
-                    lp if lp is not None else outcome.plan.result.to_allocation(), outcome.timings, command)
+                    outcome.recommended(), outcome.timings, command)
     info["workers"] = outcome.workers
     info["strategies"] = list(outcome.allocations)
     info["response_curve_runs"] = outcome.estimate.runs

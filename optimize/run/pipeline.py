@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from sim.allocation import Allocation, Cell
+from sim.allocation import FEED_COLUMNS, STRATEGY, Allocation, Cell
 from sim.churn_drivers import churn_drivers
 from sim.customers.target_list import target_list
 from sim.engine import Calibration, prepare
@@ -37,7 +37,7 @@ from .compare import (
 )
 from .measure import CurveEstimate, estimate_curves
 from .parallel import Task, simulate_tasks
-from .plan import Plan, plan_allocation, with_policy
+from .plan import Plan, plan_allocation
 from .strategies import csv_allocation, rule_allocation
 from .targeting_rules import targeting_rules
 
@@ -96,13 +96,18 @@ class RunOutcome:
         return self.scenario.baseline_strategy
 
     def allocation_table(self) -> pd.DataFrame:
-        """tier, lever, period, amount per strategy: the budget-planning feed of every strategy, launch
-        costs as rows of their own."""
-        frames = [a.feed(self.scenario).assign(strategy=name) for name, a in self.allocations.items()]
-        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        if not len(table):
-            return pd.DataFrame(columns=["strategy", "tier", "lever", "period", "amount", "policy"])
-        return with_policy(table, self.scenario)[["strategy", "tier", "lever", "period", "amount", "policy"]]
+        """strategy, tier, lever, period, amount, policy: the budget-planning feed of every strategy
+        (:meth:`Allocation.feed`), launch costs as rows of their own."""
+        columns = [STRATEGY, *FEED_COLUMNS]
+        # As simulated: the engine's plans are in whole units already, a planner's file as it was written.
+        frames = [a.feed(self.scenario, unit=None).assign(strategy=name)[columns]
+                  for name, a in self.allocations.items()]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+    def recommended(self) -> Allocation:
+        """The LP's plan in whole currency units, as the run simulated it (``lp_optimal``): the plan the
+        run's ``allocation.csv`` feeds to budget planning."""
+        return self.plan.result.to_allocation().rounded()
 
 
 # --- simulating strategies ----------------------------------------------------------------------
@@ -196,6 +201,11 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
             allocations[strategy.name] = csv_allocation(scenario, strategy)
         else:
             allocations[strategy.name] = rule_allocation(scenario, strategy.kind)
+    # The engine's plans are simulated as their feed states them, in whole currency units, so a feed read
+    # back simulates alike; a planner's file is simulated as written.
+    kinds = {strategy.name: strategy.kind for strategy in chosen}
+    allocations = {name: allocation if kinds[name] == "csv" else allocation.rounded()
+                   for name, allocation in allocations.items()}
     watch.lap("optimize")
     targets = pd.DataFrame()
     lp = next((strategy.name for strategy in chosen if strategy.kind == "lp_optimal"), None)
