@@ -15,8 +15,18 @@ from optimize.allocation.frontier import frontier
 from optimize.allocation.problem import build_problem
 from optimize.allocation.solve import solve
 from optimize.cli.main import main
-from optimize.run.curve_cache import CURVES_FILE, CurveReuseError, CurveStore, measurement_key
-from optimize.run.measure import estimate_curves, estimation_scenario, measured_cells, stage_name
+from optimize.run.curve_cache import (
+    CURVES_FILE,
+    CurveReuseError,
+    CurveStore,
+    measurement_key,
+)
+from optimize.run.measure import (
+    estimate_curves,
+    estimation_scenario,
+    measured_cells,
+    stage_name,
+)
 from optimize.run.pipeline import _variant_curves
 from optimize.run.plan import least_budget
 from sim.queue_cache import QueueCache
