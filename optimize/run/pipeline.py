@@ -35,7 +35,8 @@ from .compare import (
     strategy_figures,
     summary_table,
 )
-from .measure import CurveEstimate, estimate_curves
+from .curve_cache import CurveStore
+from .measure import CurveEstimate, estimate_curves, estimate_variants
 from .parallel import Task, simulate_tasks
 from .plan import Plan, plan_allocation
 from .strategies import csv_allocation, rule_allocation
@@ -90,6 +91,9 @@ class RunOutcome:
     ``contribution`` the driver's part of it (a probability; they add up to ``churn`` over a tier's
     drivers and may be negative where a driver holds lines back), ``share`` = contribution / churn."""
     timings: dict[str, float] = field(default_factory=dict)
+    curve_store: CurveStore = field(default_factory=CurveStore)
+    """The curves the run used (the scenario's, each competitor variant's), measured now or reused: what
+    the output folder keeps of them and what the manifest says."""
 
     @property
     def baseline(self) -> str:
@@ -158,8 +162,10 @@ def expected_curves(scenario: Scenario, estimates: dict[str, CurveEstimate]) -> 
 
 def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | None = None,
         replications: int | None = None, strategies: list[str] | None = None, workers: int = 1,
-        progress: Progress | None = None) -> RunOutcome:
-    """The end-to-end job: every stage, every strategy, every table."""
+        progress: Progress | None = None, curves: CurveStore | None = None) -> RunOutcome:
+    """The end-to-end job: every stage, every strategy, every table. ``curves``: where curves measured
+    before are found (:mod:`optimize.run.curve_cache`; by default none are)."""
+    store = CurveStore() if curves is None else curves
     watch = Stopwatch()
     seed = scenario.run.seed if seed is None else seed
     replications = scenario.run.replications if replications is None else replications
@@ -172,8 +178,8 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
     watch.lap("calibrate")
 
     queues = QueueCache()
-    estimate = estimate_curves(scenario, calibration, seed=seed, progress=progress, queue_cache=queues,
-                               workers=workers)
+    estimate = store.find(scenario, seed) or store.keep(scenario, seed, estimate_curves(
+        scenario, calibration, seed=seed, progress=progress, queue_cache=queues, workers=workers))
     watch.lap("response_curves")
     plan = plan_allocation(scenario, estimate=estimate, seed=seed, progress=progress, calibration=calibration,
                            workers=workers, queue_cache=queues, replications=replications)
@@ -188,10 +194,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
             allocations[strategy.name] = plan.result.to_allocation()
             curves_of[strategy.name] = plan.curves
         elif strategy.kind == "robust_lp":
-            for variant in scenario.competitors.variants:
-                robust_estimates[variant.name] = estimate_curves(variant_scenario(scenario, variant.name),
-                                                                 calibration, seed=seed, progress=progress,
-                                                                 queue_cache=queues, workers=workers)
+            robust_estimates = _variant_curves(scenario, store, calibration, seed, progress, queues, workers)
             problem = build_problem(scenario, expected_curves(scenario, robust_estimates))
             settings = scenario.solver
             robust = solve(problem, settings.name, settings.time_limit_seconds, settings.mip_gap)
@@ -253,10 +256,23 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
         targeting=targeting,
         targeting_curves=targeting_curves,
         churn_drivers=drivers,
+        curve_store=store,
     )
     watch.lap("compare")
     outcome.timings = dict(watch.timings)
     return outcome
+
+
+def _variant_curves(scenario: Scenario, store: CurveStore, calibration: Calibration, seed: int,
+                    progress: Progress | None, queues: QueueCache, workers: int) -> dict[str, CurveEstimate]:
+    """Each competitor variant's curves: reused where measured before, the others measured together in one
+    pool, on the scenario's calibration (made without competitors) and queue windows."""
+    variants = {v.name: variant_scenario(scenario, v.name) for v in scenario.competitors.variants}
+    found = {name: store.find(s, seed, name) for name, s in variants.items()}
+    missing = {name: s for name, s in variants.items() if found[name] is None}
+    measured = estimate_variants(missing, calibration, seed=seed, progress=progress, queue_cache=queues,
+                                 workers=workers) if missing else {}
+    return {name: found[name] or store.keep(s, seed, measured[name], name) for name, s in variants.items()}
 
 
 def _predicted(scenario: Scenario, curves_of: dict[str, dict[Cell, ResponseCurve]], figures: dict[str, pd.DataFrame],
