@@ -9,17 +9,19 @@ error does only with ``--verbose``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from sim import __version__
 from sim.allocation import Allocation
-from sim.scenario import Scenario, ScenarioError, json_schema, load_scenario
+from sim.scenario import Scenario, ScenarioError, ScenarioWarning, json_schema, load_scenario
 
 from . import arguments
 from .console import Console, ProgressBar
@@ -53,10 +55,12 @@ def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
             console.problem(f"{file}: invalid, {exc}")
             status = EXIT_INVALID_INPUT
             continue
+        count = len(scenario.warnings)
         console.info(f"{file}: valid - '{scenario.meta.name}', {len(scenario.tiers)} tiers, "
                      f"{scenario.total_lines:,} lines, {len(scenario.levers)} levers, "
                      f"budget {scenario.budget.total:,.0f} {scenario.meta.currency} over "
-                     f"{scenario.meta.horizon_months} months")
+                     f"{scenario.meta.horizon_months} months"
+                     + (f"; {count} warning{'s' if count != 1 else ''} (on stderr)" if count else ""))
     return status
 
 
@@ -254,6 +258,10 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
             console.problem(f"{args.file}: unknown strategy {', '.join(repr(u) for u in unknown)}\n"
                             f"    fix: use strategies listed in the scenario: {', '.join(names)}")
             return EXIT_INVALID_INPUT
+        stated, used = scenario.run.baseline_strategy, scenario.baseline_among(n for n in names if n in args.strategies)
+        if stated is not None and stated != used:
+            console.problem(f"warning: run.baseline_strategy '{stated}' is not among --strategies; differences are "
+                            f"paired against '{used}'")
     seed = scenario.run.seed if args.seed is None else args.seed
     out = _out_folder(args, "run", scenario, seed)
     if _refuse_existing(out, console):
@@ -638,6 +646,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _scenario_warnings_to(console: Console) -> Iterator[None]:
+    """Every command prints a loaded scenario's warnings among the problems (stderr, -q included);
+    other Python warnings go where they went before."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ScenarioWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+            if issubclass(category, ScenarioWarning):
+                console.problem(str(message))
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -655,7 +681,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A kill (SIGTERM) stops the run like Ctrl-C: staged files are removed, nothing half-written stays.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return int(args.handler(args, console))
+        with _scenario_warnings_to(console):
+            return int(args.handler(args, console))
     except ScenarioError as exc:
         console.problem(str(exc))
         return EXIT_INVALID_INPUT
