@@ -26,7 +26,13 @@ Units are stated once in :mod:`sim.scenario.types`.
 """
 
 from .errors import KeyPath, Problem, ScenarioError, ScenarioWarning, format_path
-from .loader import derive, load_scenario, scenario_to_yaml, validate_as, validate_document
+from .loader import (
+    derive,
+    load_scenario,
+    scenario_to_yaml,
+    validate_as,
+    validate_document,
+)
 from .model import Scenario
 from .schema import json_schema
 from .yaml_source import YamlDocument, parse_yaml, read_yaml

@@ -304,21 +304,27 @@ def load_scenario(path: str | Path) -> Scenario:
     return scenario
 
 
-def _merge(base: Any, changes: Mapping[str, Any]) -> Any:
-    """``base`` (plain data) with ``changes`` written over it: mappings merge key by key, anything else
-    (a number, a list) replaces what was there. A key ``"a.b.c"`` reaches into nested mappings."""
+def _merge(base: Any, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` (plain data) with ``changes`` written over it. A dotted key (``"budget.per_period"``) sets
+    the value at that path as given; under a plain key a mapping merges key by key into the mapping
+    there, and anything else (a number, a list) replaces it."""
     merged = dict(base) if isinstance(base, Mapping) else {}
     for key, value in changes.items():
         head, _, rest = str(key).partition(".")
         if rest:
-            value = {rest: value}
-        if isinstance(value, BaseModel):
-            value = value.model_dump(mode="json", exclude_unset=True)
-        if isinstance(value, Mapping) and isinstance(merged.get(head), Mapping):
+            merged[head] = _set(merged.get(head), rest.split("."), value)
+        elif isinstance(value, Mapping) and isinstance(merged.get(head), Mapping):
             merged[head] = _merge(merged[head], value)
         else:
             merged[head] = _plain(value)
     return merged
+
+
+def _set(base: Any, path: list[str], value: Any) -> dict[str, Any]:
+    node = dict(base) if isinstance(base, Mapping) else {}
+    head, rest = path[0], path[1:]
+    node[head] = _set(node.get(head), rest, value) if rest else _plain(value)
+    return node
 
 
 def _plain(value: Any) -> Any:
@@ -335,13 +341,14 @@ def _plain(value: Any) -> Any:
 def derive(scenario: Scenario, changes: Mapping[str, Any]) -> Scenario:
     """A variant of ``scenario`` with ``changes``, validated like a file.
 
-    ``changes`` maps key paths to new values, as nested mappings or dotted keys::
+    ``changes`` maps key paths to new values, as dotted keys or nested mappings::
 
         derive(scenario, {"budget.total": 5e6})
-        derive(scenario, {"budget": {"total": 5e6, "per_period": {"Y1": 2e6}}})
+        derive(scenario, {"budget.per_period": {"Y1": 2e6, "Y2": 2e6, "Y3": 2e6}})   # these periods only
+        derive(scenario, {"budget": {"total": 5e6, "per_period": {"Y1": 2e6}}})      # Y1 changed, the rest kept
 
-    Mappings merge into the scenario's own; any other value (a number, a list) replaces the old
-    one. The result is checked as :func:`load_scenario` checks a file (types, ranges, names,
+    A dotted key sets the value at its path as given; a nested mapping merges key by key into the
+    scenario's own, and any other value (a number, a list) replaces the old one. The result is checked as :func:`load_scenario` checks a file (types, ranges, names,
     every check across sections) and raises :class:`ScenarioError` with the key path of each
     problem; its warnings are issued as :class:`ScenarioWarning`. (``model_copy(update=...)``
     checks nothing: it is pydantic's copy, for variants the engine builds itself.)

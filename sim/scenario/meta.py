@@ -6,7 +6,16 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from .types import Currency, Months, Name, NonNegativeFloat, PeriodName, Section, Seq, fail
+from .types import (
+    Currency,
+    Months,
+    Name,
+    NonNegativeFloat,
+    PeriodName,
+    Section,
+    Seq,
+    fail,
+)
 
 
 class Period(Section):

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
+from . import consistency
 from .budget import Budget
 from .competition import Competitors, PriceMove
-from . import consistency
 from .contact_center import ContactCenter
 from .customer_base import CustomerBase
 from .errors import Problem

@@ -107,8 +107,8 @@ MAX_NAME_LENGTH = 64
 
 PATTERN_RULES: dict[str, tuple[str, str]] = {
     NAME_PATTERN: ("a valid name", "use letters, digits, '_' and '-', starting with a letter, e.g. households or key_a"),
-    PERIOD_NAME_PATTERN: ("a valid period name", "use letters, digits, '_' and '-', starting with a letter or a "
-                                                  "digit and holding at least one letter, e.g. Y1, 2027H1 or 2027-Q3"),
+    PERIOD_NAME_PATTERN: ("a valid period name", ("use letters, digits, '_' and '-', starting with a letter or a "
+                                                   "digit and holding at least one letter, e.g. Y1, 2027H1 or 2027-Q3")),
     CURRENCY_PATTERN: ("a currency code", "write three capital letters, an ISO 4217 code such as CNY, EUR or USD"),
 }
 """For each pattern a text must match: what the text is, and the rule in the planner's words."""
