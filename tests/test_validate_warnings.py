@@ -265,3 +265,32 @@ def test_model_copy_says_it_checks_nothing() -> None:
     unchecked = small.model_copy(update={"budget": small.budget.model_copy(update={"total": -5.0})})
     assert unchecked.budget.total == -5.0
     assert "not** validated" in (Scenario.model_copy.__doc__ or "") and "with_changes" in Scenario.model_copy.__doc__
+
+
+def test_every_command_that_loads_a_scenario_prints_its_warnings_once(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from optimize.cli.main import main
+
+    path, _ = _edit(tmp_path, SHORT_PERIODS)
+    out, err = io.StringIO(), io.StringIO()
+    # goal loads the scenario, warns, then refuses a tier the scenario does not have: no simulation is run.
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["-q", "goal", str(path), "--tier", "gold", "--max-churn", "1%", "--out", str(tmp_path / "g")])
+    assert code == 1 and out.getvalue() == ""
+    assert err.getvalue().count("30,000 can never be spent") == 1, err.getvalue()
+    assert "unknown tier 'gold'" in err.getvalue()
+
+
+def test_a_variant_warns_of_what_is_new_in_it_only(tmp_path: Path) -> None:
+    path, _ = _edit(tmp_path, SHORT_PERIODS)
+    with pytest.warns(ScenarioWarning):
+        short = load_scenario(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = short.with_changes({"run.seed": 8})
+        more = short.with_changes({"budget.total": 300_000})
+    assert len(again.warnings) == 1 and len(more.warnings) == 1
+    (issued,) = [w for w in caught if issubclass(w.category, ScenarioWarning)]
+    assert "130,000 can never be spent" in str(issued.message)

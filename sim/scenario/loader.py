@@ -272,10 +272,10 @@ def validate_document(doc: YamlDocument) -> Scenario:
     return scenario
 
 
-def issue_warnings(scenario: Scenario) -> None:
-    """Issue each of the scenario's warnings as a :class:`ScenarioWarning` (the command line prints them
-    on stderr; a Python session shows them as any other warning)."""
-    for problem in scenario.warnings:
+def issue_warnings(scenario: Scenario, problems: typing.Iterable[Problem] | None = None) -> None:
+    """Issue each of the scenario's warnings (or ``problems``) as a :class:`ScenarioWarning`: the command
+    line prints them on stderr; a Python session shows them as any other warning."""
+    for problem in scenario.warnings if problems is None else problems:
         warnings.warn(ScenarioWarning(problem), stacklevel=3)
 
 
@@ -350,14 +350,15 @@ def derive(scenario: Scenario, changes: Mapping[str, Any]) -> Scenario:
     A dotted key sets the value at its path as given; a nested mapping merges key by key into the
     scenario's own, and any other value (a number, a list) replaces the old one. The result is checked as :func:`load_scenario` checks a file (types, ranges, names,
     every check across sections) and raises :class:`ScenarioError` with the key path of each
-    problem; its warnings are issued as :class:`ScenarioWarning`. (``model_copy(update=...)``
+    problem; warnings the original did not have are issued as :class:`ScenarioWarning`. (``model_copy(update=...)``
     checks nothing: it is pydantic's copy, for variants the engine builds itself.)
     """
     data = _merge(scenario.model_dump(mode="json", exclude_unset=True), changes)
     label = f"variant of '{scenario.meta.name}'"
     variant = validate_document(YamlDocument(label, data, {}, {}))
     variant._source_dir = scenario._source_dir
-    issue_warnings(variant)
+    known = {(p.path, p.message) for p in scenario.warnings}
+    issue_warnings(variant, [p for p in variant.warnings if (p.path, p.message) not in known])
     return variant
 
 
