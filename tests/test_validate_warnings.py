@@ -294,3 +294,13 @@ def test_a_variant_warns_of_what_is_new_in_it_only(tmp_path: Path) -> None:
     assert len(again.warnings) == 1 and len(more.warnings) == 1
     (issued,) = [w for w in caught if issubclass(w.category, ScenarioWarning)]
     assert "130,000 can never be spent" in str(issued.message)
+
+
+@pytest.mark.parametrize("levels, says", [([], "0 items given; it needs at least 1 item"),
+                                          ([0.04 * i for i in range(1, 22)], "21 items given; at most 20 items")],
+                         ids=["empty", "too-many"])
+def test_a_list_of_the_wrong_length_says_how_long_it_may_be(levels: list[float], says: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(SCENARIOS / "small.yaml").with_changes({"run.estimation.levels": levels})
+    (problem,) = caught.value.problems
+    assert problem.path == ("run", "estimation", "levels") and says in problem.message and problem.hint

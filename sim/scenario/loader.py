@@ -240,6 +240,15 @@ def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any], root: type[
         hint = f"use a value {words} {bound:g}"
         if kind in ("less_than_equal", "less_than") and bound == 1 and isinstance(value, (int, float)) and value > 1:
             hint += " (shares and probabilities are fractions: 0.25, not 25)"
+    elif kind in ("too_short", "too_long"):
+        have = ctx.get("actual_length")
+        bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
+        words = "at least" if kind == "too_short" else "at most"
+        items = "item" if bound == 1 else "items"
+        given = f"{have} {'item' if have == 1 else 'items'} given"
+        message = (f"{given}; it needs at least {bound} {items}" if kind == "too_short"
+                   else f"{given}; at most {bound} {items} are allowed here")
+        hint = f"give {words} {bound} {items}"
     elif kind in _TYPE_HINTS:
         what = {"float_type": "a number", "float_parsing": "a number", "int_type": "a whole number",
                 "int_parsing": "a whole number", "int_from_float": "a whole number", "string_type": "text",
