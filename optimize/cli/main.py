@@ -9,13 +9,11 @@ error does only with ``--verbose``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import signal
 import sys
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -646,24 +644,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def _scenario_warnings_to(console: Console) -> Iterator[None]:
-    """Every command prints a loaded scenario's warnings among the problems (stderr, -q included);
-    other Python warnings go where they went before."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", ScenarioWarning)
-        shown = warnings.showwarning
-
-        def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
-            if issubclass(category, ScenarioWarning):
-                console.problem(str(message))
-            else:
-                shown(message, category, filename, lineno, file, line)
-
-        warnings.showwarning = show
-        yield
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -681,7 +661,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A kill (SIGTERM) stops the run like Ctrl-C: staged files are removed, nothing half-written stays.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with _scenario_warnings_to(console):
+        with console.showing(ScenarioWarning):
             return int(args.handler(args, console))
     except ScenarioError as exc:
         console.problem(str(exc))
