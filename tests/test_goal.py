@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from optimize.allocation.curves import ResponseCurve, TierChurn
@@ -154,3 +155,39 @@ def test_no_goal_is_a_usage_error(small: Scenario) -> None:
         goal_seek(only_budget(small, 1.0), vip_curves(), VIP)
     with pytest.raises(InfeasibleAllocation, match="no churn figures for households"):
         goal_seek(only_budget(small, 1.0), vip_curves(), VIP, tier="households", max_churn=0.01)
+
+
+def _least_spend(scenario: Scenario, max_churn: float, solver: str) -> tuple[float, pd.DataFrame]:
+    result = goal_seek(scenario, vip_curves(), VIP, tier="vip_gold", max_churn=max_churn, solver=solver)
+    return result.budget, result.constraints.set_index("constraint")
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_period_budget_that_binds_is_worded_as_spend_it_saves(small: Scenario, solver: str) -> None:
+    # 30 lines to avoid ((108 - 0.0065 x 12,000). Without a cap H1's first 10,000 buy them at 0.003 a unit.
+    # With H1 capped at 5,000: 15 lines there, 15 more in H2 at 0.002 (7,500): 12,500. One unit more in H1
+    # buys 0.003 lines, which H2 would sell for 1.5 units: the cap costs 0.5 a unit.
+    capped = only_budget(small, 1.0).with_changes({"budget.per_period": {"H1": 5_000.0}})
+    spend, rules = _least_spend(capped, 0.0065, solver)
+    assert spend == pytest.approx(12_500.0)
+    price = rules.loc["period_budget_H1", "shadow_price"]
+    assert price == pytest.approx(-0.5)
+    # Independently: the goal re-solved with the cap 100 higher spends 50 less.
+    looser, _ = _least_spend(capped.with_changes({"budget.per_period.H1": 5_100.0}), 0.0065, solver)
+    assert looser - spend == pytest.approx(price * 100.0)
+    assert rules.loc["period_budget_H1", "statement"] == (
+        f"is binding: 10,000 more budget in H1 would save about 5,000 {small.meta.currency} of spend")
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_tier_minimum_that_binds_is_worded_as_spend_lowering_it_saves(small: Scenario, solver: str) -> None:
+    # The goal alone costs 19,000 (the hand-computed case above); a minimum of 25,000 for the tier forces
+    # 6,000 more, so each unit of minimum costs one unit of spend.
+    floored = only_budget(small, 1.0).with_changes({"budget.tiers": {"vip_gold": {"min": 25_000.0}}})
+    spend, rules = _least_spend(floored, 0.005, solver)
+    assert spend == pytest.approx(25_000.0)
+    price = rules.loc["tier_min_vip_gold", "shadow_price"]
+    lower, _ = _least_spend(floored.with_changes({"budget.tiers.vip_gold.min": 24_900.0}), 0.005, solver)
+    assert lower - spend == pytest.approx(-100.0) == pytest.approx(price * -100.0)
+    assert rules.loc["tier_min_vip_gold", "statement"] == (
+        f"is binding: lowering vip_gold's minimum by 10,000 would save about 10,000 {small.meta.currency} of spend")

@@ -33,7 +33,7 @@ from .problem import INF, AllocationProblem, Row, build_problem
 from .solve import InfeasibleAllocation, read
 from .solvers import solve_solution
 
-__all__ = ["GoalResult", "goal_seek"]
+__all__ = ["GoalResult", "goal_seek", "spend_statement"]
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,56 @@ def goal_seek(scenario: Scenario, curves: dict[Cell, ResponseCurve], churn: dict
     if solution.status not in ("Optimal", "Feasible"):
         raise InfeasibleAllocation(_why_not(problem, seek, goals, churn, solution.status, solver))
     result = read(seek, solution, solver)
+    constraints = result.constraints.assign(statement=[
+        spend_statement(*seek.kinds[row.constraint], row.shadow_price, row.binding, scenario.meta.currency)
+        for row in result.constraints.itertuples()])
     return GoalResult(solution.status, solution.objective, result.allocation,
-                      _churn_table(result.allocation, churn, goals, max_churn), result.constraints, solver)
+                      _churn_table(result.allocation, churn, goals, max_churn), constraints, solver)
+
+
+def spend_statement(kind: str, about: tuple[str, ...], price: float, binding: bool, currency: str) -> str:
+    """A rule's shadow price in the words of a least-spend problem.
+
+    ``price`` is the least spend gained per unit more of the rule's right-hand side. Goal-seek
+    minimizes spend, so a rule that binds is one whose loosening *saves* money: lowering a tier's
+    minimum, raising a period's budget or a capacity lowers the least budget; a goal raised costs more.
+    """
+    if not binding and abs(price) < 1e-9:
+        return "not binding: loosening it would change nothing"
+    first = about[0] if about else ""
+    period = f" in {about[1]}" if len(about) > 1 else ""
+    verb = "is binding: " if binding else ""
+    match kind:
+        case "period_budget":
+            words, step = f"10,000 more budget in {first}", 10_000.0
+        case "tier_min":
+            words, step = f"lowering {first}'s minimum by 10,000", -10_000.0
+        case "tier_max":
+            words, step = f"raising {first}'s maximum by 10,000", 10_000.0
+        case "lever_capacity" | "channel_capacity":
+            words, step = f"one more {first} offer slot{period}", 1.0
+        case "contact_policy":
+            words, step = f"allowing one more offer to {first}{period}", 1.0
+        case "roi_floor":
+            words, step = "a floor lower by 10,000 of value", -10_000.0
+        case "locked":
+            words, step = f"10,000 more in the locked cell {'/'.join(about)}", 10_000.0
+        case "tier_min_share" | "tier_max_share":
+            side = "above its minimum" if kind == "tier_min_share" else "beyond its maximum"
+            change = "save" if price <= 0 else "add"
+            return (f"{verb}each unit of money {first} could take {side} share would {change} about "
+                    f"{abs(price):,.3g} {currency} of spend")
+        case "churn_goal" | "retained_goal":
+            whose = f" in {first}" if first else ""
+            return (f"{verb}each more line retained{whose} costs about {price:,.2f} {currency} of spend at the "
+                    f"margin; each line less saves as much")
+        case _:
+            return f"{verb}shadow price {price:,.4g} {currency} of spend per unit"
+    change = price * step
+    if abs(change) < 0.5:
+        return f"{verb}{words} would change the spend by less than 1 {currency}"
+    return (f"{verb}{words} would {'save' if change < 0 else 'add'} about {abs(change):,.0f} {currency} "
+            f"of spend")
 
 
 def _goals(problem: AllocationProblem, churn: dict[str, TierChurn], tier: str | None, max_churn: float | None,

@@ -23,6 +23,12 @@ with the launch decisions fixed at their optimum.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import logging
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import highspy
@@ -40,6 +46,8 @@ size measured (up to 500 tiers x 20 levers x 20 segments x 2 periods), so it is 
 def solver_for(name: str, time_limit: float | None = None, mip_gap: float | None = None) -> pulp.LpSolver:
     """A pulp solver by its name in the scenario or on the command line (for solving ``problem.lp``)."""
     options = {"msg": False, "timeLimit": time_limit}
+    if name.startswith("highs"):
+        new_highs()  # pulp's own instance would print the process's banner
     if name in ("highs", "highs-simplex"):
         return pulp.HiGHS(gapRel=mip_gap, **options)
     if name == "highs-ipm":
@@ -78,6 +86,47 @@ _STOPPED = (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kItera
             highspy.HighsModelStatus.kObjectiveBound, highspy.HighsModelStatus.kObjectiveTarget)
 
 
+_banner_silenced = False
+"""Whether this process has built its first HiGHS instance yet (HiGHS prints its banner only then)."""
+
+
+@contextlib.contextmanager
+def _stdout_to_null() -> Iterator[None]:
+    """Point the process's standard output (descriptor 1, below Python) at the null device."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        yield
+    finally:
+        # What C wrote is still in its own buffer when stdout is a pipe: flush it into the null device.
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None).fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+
+
+def new_highs() -> highspy.Highs:
+    """A HiGHS instance that writes nothing to standard output (unless the planner asked for details).
+
+    highspy prints HiGHS's banner while the first instance of a process is built, before any option
+    can be set, and straight to descriptor 1: ``output_flag`` cannot stop it, so the descriptor is
+    pointed at the null device for that moment. ``retention -v`` (the ``retention`` logger at DEBUG)
+    leaves it alone.
+    """
+    global _banner_silenced
+    if _banner_silenced or logging.getLogger("retention").isEnabledFor(logging.DEBUG):
+        highs = highspy.Highs()
+    else:
+        with _stdout_to_null():
+            highs = highspy.Highs()
+    _banner_silenced = True
+    highs.setOptionValue("output_flag", False)
+    return highs
+
+
 class HighsModel:
     """One HiGHS instance holding a problem; re-solving after a bound change starts from its basis."""
 
@@ -87,8 +136,7 @@ class HighsModel:
         self.problem = problem
         self.method = "ipm" if solver == "highs-ipm" or (
             solver == "highs" and len(problem.row_index) > IPM_ABOVE) else "simplex"
-        self.highs = h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        self.highs = h = new_highs()
         if time_limit is not None:
             h.setOptionValue("time_limit", float(time_limit))
         if mip_gap is not None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
+from collections.abc import Iterator
 from typing import TextIO
 
 
@@ -32,6 +35,23 @@ class Console:
 
     def problem(self, text: str) -> None:
         print(text, file=self.err)
+
+    @contextlib.contextmanager
+    def showing(self, category: type[Warning]) -> Iterator[None]:
+        """Print every warning of ``category`` issued meanwhile among the problems (stderr, --quiet
+        included: a warning is a problem), each time it is issued; other warnings go where they went."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", category)
+            shown = warnings.showwarning
+
+            def show(message, kind, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+                if issubclass(kind, category):
+                    self.problem(str(message))
+                else:
+                    shown(message, kind, filename, lineno, file, line)
+
+            warnings.showwarning = show
+            yield
 
 
 class ProgressBar:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sim import __version__
 from sim.allocation import Allocation
-from sim.scenario import Scenario, ScenarioError, json_schema, load_scenario
+from sim.scenario import Scenario, ScenarioError, ScenarioWarning, json_schema, load_scenario
 
 from . import arguments
 from .console import Console, ProgressBar
@@ -53,10 +53,12 @@ def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
             console.problem(f"{file}: invalid, {exc}")
             status = EXIT_INVALID_INPUT
             continue
+        count = len(scenario.warnings)
         console.info(f"{file}: valid - '{scenario.meta.name}', {len(scenario.tiers)} tiers, "
                      f"{scenario.total_lines:,} lines, {len(scenario.levers)} levers, "
                      f"budget {scenario.budget.total:,.0f} {scenario.meta.currency} over "
-                     f"{scenario.meta.horizon_months} months")
+                     f"{scenario.meta.horizon_months} months"
+                     + (f"; {count} warning{'s' if count != 1 else ''} (on stderr)" if count else ""))
     return status
 
 
@@ -288,6 +290,10 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
             console.problem(f"{args.file}: unknown strategy {', '.join(repr(u) for u in unknown)}\n"
                             f"    fix: use strategies listed in the scenario: {', '.join(names)}")
             return EXIT_INVALID_INPUT
+        stated, used = scenario.run.baseline_strategy, scenario.baseline_among(n for n in names if n in args.strategies)
+        if stated is not None and stated != used:
+            console.problem(f"warning: run.baseline_strategy '{stated}' is not among --strategies; differences are "
+                            f"paired against '{used}'")
     if args.budget is not None:
         scenario = scenario.model_copy(update={"budget": scenario.budget.model_copy(update={"total": args.budget})})
     seed = scenario.run.seed if args.seed is None else args.seed
@@ -715,7 +721,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A kill (SIGTERM) stops the run like Ctrl-C: staged files are removed, nothing half-written stays.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return int(args.handler(args, console))
+        with console.showing(ScenarioWarning):
+            return int(args.handler(args, console))
     except ScenarioError as exc:
         console.problem(str(exc))
         return EXIT_INVALID_INPUT

@@ -97,7 +97,7 @@ class RunOutcome:
 
     @property
     def baseline(self) -> str:
-        return self.scenario.baseline_strategy
+        return self.scenario.baseline_among(self.results)
 
     def allocation_table(self) -> pd.DataFrame:
         """strategy, tier, lever, period, amount, policy: the budget-planning feed of every strategy
@@ -244,7 +244,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
     reference = simulated[("", REFERENCE)]
     results = {name: simulated[("", name)] for name in allocations}
     figures = {name: strategy_figures(result, scenario, reference) for name, result in results.items()}
-    baseline = scenario.baseline_strategy if scenario.baseline_strategy in figures else next(iter(figures))
+    baseline = scenario.baseline_among(figures)
     outcome = RunOutcome(
         scenario, scenario_file, seed, replications, workers, estimate, plan, frontier_table, allocations, results,
         summary_table(figures), by_tier_table(results, scenario), paired_differences(figures, baseline),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 KeyPath = tuple[str | int, ...]
 """Where a value sits in the scenario: mapping keys and list indices from the top."""
@@ -42,6 +43,9 @@ class Problem:
     """What is wrong, in the planner's words."""
     hint: str = ""
     """How to fix it."""
+    severity: Literal["error", "warning"] = "error"
+    """An error stops the scenario from loading; a warning names something the file says that will not
+    happen as written (the scenario still loads)."""
 
     def __str__(self) -> str:
         where = self.file
@@ -49,10 +53,20 @@ class Problem:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
+        if self.severity == "warning":
+            where += ": warning"
         text = f"{where}: {format_path(self.path)}: {self.message}" if self.path else f"{where}: {self.message}"
         if self.hint:
             text += f"\n    fix: {self.hint}"
         return text
+
+
+class ScenarioWarning(UserWarning):
+    """A scenario loads, but something it says will not happen as written; ``problem`` says what and where."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
 
 
 @dataclass

@@ -12,6 +12,7 @@ import difflib
 import re
 import types
 import typing
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .errors import KeyPath, Problem, ScenarioError
+from . import consistency
+from .errors import KeyPath, Problem, ScenarioError, ScenarioWarning
 from .model import Scenario
+from .types import MAX_NAME_LENGTH, PATTERN_RULES
 from .yaml_source import YamlDocument, read_yaml
 
 _WHOLE_NUMBER = "write a whole number, e.g. 12"
@@ -131,8 +134,8 @@ _TYPE_HINTS = {
     "list_type": "write a list: one item per line starting with '- '",
     "finite_number": "write a finite number",
     "string_pattern_mismatch": "use letters, digits, '_' and '-', starting with a letter",
-    "string_too_long": "use a shorter name",
-    "string_too_short": "give a name",
+    "string_too_long": f"use at most {MAX_NAME_LENGTH} characters",
+    "string_too_short": "write at least one character",
 }
 
 
@@ -169,6 +172,24 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
             node = None
         path.append(entry)
     return tuple(path)
+
+
+def _problems_from_error(doc: YamlDocument, error: Mapping[str, Any],
+                         root: type[BaseModel] = Scenario) -> list[Problem]:
+    """The planner's problems in one pydantic error: one, or several from a check across sections."""
+    found = [_problem_from_error(doc, error, root)]
+    ctx = error.get("ctx") or {}
+    if error["type"] == "scenario":
+        base = _data_path(doc.data, tuple(error["loc"]))
+        for at, message, hint in ctx.get("more") or ():
+            found.append(_positioned(doc, base + tuple(at), message, hint))
+    return found
+
+
+def _positioned(doc: YamlDocument, path: KeyPath, message: str, hint: str, severity: str = "error") -> Problem:
+    position = doc.position(path)
+    line, column = position if position else (None, None)
+    return Problem(doc.file, line, column, path, message, hint, severity)  # type: ignore[arg-type]
 
 
 def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any], root: type[BaseModel] = Scenario) -> Problem:
@@ -219,6 +240,15 @@ def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any], root: type[
         hint = f"use a value {words} {bound:g}"
         if kind in ("less_than_equal", "less_than") and bound == 1 and isinstance(value, (int, float)) and value > 1:
             hint += " (shares and probabilities are fractions: 0.25, not 25)"
+    elif kind in ("too_short", "too_long"):
+        have = ctx.get("actual_length")
+        bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
+        words = "at least" if kind == "too_short" else "at most"
+        items = "item" if bound == 1 else "items"
+        given = f"{have} {'item' if have == 1 else 'items'} given"
+        message = (f"{given}; it needs at least {bound} {items}" if kind == "too_short"
+                   else f"{given}; at most {bound} {items} are allowed here")
+        hint = f"give {words} {bound} {items}"
     elif kind in _TYPE_HINTS:
         what = {"float_type": "a number", "float_parsing": "a number", "int_type": "a whole number",
                 "int_parsing": "a whole number", "int_from_float": "a whole number", "string_type": "text",
@@ -227,17 +257,35 @@ def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any], root: type[
         message = f"expected {what}, got {_describe(value)}" if what else error["msg"]
         if kind in ("dict_type", "model_type", "model_attributes_type"):
             message = f"expected a mapping of keys, got {_describe(value)}"
-        if kind == "string_pattern_mismatch":
-            message = f"'{value}' is not a valid name"
         hint = _TYPE_HINTS[kind]
+        if kind == "string_pattern_mismatch":
+            what, hint = PATTERN_RULES.get(ctx.get("pattern", ""), ("valid here", hint))
+            message = f"'{value}' is not {what}"
+        if kind == "string_too_long":
+            message = f"'{_describe(value)}' is too long: at most {ctx.get('max_length', MAX_NAME_LENGTH)} characters"
+            hint = f"use at most {ctx.get('max_length', MAX_NAME_LENGTH)} characters"
     position = doc.position(path, key=use_key_position)
     line, column = position if position else (None, None)
     return Problem(doc.file, line, column, path, message, hint)
 
 
 def validate_document(doc: YamlDocument) -> Scenario:
-    """Validate parsed YAML data as a scenario; raise :class:`ScenarioError` listing every problem."""
-    return validate_as(doc, Scenario, _validation_context(doc.data) if isinstance(doc.data, dict) else {})
+    """Validate parsed YAML data as a scenario; raise :class:`ScenarioError` listing every problem.
+
+    What the scenario says that will not happen as written is kept in :attr:`Scenario.warnings`,
+    each with its line.
+    """
+    scenario = validate_as(doc, Scenario, _validation_context(doc.data) if isinstance(doc.data, dict) else {})
+    found = [_positioned(doc, f.at, f.message, f.hint, "warning") for f in consistency.warnings(scenario)]
+    scenario._warnings = tuple(sorted(found, key=lambda p: (p.line or 0, p.column or 0)))
+    return scenario
+
+
+def issue_warnings(scenario: Scenario, problems: typing.Iterable[Problem] | None = None) -> None:
+    """Issue each of the scenario's warnings (or ``problems``) as a :class:`ScenarioWarning`: the command
+    line prints them on stderr; a Python session shows them as any other warning."""
+    for problem in scenario.warnings if problems is None else problems:
+        warnings.warn(ScenarioWarning(problem), stacklevel=3)
 
 
 M = typing.TypeVar("M", bound=BaseModel)
@@ -249,7 +297,7 @@ def validate_as(doc: YamlDocument, model: type[M], context: dict[str, Any] | Non
     try:
         return model.model_validate(doc.data, context=context or {})
     except ValidationError as exc:
-        problems = [_problem_from_error(doc, e, model) for e in exc.errors(include_url=False)]
+        problems = [p for e in exc.errors(include_url=False) for p in _problems_from_error(doc, e, model)]
         problems.sort(key=lambda p: (p.line or 0, p.column or 0))
         raise ScenarioError(problems) from None
 
@@ -261,7 +309,66 @@ def load_scenario(path: str | Path) -> Scenario:
     """
     scenario = validate_document(read_yaml(path))
     scenario._source_dir = str(Path(path).resolve().parent)
+    issue_warnings(scenario)
     return scenario
+
+
+def _merge(base: Any, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` (plain data) with ``changes`` written over it. A dotted key (``"budget.per_period"``) sets
+    the value at that path as given; under a plain key a mapping merges key by key into the mapping
+    there, and anything else (a number, a list) replaces it."""
+    merged = dict(base) if isinstance(base, Mapping) else {}
+    for key, value in changes.items():
+        head, _, rest = str(key).partition(".")
+        if rest:
+            merged[head] = _set(merged.get(head), rest.split("."), value)
+        elif isinstance(value, Mapping) and isinstance(merged.get(head), Mapping):
+            merged[head] = _merge(merged[head], value)
+        else:
+            merged[head] = _plain(value)
+    return merged
+
+
+def _set(base: Any, path: list[str], value: Any) -> dict[str, Any]:
+    node = dict(base) if isinstance(base, Mapping) else {}
+    head, rest = path[0], path[1:]
+    node[head] = _set(node.get(head), rest, value) if rest else _plain(value)
+    return node
+
+
+def _plain(value: Any) -> Any:
+    """Plain data, as a YAML file would hold it: models dumped, mappings as dicts, tuples as lists."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_unset=True)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def derive(scenario: Scenario, changes: Mapping[str, Any]) -> Scenario:
+    """A variant of ``scenario`` with ``changes``, validated like a file.
+
+    ``changes`` maps key paths to new values, as dotted keys or nested mappings::
+
+        derive(scenario, {"budget.total": 5e6})
+        derive(scenario, {"budget.per_period": {"Y1": 2e6, "Y2": 2e6, "Y3": 2e6}})   # these periods only
+        derive(scenario, {"budget": {"total": 5e6, "per_period": {"Y1": 2e6}}})      # Y1 changed, the rest kept
+
+    A dotted key sets the value at its path as given; a nested mapping merges key by key into the
+    scenario's own, and any other value (a number, a list) replaces the old one. The result is checked as :func:`load_scenario` checks a file (types, ranges, names,
+    every check across sections) and raises :class:`ScenarioError` with the key path of each
+    problem; warnings the original did not have are issued as :class:`ScenarioWarning`. (``model_copy(update=...)``
+    checks nothing: it is pydantic's copy, for variants the engine builds itself.)
+    """
+    data = _merge(scenario.model_dump(mode="json", exclude_unset=True), changes)
+    label = f"variant of '{scenario.meta.name}'"
+    variant = validate_document(YamlDocument(label, data, {}, {}))
+    variant._source_dir = scenario._source_dir
+    known = {(p.path, p.message) for p in scenario.warnings}
+    issue_warnings(variant, [p for p in variant.warnings if (p.path, p.message) not in known])
+    return variant
 
 
 def scenario_to_yaml(scenario: Scenario) -> str:

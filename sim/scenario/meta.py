@@ -6,13 +6,22 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from .types import Months, Name, NonNegativeFloat, Section, Seq, fail
+from .types import (
+    Currency,
+    Months,
+    Name,
+    NonNegativeFloat,
+    PeriodName,
+    Section,
+    Seq,
+    fail,
+)
 
 
 class Period(Section):
     """A planning period: the budget is allocated per period (a year, a half, a quarter)."""
 
-    name: Name
+    name: PeriodName
     """How budget tables name the period, e.g. ``Y1`` or ``2027H1``."""
     months: Months
     """Its length in months; the periods follow one another from month 1."""
@@ -25,7 +34,7 @@ class Meta(Section):
     """Short name; results are written under ``results/<name>/``."""
     description: str = ""
     """What the scenario is about, for the report."""
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "CNY"
+    currency: Currency = "CNY"
     """ISO 4217 code of every money amount in the file."""
     horizon_months: Annotated[int, Field(ge=1, le=240)] = 36
     """How many months are simulated."""

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, PrivateAttr, model_validator
+from pydantic_core import PydanticCustomError
 
+from . import consistency
 from .budget import Budget
 from .competition import Competitors, PriceMove
 from .contact_center import ContactCenter
 from .customer_base import CustomerBase
+from .errors import Problem
 from .levers import Channel, Lever, Targeting
 from .market import Market
 from .meta import Meta
@@ -33,6 +37,14 @@ MAX_LEVERS = 127
 """A unit's running offer is held in one byte, with its top bit telling a save from a proactive offer."""
 
 
+def _fail_all(found: list[consistency.Finding]) -> PydanticCustomError:
+    """One validation error that carries every finding: the loader lists each with its own line."""
+    first, *rest = found
+    return PydanticCustomError("scenario", "{message}", {
+        "message": first.message, "hint": first.hint, "at": first.at,
+        "more": tuple((f.at, f.message, f.hint) for f in rest)})
+
+
 def _default_strategies() -> tuple[Strategy, ...]:
     return tuple(Strategy.model_validate(k) for k in ("no_retention", "uniform", "proportional_revenue",
                                                       "key_accounts_first", "lp_optimal"))
@@ -41,8 +53,9 @@ def _default_strategies() -> tuple[Strategy, ...]:
 class Scenario(Section):
     """A retention-planning scenario: market, customers, service, competition, levers and budget.
 
-    Load one with :func:`sim.scenario.load_scenario`; it is immutable, so derive variants
-    with ``scenario.model_copy(update=...)`` or by editing the YAML.
+    Load one with :func:`sim.scenario.load_scenario`; it is immutable, so derive variants with
+    :meth:`with_changes` (validated as a file is) or by editing the YAML. ``model_copy(update=...)``
+    validates nothing: it is for the engine's own variants, not for a planner's.
     """
 
     meta: Meta
@@ -68,6 +81,8 @@ class Scenario(Section):
 
     _source_dir: str | None = PrivateAttr(default=None)
     """The folder of the scenario file: relative paths (allocation files, tables) start there."""
+    _warnings: tuple[Problem, ...] = PrivateAttr(default=())
+    """What the file says that will not happen as written, found when it was loaded."""
 
     def __eq__(self, other: object) -> bool:
         # Where a scenario was read from is not part of it: the same content is the same scenario.
@@ -101,11 +116,48 @@ class Scenario(Section):
             raise fail("the robust_lp strategy needs competitor variants",
                        "add 'competitors: variants:' with a name, probability, campaigns and reactions each, "
                        "or remove robust_lp", at=("strategies",))
+        found = consistency.errors(self)
+        if found:
+            raise _fail_all(found)
         return self
+
+    def with_changes(self, changes: Mapping[str, Any]) -> Scenario:
+        """A variant with ``changes`` (key paths to new values), validated as a file is; see
+        :func:`sim.scenario.derive`. Raises :class:`ScenarioError` naming each problem's key path::
+
+            bigger = scenario.with_changes({"budget.total": 5e6})
+            quarterly = scenario.with_changes({"meta": {"periods": [{"name": "Q1", "months": 3}, ...]}})
+        """
+        from .loader import derive
+
+        return derive(self, changes)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Scenario:
+        """pydantic's copy: ``update`` is **not** validated (a negative budget would pass). Build a
+        planner's variant with :meth:`with_changes` instead."""
+        return super().model_copy(update=update, deep=deep)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        """What the scenario says that will not happen as written (it loads all the same): period budgets
+        that cannot spend the total, keys ignored where they are written. ``retention validate`` and every
+        command print them; :func:`load_scenario` issues each as a :class:`ScenarioWarning`."""
+        return self._warnings
 
     @property
     def baseline_strategy(self) -> str:
-        return self.run.baseline_strategy or self.strategies[0].name
+        """The strategy the others are paired against when every strategy is run."""
+        return self.baseline_among(s.name for s in self.strategies)
+
+    def baseline_among(self, strategies: Iterable[str]) -> str:
+        """The strategy the others are paired against when only ``strategies`` are run (in that order):
+        ``run.baseline_strategy`` if it is among them, else the first of them. Every table and the
+        report name this one, the one the differences are computed against."""
+        names = list(strategies)
+        if not names:
+            raise ValueError("no strategies to pair against")
+        stated = self.run.baseline_strategy
+        return stated if stated in names else names[0]
 
     @property
     def total_lines(self) -> int:

@@ -39,7 +39,7 @@ class FrozenDict(dict[K, V]):
     order of their names."""
 
     def _readonly(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError("scenario mappings are read-only; build a new scenario with model_copy(update=...)")
+        raise TypeError("scenario mappings are read-only; derive a variant with scenario.with_changes({...})")
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
 
@@ -100,8 +100,27 @@ def _within_horizon(value: int, info: ValidationInfo) -> int:
     return value
 
 
-Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", min_length=1, max_length=64)]
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
+PERIOD_NAME_PATTERN = r"^(?:[A-Za-z]|[0-9][0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]*$"
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+MAX_NAME_LENGTH = 64
+
+PATTERN_RULES: dict[str, tuple[str, str]] = {
+    NAME_PATTERN: ("a valid name", "use letters, digits, '_' and '-', starting with a letter, e.g. households or key_a"),
+    PERIOD_NAME_PATTERN: ("a valid period name", ("use letters, digits, '_' and '-', starting with a letter or a "
+                                                   "digit and holding at least one letter, e.g. Y1, 2027H1 or 2027-Q3")),
+    CURRENCY_PATTERN: ("a currency code", "write three capital letters, an ISO 4217 code such as CNY, EUR or USD"),
+}
+"""For each pattern a text must match: what the text is, and the rule in the planner's words."""
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=MAX_NAME_LENGTH,
+                            examples=["households", "key_a", "bill-credit"])]
 """A name a planner gives (a tier, a lever): letters, digits, '_' and '-', starting with a letter."""
+PeriodName = Annotated[str, Field(pattern=PERIOD_NAME_PATTERN, min_length=1, max_length=MAX_NAME_LENGTH,
+                                  examples=["Y1", "2027H1", "2027-Q3"])]
+"""A planning period's name: as a :data:`Name`, but it may start with a digit (a year) if a letter follows."""
+Currency = Annotated[str, Field(pattern=CURRENCY_PATTERN, examples=["CNY", "EUR", "USD"])]
+"""An ISO 4217 currency code: three capital letters."""
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 """A fraction in [0, 1]."""
 Share = Probability
