@@ -26,10 +26,13 @@ LAUNCH = "(launch)"
 """The tier column of a launch-cost row: a lever's fixed cost in a period in which any of its cells is
 funded. The simulator pays it whenever the lever is used; the row makes it visible in the feed."""
 COLUMNS = ("tier", "lever", "period", "amount")
-DETAIL_COLUMNS = ("policy", "offers", "retained_lines", "value", "marginal_roi")
+DETAIL_COLUMNS = ("policy", "offers", "retained_lines", "value", "next_unit_value")
 """Columns the optimizer writes beside the amounts (how the cell targets, what it expects of it); read
 and ignored, so its ``allocation.csv`` can be simulated as it is, except ``policy``, which must be the
 scenario's for the lever (the scenario decides it). Any other column is a mistake."""
+FORMER_DETAIL_COLUMNS = ("marginal_roi",)
+"""Earlier names of detail columns (``next_unit_value`` was ``marginal_roi``): plans written before the
+rename are still read and simulated as they are."""
 
 
 class AllocationError(ScenarioError):
@@ -191,7 +194,7 @@ def _check_launch(row: Mapping[str, object], row_number: int, lever: str, period
 
 def _check_columns(columns: list[str], source: str) -> None:
     missing = [c for c in COLUMNS if c not in columns]
-    extra = [c for c in columns if c not in COLUMNS and c not in DETAIL_COLUMNS]
+    extra = [c for c in columns if c not in (*COLUMNS, *DETAIL_COLUMNS, *FORMER_DETAIL_COLUMNS)]
     if missing or extra:
         parts = []
         if missing:

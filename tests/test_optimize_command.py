@@ -31,7 +31,7 @@ def test_optimize_writes_the_plan(plans, quick_small: Path) -> None:
     scenario = load_scenario(quick_small)
     allocation = pd.read_csv(out / "allocation.csv")
     assert list(allocation.columns) == ["tier", "lever", "period", "amount", "policy", "offers", "retained_lines",
-                                        "value", "marginal_roi"]
+                                        "value", "next_unit_value"]
     # The scenario fixes each lever's targeting policy; the plan shows it per cell.
     for row in allocation.itertuples():
         assert row.policy == scenario.targeting.cell_policy(scenario.levers[row.lever])
