@@ -91,7 +91,7 @@ def frontier_chart(outcome: RunOutcome, plan_spend: float) -> bytes:
     twin = axis.twinx()
     twin.step(table["budget"], table["budget_shadow_price"], color="#d62728", where="post", linewidth=1.2,
               label="budget shadow price")
-    twin.set_ylabel(f"budget shadow price ({currency} of objective per {currency} of budget)", color="#d62728")
+    twin.set_ylabel(f"budget shadow price (per {currency} of budget)", color="#d62728")
     twin.set_ylim(bottom=0.0)
     axis.set_title("Efficient frontier: what each budget buys")
     lines = axis.get_legend_handles_labels()
