@@ -57,6 +57,15 @@ def test_the_allocation_file_feeds_the_simulator(plans, quick_small: Path) -> No
     assert allocation.total == pytest.approx(pd.read_csv(plans[0] / "allocation.csv")["amount"].sum())
 
 
+def test_a_plan_written_before_the_next_unit_value_rename_still_reads(plans, quick_small: Path,
+                                                                     tmp_path: Path) -> None:
+    scenario = load_scenario(quick_small)
+    table = pd.read_csv(plans[0] / "allocation.csv").rename(columns={"next_unit_value": "marginal_roi"})
+    table.to_csv(tmp_path / "allocation.csv", index=False)
+    before = Allocation.read_csv(tmp_path / "allocation.csv", scenario)
+    assert before.amounts == Allocation.read_csv(plans[0] / "allocation.csv", scenario).amounts
+
+
 def test_same_seed_same_plan(plans) -> None:
     for name in ("allocation.csv", "shadow_prices.csv", "curves.csv", "allocation.lp"):
         assert (plans[0] / name).read_bytes() == (plans[1] / name).read_bytes(), name
