@@ -241,8 +241,9 @@ def _variants(outcome: RunOutcome) -> str:
     table = variants.assign(probability=variants["probability"])
     return table_html(table, {"strategy": ("strategy", text), "variant": ("competitor variant", text),
                               "probability": ("probability", lambda x: percent(x, 0)),
-                              "npv": (f"NPV ({currency})", lambda x: money(x, "")),
-                              "value_retained": (f"value retained ({currency})", lambda x: money(x, "")),
+                              "npv": (f"NPV ({currency})", money_column(variants["npv"], currency)),
+                              "value_retained": (f"value retained ({currency})",
+                                                 money_column(variants["value_retained"], currency)),
                               "monthly_churn": ("monthly churn", percent)}, first_left=2)
 
 
