@@ -264,7 +264,7 @@ def churn_drivers_chart(drivers: pd.DataFrame) -> bytes:
     axis.set_ylabel("tier")
     axis.set_title("Why customers leave: each tier's monthly churn by driver, without retention")
     axis.grid(alpha=0.3, axis="x")
-    axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.5 / (0.42 * len(table) + 1.9)),
+    axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.55 / (0.42 * len(table) + 1.9)),
                 ncol=4, frameon=False)
     return png(figure)
 
