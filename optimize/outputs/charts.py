@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
+from PIL import Image
 
 from sim.allocation import LAUNCH, Allocation
 
@@ -30,10 +31,16 @@ DPI = 110
 
 
 def png(figure: plt.Figure, dpi: int = DPI) -> bytes:
+    """The figure as a PNG of at most 256 colours: a third of the bytes of full colour for line and bar
+    charts, which keeps the self-contained report small (Pillow comes with matplotlib)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata=PNG_METADATA)
     plt.close(figure)
-    return buffer.getvalue()
+    image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB").quantize(colors=256,
+                                                                              method=Image.Quantize.MEDIANCUT)
+    small = io.BytesIO()
+    image.save(small, format="PNG", optimize=True)
+    return small.getvalue()
 
 
 def _tick_unit(largest: float) -> MoneyUnit:
@@ -203,9 +210,12 @@ def response_curves_chart(outcome: RunOutcome, recommended: str | None) -> bytes
             colour = colours[period]
             axis.plot(spends, values, color=colour, linewidth=1.3)
             now, then = current.amount(tier, lever, period), chosen.amount(tier, lever, period)
+            if max(now, then) > spends[-1]:
+                # Money past the curve's last point buys nothing more (no more lines to reach or callers).
+                axis.plot([spends[-1], max(now, then)], [values[-1]] * 2, color=colour, linewidth=1.0, linestyle=":")
             axis.plot([now], [np.interp(now, spends, values)], "o", mfc="none", mec=colour, ms=6)
             axis.plot([then], [np.interp(then, spends, values)], "*", color=colour, ms=9)
-            largest_x, largest_y = max(largest_x, spends[-1]), max(largest_y, values.max())
+            largest_x, largest_y = max(largest_x, spends[-1], now, then), max(largest_y, values.max())
             if period == periods[0]:
                 axis.plot([0.0, spends[-1]], [0.0, curve.cost * spends[-1]], color="grey", linestyle="--",
                           linewidth=0.8)
@@ -230,10 +240,10 @@ def response_curves_chart(outcome: RunOutcome, recommended: str | None) -> bytes
                            label=f"recommended ('{recommended}')"),
                 plt.Line2D([], [], color="grey", linestyle="--", label="break-even: value = the money's cost")]
     # Room above the panels for the title and the legend, a fixed height whatever the rows.
-    top = 1.0 - 0.95 / (2.45 * rows + 0.95)
-    figure.set_size_inches(2.9 * columns, 2.45 * rows + 0.95)
+    top = 1.0 - 0.7 / (2.45 * rows + 0.7)
+    figure.set_size_inches(2.9 * columns, 2.45 * rows + 0.7)
     figure.legend(handles=handles, loc="upper center", ncol=min(len(handles), 6), fontsize=8,
-                  bbox_to_anchor=(0.5, top + (1.0 - top) * 0.62))
+                  bbox_to_anchor=(0.5, top + (1.0 - top) * 0.45))
     figure.suptitle("Response curves per tier × lever (bold: funded by the plan)", y=0.995)
     figure.tight_layout(rect=(0.0, 0.0, 1.0, top))
     return png(figure, dpi=90)
