@@ -37,10 +37,13 @@ AMOUNT_UNIT = 1.0
 """The feed's amounts are whole multiples of this, in the scenario's currency (one yuan for CNY)."""
 STRATEGY = "strategy"
 """The column of a table that holds several strategies' allocations (a run's ``allocations.csv``)."""
-DETAIL_COLUMNS = ("policy", "offers", "retained_lines", "value", "marginal_roi")
+DETAIL_COLUMNS = ("policy", "offers", "retained_lines", "value", "next_unit_value")
 """Columns the optimizer writes beside the amounts (how the cell targets, what it expects of it); read
 and ignored, so its ``allocation.csv`` can be simulated as it is, except ``policy``, which must be the
 scenario's for the lever (the scenario decides it). Any other column is a mistake."""
+FORMER_DETAIL_COLUMNS = ("marginal_roi",)
+"""Earlier names of detail columns (``next_unit_value`` was ``marginal_roi``): plans written before the
+rename are still read and simulated as they are."""
 
 
 class AllocationError(ScenarioError):
@@ -279,7 +282,7 @@ def _check_columns(columns: list[str], source: str) -> None:
                                        "use a run's allocation.csv (the recommended plan), or keep one strategy's "
                                        f"rows of allocations.csv and delete the '{STRATEGY}' column")])
     missing = [c for c in COLUMNS if c not in columns]
-    extra = [c for c in columns if c not in COLUMNS and c not in DETAIL_COLUMNS]
+    extra = [c for c in columns if c not in (*COLUMNS, *DETAIL_COLUMNS, *FORMER_DETAIL_COLUMNS)]
     if missing or extra:
         parts = []
         if missing:

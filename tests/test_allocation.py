@@ -284,7 +284,7 @@ def test_the_frontier_is_non_decreasing_and_concave(small: Scenario, solver: str
     curves = {c: random_curve(rng, c) for c in eligible_cells(small)}
     problem = build_problem(only_budget(small, 100_000, "value_within_budget"), curves)
     table = frontier(problem, np.linspace(0, 1_500_000, 60), solver)
-    assert list(table.columns) == ["budget", "status", "objective", "spend", "value", "marginal_return", "note"]
+    assert list(table.columns) == ["budget", "status", "objective", "spend", "value", "budget_shadow_price", "note"]
     values = table["objective"].to_numpy()
     assert (np.diff(values) >= -1e-6).all()
     slopes = np.diff(values) / np.diff(table["budget"].to_numpy())
@@ -314,7 +314,7 @@ def test_the_frontier_re_solves_warm_and_matches_cold_solves(small: Scenario, so
         alone = solve(build_problem(scenario, curves, budget=budget), "highs")
         assert row.status == "optimal"
         assert row.objective == pytest.approx(alone.objective, rel=1e-7, abs=1e-6)
-        assert row.marginal_return == pytest.approx(alone.shadow_price("budget"), rel=1e-6, abs=1e-9)
+        assert row.budget_shadow_price == pytest.approx(alone.shadow_price("budget"), rel=1e-6, abs=1e-9)
         assert row.spend == pytest.approx(alone.total_spend, rel=1e-6, abs=1e-3)
         problem.set_budget(budget)
         model = HighsModel(problem, "highs-simplex")

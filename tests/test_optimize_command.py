@@ -33,7 +33,7 @@ def test_optimize_writes_the_plan(plans, quick_small: Path) -> None:
     assert list(feed.columns) == ["tier", "lever", "period", "amount", "policy"]
     allocation = pd.read_csv(out / "lp_allocation.csv")
     assert list(allocation.columns) == ["tier", "lever", "period", "amount", "policy", "offers", "retained_lines",
-                                        "value", "marginal_roi"]
+                                        "value", "next_unit_value"]
     pd.testing.assert_frame_equal(allocation[list(feed.columns)], feed)
     # The scenario fixes each lever's targeting policy; the plan shows it per cell.
     for row in allocation.itertuples():
@@ -59,6 +59,15 @@ def test_the_allocation_file_feeds_the_simulator(plans, quick_small: Path) -> No
     scenario = load_scenario(quick_small)
     allocation = Allocation.read_csv(plans[0] / "allocation.csv", scenario)
     assert allocation.total == pytest.approx(pd.read_csv(plans[0] / "allocation.csv")["amount"].sum())
+
+
+def test_a_plan_written_before_the_next_unit_value_rename_still_reads(plans, quick_small: Path,
+                                                                     tmp_path: Path) -> None:
+    scenario = load_scenario(quick_small)
+    table = pd.read_csv(plans[0] / "allocation.csv").rename(columns={"next_unit_value": "marginal_roi"})
+    table.to_csv(tmp_path / "allocation.csv", index=False)
+    before = Allocation.read_csv(tmp_path / "allocation.csv", scenario)
+    assert before.amounts == Allocation.read_csv(plans[0] / "allocation.csv", scenario).amounts
 
 
 def test_same_seed_same_plan(plans) -> None:

@@ -22,7 +22,7 @@ ARTIFACTS = ROOT / "results" / "test-artifacts"
 TABLES = ("summary", "paired_differences", "by_tier", "monthly", "allocation", "allocations", "lp_allocation",
           "frontier", "shadow_prices", "predicted_vs_simulated", "curves", "targeting_rules", "targeting_curves")
 CHARTS = ("churn_by_strategy.png", "npv_by_strategy.png", "frontier.png", "allocation_heatmap.png",
-          "market_shares.png", "targeting_rules.png")
+          "response_curves.png", "market_shares.png", "targeting_rules.png")
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +105,16 @@ def test_the_report_renders_in_a_headless_browser(runs) -> None:
     report = runs[0] / "report.html"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
              "--virtual-time-budget=5000"]
-    dom = subprocess.run([browser, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True,
+    dom = subprocess.run([browser, *flags, "--window-size=1280,1000", "--dump-dom", report.as_uri()],
+                         capture_output=True, text=True,
                          timeout=120).stdout
     assert f'data-charts-rendered="{len(CHARTS)}/{len(CHARTS)}"' in dom
-    for heading in ("Strategies compared", "Paired differences", "The LP-optimal allocation", "Binding constraints",
-                    "Monthly churn by tier"):
+    for heading in ("Where should 200,000 CNY", "What to do: the recommended allocation",
+                    "What it gains over each alternative", "Strategies compared", "Paired differences",
+                    "The recommended allocation cell by cell", "Binding rules", "Monthly churn by tier"):
         assert heading in dom, heading
     assert dom.count("<table") >= 6 and "lp_optimal" in dom
+    assert 'data-overflow="no"' in dom and 'data-scientific="none"' in dom
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)

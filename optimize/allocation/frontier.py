@@ -1,4 +1,4 @@
-"""The efficient frontier: value retained and its marginal return against the total budget.
+"""The efficient frontier: value retained and the budget's shadow price against the total budget.
 
 One problem is built once and handed to one HiGHS instance; each budget changes only the
 bound of the ``budget`` row and re-solves from the basis the previous budget left (a
@@ -17,11 +17,12 @@ from .problem import AllocationProblem
 from .solve import InfeasibleAllocation, cell_figures, solve
 from .solvers import HighsModel, Solution
 
-COLUMNS = ["budget", "status", "objective", "spend", "value", "marginal_return", "note"]
+COLUMNS = ["budget", "status", "objective", "spend", "value", "budget_shadow_price", "note"]
 
 
 def frontier(problem: AllocationProblem, budgets: Sequence[float], solver: str = "highs") -> pd.DataFrame:
-    """Per budget: objective, spend, value retained, and the budget's shadow price (marginal return).
+    """Per budget: objective, spend, value retained, and the budget's shadow price (net value of
+    one more unit of budget).
 
     ``attrs["iterations"]`` holds the solver iterations each budget took (HiGHS; empty for CBC).
     """
@@ -41,7 +42,7 @@ def frontier(problem: AllocationProblem, budgets: Sequence[float], solver: str =
                     continue
                 rows.append({"budget": budget, "status": "optimal", "objective": result.objective,
                              "spend": result.total_spend, "value": result.total_value,
-                             "marginal_return": result.shadow_price("budget"), "note": ""})
+                             "budget_shadow_price": result.shadow_price("budget"), "note": ""})
                 continue
             model.set_row_upper("budget", budget)
             solution = model.run()
@@ -63,10 +64,10 @@ def _point(problem: AllocationProblem, budget: float, solution: Solution, budget
     figures = cell_figures(problem, solution.x)
     return {"budget": budget, "status": "optimal" if solution.status == "Optimal" else "feasible",
             "objective": solution.objective, "spend": float(figures.amount.sum()), "value": float(figures.value.sum()),
-            "marginal_return": float(solution.row_price[budget_row]), "note": ""}
+            "budget_shadow_price": float(solution.row_price[budget_row]), "note": ""}
 
 
 def _infeasible(budget: float, exc: InfeasibleAllocation) -> dict[str, object]:
     return {"budget": budget, "status": "infeasible", "objective": float("nan"), "spend": float("nan"),
-            "value": float("nan"), "marginal_return": float("nan"),
+            "value": float("nan"), "budget_shadow_price": float("nan"),
             "note": str(exc.problems[0].message) if exc.problems else ""}

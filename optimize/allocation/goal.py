@@ -46,7 +46,7 @@ class GoalResult:
     """Least total spend, launch costs included."""
     allocation: pd.DataFrame
     """As :attr:`AllocationResult.allocation`: tier, lever, period, amount, offers, value, retained,
-    marginal_roi, curve."""
+    next_unit_value, curve."""
     churn: pd.DataFrame
     """Per tier with churn figures: tier, churn_without, churn_with (mean monthly), target (NaN if none)."""
     constraints: pd.DataFrame

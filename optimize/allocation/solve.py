@@ -34,7 +34,7 @@ class AllocationResult:
     objective: float
     allocation: pd.DataFrame
     """tier, lever, period, amount, offers, value, retained (churners avoided over the horizon),
-    marginal_roi (value of the next unit of money), curve."""
+    next_unit_value (value of the next unit of money), curve."""
     constraints: pd.DataFrame
     """constraint, kind, about, shadow_price, slack, binding, statement."""
     reduced_costs: pd.DataFrame
@@ -127,9 +127,10 @@ def read(problem: AllocationProblem, solution: Solution, solver: str) -> Allocat
     offers = np.divide(figures.amount, per_cell_cpo, out=np.zeros_like(figures.amount), where=per_cell_cpo > 0)
     allocation = pd.DataFrame({
         "tier": tiers, "lever": levers, "period": [c[2] for c in problem.cells], "amount": figures.amount,
-        "offers": offers, "value": figures.value, "retained": figures.retained, "marginal_roi": figures.marginal,
+        "offers": offers, "value": figures.value, "retained": figures.retained,
+        "next_unit_value": figures.marginal,
         "curve": [problem.curves[c].source for c in problem.cells]},
-        columns=["tier", "lever", "period", "amount", "offers", "value", "retained", "marginal_roi", "curve"])
+        columns=["tier", "lever", "period", "amount", "offers", "value", "retained", "next_unit_value", "curve"])
 
     activity = _activity(problem, solution.x)
     constraints = []
@@ -188,13 +189,13 @@ def statement(kind: str, about: tuple[str, ...], price: float, binding: bool, cu
         case "tier_min_share" | "tier_max_share":
             side = "above its minimum" if kind == "tier_min_share" else "beyond its maximum"
             return (f"{'is binding: ' if binding else ''}each unit of money {first} could take {side} share would "
-                    f"change the objective by about {price:,.3g} {currency}")
+                    f"change the objective by about {price:,.4f} {currency}")
         case "churn_goal" | "retained_goal":
             whose = f" in {first}" if first else ""
             return (f"{'is binding: ' if binding else ''}each more line retained{whose} costs about "
                     f"{price:,.2f} {currency} at the margin")
         case _:
-            return f"shadow price {price:,.4g}"
+            return f"shadow price {price:,.4f}"
     gain = price * step
     verb = "is binding: " if binding else ""
     return f"{verb}{words} would {'add' if gain >= 0 else 'cost'} about {abs(gain):,.0f} {currency} of objective"

@@ -372,7 +372,7 @@ def _cmd_frontier(args: argparse.Namespace, console: Console) -> int:
     shown = table.iloc[:: max(1, len(table) // 10)]
     for row in shown.itertuples():
         console.info(f"  budget {row.budget:>14,.0f} {currency}: value {row.value:>14,.0f}, "
-                     f"marginal return {row.marginal_return:.3f} ({row.status})")
+                     f"budget shadow price {row.budget_shadow_price:.3f} ({row.status})")
     console.info(f"{len(table)} budgets; results written to {written}")
     return EXIT_OK
 
@@ -622,7 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "policy the scenario leaves open the one that promises most (policies.csv says why)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/optimize-<time>-seed<N>)")
 
-    p = command("frontier", "value retained and its marginal return against the total budget",
+    p = command("frontier", "value retained and the budget's shadow price against the total budget",
                 "retention frontier scenarios/small.yaml --budgets 0:400k:50", _cmd_frontier)
     p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
     p.add_argument("--budgets", type=arguments.budgets, required=True, metavar="FROM:TO:N",

@@ -90,6 +90,9 @@ class RunOutcome:
     ``tier, driver, churn, contribution, share``: ``churn`` the tier's mean monthly churn,
     ``contribution`` the driver's part of it (a probability; they add up to ``churn`` over a tier's
     drivers and may be negative where a driver holds lines back), ``share`` = contribution / churn."""
+    figures: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """Per strategy, its figures replication by replication (:func:`optimize.run.compare.strategy_figures`):
+    what pairs any two strategies on common random numbers (``paired_differences(figures, name)``)."""
     timings: dict[str, float] = field(default_factory=dict)
     curve_store: CurveStore = field(default_factory=CurveStore)
     """The curves the run used (the scenario's, each competitor variant's), measured now or reused: what
@@ -257,6 +260,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
         targeting_curves=targeting_curves,
         churn_drivers=drivers,
         curve_store=store,
+        figures=figures,
     )
     watch.lap("compare")
     outcome.timings = dict(watch.timings)

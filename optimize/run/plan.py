@@ -23,7 +23,7 @@ from .loop import ClosedLoop, close_the_loop
 from .measure import CurveEstimate, Progress, estimate_curves
 
 ALLOCATION_COLUMNS = ["tier", "lever", "period", "amount", "policy", "offers", "retained_lines", "value",
-                      "marginal_roi"]
+                      "next_unit_value"]
 """The allocation table: the budget-planning feed (first four columns), how the cell chooses its lines
 (the scenario's targeting policy for the lever), and what the optimizer expects of it."""
 
@@ -45,7 +45,7 @@ class Plan:
 
     @property
     def allocation(self) -> pd.DataFrame:
-        """tier, lever, period, amount, offers, retained_lines, value, marginal_roi: one row per funded cell,
+        """tier, lever, period, amount, offers, retained_lines, value, next_unit_value: one row per funded cell,
         then one per launch cost (tier ``(launch)``, the other columns empty)."""
         table = self.result.allocation.rename(columns={"retained": "retained_lines"})
         table = with_policy(table, self.problem.scenario)

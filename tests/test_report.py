@@ -1,0 +1,158 @@
+"""The report leads with the answer: its figures formatted by hand-checked rules, its totals adding up
+to the plan's feed, the plan's gains paired by replication, the churn drivers adding up to the churn,
+and the page fitting 1280 px in a headless browser with no figure in scientific notation."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from optimize.outputs import formatting as fmt
+from optimize.outputs.headline import (
+    allocation_matrix,
+    gains_over_alternatives,
+    unspent,
+)
+from optimize.outputs.report import charts, report_html
+from optimize.run.pipeline import run
+from sim.scenario import load_scenario
+
+SCIENTIFIC = re.compile(r"\d\.?\d*[eE][+-]?\d+")
+DRIVERS = ["price gap", "network quality and outages", "service and complaints", "competitor pressure",
+           "contract and tenure", "own propensity"]
+
+
+def test_figures_read_as_a_planner_writes_them() -> None:
+    assert fmt.money(35_600_000, "CNY") == "35.60M CNY"
+    assert fmt.money(7_500, "CNY") == "7,500 CNY"
+    assert fmt.money(-1_320_000, "CNY", signed=True) == "−1.32M CNY"
+    assert fmt.money_interval(20.6e6, 19.1e6, 22.0e6, "CNY") == "+20.60M CNY [+19.10M, +22.00M]"
+    # One unit for the three figures of an interval, the largest's: no 'M' beside whole units.
+    assert fmt.money_interval(900_000, -50_000, 1_850_000, "CNY") == "+0.90M CNY [−0.05M, +1.85M]"
+    assert fmt.percent(0.01438) == "1.44%"
+    assert fmt.points(-0.0009) == "−0.09 pp"
+    assert fmt.count(12_345.6) == "12,346"
+    assert fmt.count_interval(82.4, 47.0, 117.2) == "+82 [+47, +117]"
+    assert fmt.money(float("nan"), "CNY") == fmt.percent(float("nan")) == "–"
+    assert fmt.money_interval(5.0, float("nan"), float("nan"), "CNY", signed=False) == "5 CNY"
+
+
+def test_no_magnitude_turns_into_scientific_notation() -> None:
+    rng = np.random.default_rng(3)
+    values = np.concatenate([10.0 ** rng.uniform(-12, 13, 400), -(10.0 ** rng.uniform(-12, 13, 400)), [0.0, 1e-300]])
+    for x in values:
+        for shown in (fmt.money(x, "CNY"), fmt.money_interval(x, x / 2, x * 2, "CNY"), fmt.percent(x),
+                      fmt.points(x), fmt.count(x), fmt.ratio(x)):
+            assert not SCIENTIFIC.search(shown), (x, shown)
+
+
+def test_one_money_column_is_written_in_one_unit() -> None:
+    column = pd.Series([15_000.0, 7_500.0, 2_400_000.0])
+    shown = [fmt.money_column(column, "CNY")(x) for x in column]
+    assert shown == ["0.01M", "0.01M", "2.40M"]
+    assert [fmt.money_column(column[:2], "CNY")(x) for x in column[:2]] == ["15,000", "7,500"]
+
+
+@pytest.fixture(scope="module")
+def outcome(quick_small: Path):
+    result = run(load_scenario(quick_small), str(quick_small), replications=2)
+    rows = []
+    for k, tier in enumerate(result.scenario.tiers):
+        parts = np.array([0.004, 0.002, 0.001 * (k + 1), 0.003, -0.002, 0.0015])
+        rows += [{"tier": tier, "driver": d, "churn": parts.sum(), "contribution": c, "share": c / parts.sum()}
+                 for d, c in zip(DRIVERS, parts)]
+    result.churn_drivers = pd.DataFrame(rows)
+    return result
+
+
+def _figures(cell: str) -> list[float]:
+    """The amounts a matrix cell shows (bold total first, then the periods), in currency units."""
+    numbers = re.findall(r"[−-]?[\d,]+\.?\d*M?", re.sub(r"<[^>]+>", " ", cell))
+    return [float(n.replace(",", "").replace("−", "-").rstrip("M")) * (1e6 if n.endswith("M") else 1.0)
+            for n in numbers]
+
+
+def test_the_allocation_matrix_adds_up_to_the_plan(outcome) -> None:
+    plan = outcome.plan.allocation
+    page = allocation_matrix(outcome, "lp_optimal")
+    total_row = re.search(r"<tr class='total'>(.*?)</tr>", page).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", total_row)
+    grand = _figures(cells[-1])
+    # The grand total is the plan's spend, launch costs included; beneath it each period's spend.
+    assert grand[0] == pytest.approx(plan["amount"].sum(), abs=0.5)
+    by_period = plan.groupby("period")["amount"].sum()
+    periods = [p.name for p in outcome.scenario.meta.periods]
+    assert grand[1:] == pytest.approx([by_period.get(p, 0.0) for p in periods], abs=0.5)
+    assert sum(grand[1:]) == pytest.approx(grand[0], abs=1.0)
+    left = unspent(outcome, "lp_optimal")
+    assert left.amount == pytest.approx(outcome.scenario.budget.total - plan["amount"].sum())
+    if left.amount > 0:
+        assert left.reasons, "what is left unspent comes with a reason"
+
+
+def test_the_plans_gains_are_paired_by_replication(outcome) -> None:
+    gains = gains_over_alternatives(outcome, "lp_optimal").set_index("against")
+    lp = outcome.figures["lp_optimal"].set_index("replication")
+    for name, frame in outcome.figures.items():
+        if name == "lp_optimal":
+            continue
+        diff = (lp["npv"] - frame.set_index("replication")["npv"]).to_numpy()
+        half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+        row = gains.loc[name]
+        assert row["npv_difference"] == pytest.approx(diff.mean(), rel=1e-9)
+        # The engine's t quantile is an approximation, within a thousandth of scipy's.
+        assert row["npv_ci_low"] == pytest.approx(diff.mean() - half, abs=1e-3 * half)
+        assert row["npv_ci_high"] == pytest.approx(diff.mean() + half, abs=1e-3 * half)
+
+
+def test_the_report_is_byte_reproducible_and_leads_with_the_answer(outcome) -> None:
+    first, second = charts(outcome), charts(outcome)
+    assert first == second
+    page = report_html(outcome, first)
+    assert page == report_html(outcome, second)
+    order = [page.index(s) for s in ("Where should 200,000 CNY", "What to do: the recommended allocation",
+                                     "What it gains over each alternative", "Why customers leave",
+                                     "Response curves", "Strategies compared")]
+    assert order == sorted(order)
+    assert "response_curves.png" in first and "churn_drivers.png" in first
+    # The drivers table: each tier's parts in points of churn add up to the churn it shows.
+    section = page[page.index('id="churn_drivers"'):]
+    row = re.search(r"<tr><td class=\"name\">(\w+)</td>(.*?)</tr>", section[section.index("<tbody>"):])
+    figures = [float(x.replace("−", "-").rstrip("%")) for x in re.findall(r"<td>([^<]+)</td>", row.group(2))]
+    assert sum(figures[1:]) == pytest.approx(figures[0], abs=0.02)
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def _body(browser: str, page: Path) -> str:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,1000", "--virtual-time-budget=5000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], check=False, capture_output=True, text=True,
+                         timeout=120).stdout
+    return re.search(r"<body[^>]*>", dom).group(0)
+
+
+def test_the_report_fits_1280_px_without_scientific_notation(outcome, tmp_path: Path) -> None:
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (CI installs it)")
+    images = charts(outcome)
+    page = tmp_path / "report.html"
+    page.write_text(report_html(outcome, images), encoding="utf-8")
+    body = _body(browser, page)
+    assert f'data-charts-rendered="{len(images)}/{len(images)}"' in body
+    assert 'data-overflow="no"' in body and 'data-scientific="none"' in body
+    # The same checks catch a page that is too wide or shows 7.915e+05.
+    bad = page.read_text(encoding="utf-8").replace(
+        "<h1>", "<p style='width:1600px'>7.915e+05</p><h1>", 1)
+    page.write_text(bad, encoding="utf-8")
+    body = _body(browser, page)
+    assert 'data-overflow="yes"' in body and "7.915e+05" in body
