@@ -61,7 +61,7 @@ _KINDS: dict[str, Kind] = {
                      "service_level", "abandonment", "gap_share", "probability", "mean_satisfaction",
                      "expected_churn", "price_gap", "competitor_pressure", "best_depth", "expected_best_depth",
                      "depth", "min_share", "max_share", "fit_error"), "rate"),
-    **dict.fromkeys(("roi", "marginal_roi", "marginal_return", "shadow_price"), "ratio"),
+    **dict.fromkeys(("roi", "next_unit_value", "budget_shadow_price", "shadow_price"), "ratio"),
     **dict.fromkeys(("offers", "accepted", "saves", "eligible", "contacted", "retained_lines", "lines_retained",
                      "replications", "runs", "cells_funded", "cells_measured"), "count"),
 }
