@@ -4,6 +4,7 @@ the strategy its differences are paired against; warnings reach stderr whatever 
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 import subprocess
 import sys
@@ -114,8 +115,9 @@ def test_the_run_names_the_baseline_it_paired_against(quiet) -> None:  # type: i
     paired = pd.read_csv(base / "run" / "paired_differences.csv")
     assert set(paired["baseline"]) == {"no_retention"}
     assert set(paired["strategy"]) == {"lp_optimal"}
-    report = (base / "run" / "report.html").read_text(encoding="utf-8")
-    assert "paired against 'no_retention'" in report and "'uniform'" not in report
+    report = html.unescape((base / "run" / "report.html").read_text(encoding="utf-8"))
+    assert "against 'no_retention'" in report, "the report names the baseline it paired against"
+    assert "'uniform'" not in report, "the report names a baseline that was not run"
     assert "run.baseline_strategy 'uniform' is not among --strategies" in said["run"].err
 
 

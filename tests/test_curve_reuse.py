@@ -164,7 +164,9 @@ def test_goal_from_a_finished_folder_simulates_nothing(small, measured, quick_sm
     assert manifest["response_curve_runs"] == 0
     assert manifest["response_curves"]["scenario"]["reused_from"] == str(folder / CURVES_FILE)
     expected = least_budget(small, tier="households", min_retained=20, estimate=measured)
-    assert pd.read_csv(out / "allocation.csv")["amount"].sum() == pytest.approx(expected.budget, rel=1e-9)
+    # The feed is in whole currency units, each period rounded down: less than one unit short per period.
+    spent = pd.read_csv(out / "allocation.csv")["amount"].sum()
+    assert expected.budget - len(small.meta.periods) < spent <= expected.budget
     # The folder written keeps the curves too, for the next question.
     assert (out / CURVES_FILE).is_file()
 

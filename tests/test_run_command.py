@@ -20,9 +20,10 @@ from .conftest import ROOT, SCENARIOS
 
 ARTIFACTS = ROOT / "results" / "test-artifacts"
 TABLES = ("summary", "paired_differences", "by_tier", "monthly", "allocation", "allocations", "lp_allocation",
-          "frontier", "shadow_prices", "predicted_vs_simulated", "curves", "targeting_rules", "targeting_curves")
+          "frontier", "shadow_prices", "predicted_vs_simulated", "curves", "targeting_rules", "targeting_curves",
+          "churn_drivers")
 CHARTS = ("churn_by_strategy.png", "npv_by_strategy.png", "frontier.png", "allocation_heatmap.png",
-          "response_curves.png", "market_shares.png", "targeting_rules.png")
+          "response_curves.png", "market_shares.png", "targeting_rules.png", "churn_drivers.png")
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,8 @@ def test_the_report_renders_in_a_headless_browser(runs) -> None:
     assert f'data-charts-rendered="{len(CHARTS)}/{len(CHARTS)}"' in dom
     for heading in ("Where should 200,000 CNY", "What to do: the recommended allocation",
                     "What it gains over each alternative", "Strategies compared", "Paired differences",
-                    "The recommended allocation cell by cell", "Binding rules", "Monthly churn by tier"):
+                    "The recommended allocation cell by cell", "Binding rules", "Monthly churn by tier",
+                    "Why customers leave: churn by driver"):
         assert heading in dom, heading
     assert dom.count("<table") >= 6 and "lp_optimal" in dom
     assert 'data-overflow="no"' in dom and 'data-scientific="none"' in dom
