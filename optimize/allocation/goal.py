@@ -30,7 +30,7 @@ from sim.scenario import Problem, Scenario
 
 from .curves import ResponseCurve, TierChurn
 from .problem import INF, AllocationProblem, Row, build_problem
-from .solve import InfeasibleAllocation, read
+from .solve import InfeasibleAllocation, read, relaxation
 from .solvers import solve_solution
 
 __all__ = ["GoalResult", "goal_seek", "spend_statement"]
@@ -119,34 +119,22 @@ def spend_statement(kind: str, about: tuple[str, ...], price: float, binding: bo
     if not binding and abs(price) < 1e-9:
         return "not binding: loosening it would change nothing"
     first = about[0] if about else ""
-    period = f" in {about[1]}" if len(about) > 1 else ""
     verb = "is binding: " if binding else ""
-    match kind:
-        case "period_budget":
-            words, step = f"10,000 more budget in {first}", 10_000.0
-        case "tier_min":
-            words, step = f"lowering {first}'s minimum by 10,000", -10_000.0
-        case "tier_max":
-            words, step = f"raising {first}'s maximum by 10,000", 10_000.0
-        case "lever_capacity" | "channel_capacity":
-            words, step = f"one more {first} offer slot{period}", 1.0
-        case "contact_policy":
-            words, step = f"allowing one more offer to {first}{period}", 1.0
-        case "roi_floor":
-            words, step = "a floor lower by 10,000 of value", -10_000.0
-        case "locked":
-            words, step = f"10,000 more in the locked cell {'/'.join(about)}", 10_000.0
-        case "tier_min_share" | "tier_max_share":
-            side = "above its minimum" if kind == "tier_min_share" else "beyond its maximum"
-            change = "save" if price <= 0 else "add"
-            return (f"{verb}each unit of money {first} could take {side} share would {change} about "
-                    f"{abs(price):,.3g} {currency} of spend")
-        case "churn_goal" | "retained_goal":
-            whose = f" in {first}" if first else ""
-            return (f"{verb}each more line retained{whose} costs about {price:,.2f} {currency} of spend at the "
-                    f"margin; each line less saves as much")
-        case _:
-            return f"{verb}shadow price {price:,.4g} {currency} of spend per unit"
+    step_of = relaxation(kind, about)
+    if step_of is None:
+        match kind:
+            case "tier_min_share" | "tier_max_share":
+                side = "above its minimum" if kind == "tier_min_share" else "beyond its maximum"
+                change = "save" if price <= 0 else "add"
+                return (f"{verb}each unit of money {first} could take {side} share would {change} about "
+                        f"{abs(price):,.3g} {currency} of spend")
+            case "churn_goal" | "retained_goal":
+                whose = f" in {first}" if first else ""
+                return (f"{verb}each more line retained{whose} costs about {price:,.2f} {currency} of spend at "
+                        f"the margin; each line less saves as much")
+            case _:
+                return f"{verb}shadow price {price:,.4g} {currency} of spend per unit"
+    words, step = step_of
     change = price * step
     if abs(change) < 0.5:
         return f"{verb}{words} would change the spend by less than 1 {currency}"

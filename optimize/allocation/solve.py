@@ -163,39 +163,50 @@ def _activity(problem: AllocationProblem, x: np.ndarray) -> np.ndarray:
     return np.bincount(row_of, weights=problem.row_value * x[problem.row_index], minlength=len(problem.rows))
 
 
+def relaxation(kind: str, about: tuple[str, ...]) -> tuple[str, float] | None:
+    """How a planner would loosen a rule of ``kind``, in words, and by how much of its right-hand side
+    (negative where loosening lowers it); None for rules without one such step."""
+    first = about[0] if about else ""
+    period = f" in {about[1]}" if len(about) > 1 else ""
+    match kind:
+        case "budget":
+            return "10,000 more budget", 10_000.0
+        case "period_budget":
+            return f"10,000 more budget in {first}", 10_000.0
+        case "tier_min":
+            return f"lowering {first}'s minimum by 10,000", -10_000.0
+        case "tier_max":
+            return f"raising {first}'s maximum by 10,000", 10_000.0
+        case "lever_capacity" | "channel_capacity":
+            return f"one more {first} offer slot{period}", 1.0
+        case "contact_policy":
+            return f"allowing one more offer to {first}{period}", 1.0
+        case "roi_floor":
+            return "a floor lower by 10,000 of value", -10_000.0
+        case "locked":
+            return f"10,000 more in the locked cell {'/'.join(about)}", 10_000.0
+    return None
+
+
 def statement(kind: str, about: tuple[str, ...], price: float, binding: bool, currency: str) -> str:
     """A constraint's shadow price in a planner's words."""
     if not binding and abs(price) < 1e-9:
         return "not binding: loosening it would change nothing"
     first = about[0] if about else ""
-    period = f" in {about[1]}" if len(about) > 1 else ""
-    match kind:
-        case "budget":
-            words, step = "10,000 more budget", 10_000.0
-        case "period_budget":
-            words, step = f"10,000 more budget in {first}", 10_000.0
-        case "tier_min":
-            words, step = f"lowering {first}'s minimum by 10,000", -10_000.0
-        case "tier_max":
-            words, step = f"raising {first}'s maximum by 10,000", 10_000.0
-        case "lever_capacity" | "channel_capacity":
-            words, step = f"one more {first} offer slot{period}", 1.0
-        case "contact_policy":
-            words, step = f"allowing one more offer to {first}{period}", 1.0
-        case "roi_floor":
-            words, step = "a floor lower by 10,000 of value", -10_000.0
-        case "locked":
-            words, step = f"10,000 more in the locked cell {'/'.join(about)}", 10_000.0
-        case "tier_min_share" | "tier_max_share":
-            side = "above its minimum" if kind == "tier_min_share" else "beyond its maximum"
-            return (f"{'is binding: ' if binding else ''}each unit of money {first} could take {side} share would "
-                    f"change the objective by about {price:,.4f} {currency}")
-        case "churn_goal" | "retained_goal":
-            whose = f" in {first}" if first else ""
-            return (f"{'is binding: ' if binding else ''}each more line retained{whose} costs about "
-                    f"{price:,.2f} {currency} at the margin")
-        case _:
-            return f"shadow price {price:,.4f}"
+    step_of = relaxation(kind, about)
+    if step_of is None:
+        match kind:
+            case "tier_min_share" | "tier_max_share":
+                side = "above its minimum" if kind == "tier_min_share" else "beyond its maximum"
+                return (f"{'is binding: ' if binding else ''}each unit of money {first} could take {side} share "
+                        f"would change the objective by about {price:,.4f} {currency}")
+            case "churn_goal" | "retained_goal":
+                whose = f" in {first}" if first else ""
+                return (f"{'is binding: ' if binding else ''}each more line retained{whose} costs about "
+                        f"{price:,.2f} {currency} at the margin")
+            case _:
+                return f"shadow price {price:,.4f}"
+    words, step = step_of
     gain = price * step
     verb = "is binding: " if binding else ""
     return f"{verb}{words} would {'add' if gain >= 0 else 'cost'} about {abs(gain):,.0f} {currency} of objective"
