@@ -714,3 +714,34 @@ def keyed_normals(rows, uid, salt):
     for j in range(rows.size):
         out[j] = standard_normal(unit_bits(salt, uid[rows[j]]))
     return out
+
+
+_Q_A = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02,
+        -3.066479806614716e+01, 2.506628277459239e+00)
+_Q_B = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01,
+        -1.328068155288572e+01)
+_Q_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00,
+        4.374664141464968e+00, 2.938163982698783e+00)
+_Q_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00)
+
+
+@njit(cache=True)
+def normal_quantile(u: np.ndarray) -> np.ndarray:
+    """The standard normal quantile of each ``u`` (Acklam's rational approximation, relative error below
+    1.2e-9). New lines arrive every month in batches of a few dozen: one loop costs less than the
+    dozen numpy calls a batch would take."""
+    a, b, c, d = _Q_A, _Q_B, _Q_C, _Q_D
+    out = np.empty(u.size)
+    for i in range(u.size):
+        p = min(max(u[i], 1e-12), 1 - 1e-12)
+        if p < 0.02425 or p > 1 - 0.02425:
+            t = math.sqrt(-2 * math.log(p if p < 0.5 else 1 - p))
+            x = (((((c[0] * t + c[1]) * t + c[2]) * t + c[3]) * t + c[4]) * t + c[5]) / \
+                ((((d[0] * t + d[1]) * t + d[2]) * t + d[3]) * t + 1)
+            out[i] = x if p < 0.5 else -x
+        else:
+            q = p - 0.5
+            r = q * q
+            out[i] = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / \
+                (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+    return out

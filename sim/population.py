@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from . import kernels
 from .accounts import LINES_DTYPE, account_sizes
 from .base_at_rest import MAX_TENURE, BaseAtRest, SatisfactionAtRest, decision_cycle
 from .customers.population import apply_rows, choose_rows, load_table_population
@@ -68,28 +69,9 @@ def stratified_uniforms(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def normal_quantile(u: np.ndarray) -> np.ndarray:
-    """The standard normal quantile of ``u`` (Acklam's rational approximation, relative error below
-    1.2e-9), in numpy: the engine's core does not depend on scipy."""
-    a = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02,
-         -3.066479806614716e+01, 2.506628277459239e+00)
-    b = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01,
-         -1.328068155288572e+01)
-    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00,
-         4.374664141464968e+00, 2.938163982698783e+00)
-    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00)
-    u = np.clip(u, 1e-12, 1 - 1e-12)
-    out = np.empty_like(u)
-    low, high = u < 0.02425, u > 1 - 0.02425
-    mid = ~(low | high)
-    q = u[mid] - 0.5
-    r = q * q
-    out[mid] = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / \
-        (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
-    for tail, sign in ((low, 1.0), (high, -1.0)):
-        t = np.sqrt(-2 * np.log(u[tail] if sign > 0 else 1 - u[tail]))
-        out[tail] = sign * (((((c[0] * t + c[1]) * t + c[2]) * t + c[3]) * t + c[4]) * t + c[5]) / \
-            ((((d[0] * t + d[1]) * t + d[2]) * t + d[3]) * t + 1)
-    return out
+    """The standard normal quantile of ``u`` (see :func:`sim.kernels.normal_quantile`): the engine's core
+    does not depend on scipy."""
+    return kernels.normal_quantile(np.ascontiguousarray(u, dtype=np.float64).ravel()).reshape(np.shape(u))
 
 
 def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares: np.ndarray,

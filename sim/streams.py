@@ -120,8 +120,17 @@ def _splitmix64_inplace(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _splitmix64_int(x: int) -> int:
+    """:func:`_splitmix64` of one 64-bit number, in Python integers: a run mixes thousands of salts from a
+    handful of parts each, and one-element arrays would cost ten times more than the arithmetic."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
 def _mix(value: np.uint64, *parts: int) -> np.uint64:
-    state = np.array([value], dtype=np.uint64)
+    state = int(value)
     for part in parts:
-        state = _splitmix64(state ^ np.uint64(int(part) & _MASK))
-    return state[0]
+        state = _splitmix64_int(state ^ (int(part) & _MASK))
+    return np.uint64(state)
