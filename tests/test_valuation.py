@@ -69,16 +69,26 @@ def test_the_value_of_kept_lines_hand_computed() -> None:
     assert float(npv.iloc[0]) == pytest.approx(gain["value"] - 30 * d)
 
 
-def test_a_months_luck_is_removed_without_moving_the_figure() -> None:
-    # The same hazards; in one run the draws took 5 lines in month 1 where 2 were expected. The valuation
-    # counts lines as the hazards expect them: both runs are worth the same, and churn counts 2 a month.
+def test_a_months_luck_is_carried_forward_at_its_months_survival() -> None:
+    # The hazard expects 2 of 100 lines to leave in month 1 (2%); the draws took 5. The 3 lines lost by luck
+    # are counted as still billed, leaving at their month's expected 2% a month: 3 more lines in month 2,
+    # 3 x 0.98 in month 3, 3 x 0.98^2 at the end, and their leavers (3 x 0.02, 3 x 0.98 x 0.02) counted
+    # in months 2 and 3. Later months' own draws fell as expected.
     scenario = quiet()
-    expected = result([100, 98, 96], [2, 2, 2], [2, 2, 2])
-    unlucky = result([100, 95, 93], [5, 2, 2], [2, 2, 2])
-    a, b = tier_values(expected, scenario), tier_values(unlucky, scenario)
+    unlucky = tier_values(result([100, 95, 93], [5, 2, 2], [2, 2, 2]), scenario).iloc[0]
+    lines = [100, 95 + 3, 93 + 3 * 0.98]
+    assert unlucky["line_months"] == pytest.approx(sum(lines))
+    assert unlucky["margin"] == pytest.approx(10 * sum(lines))
+    assert unlucky["churned_lines"] == pytest.approx(2 + (2 + 3 * 0.02) + (2 + 3 * 0.98 * 0.02))
+    assert unlucky["lines_end"] == pytest.approx(91 + 3 * 0.98**2)
+    # Lines are conserved: those at the start, less the churn counted, are those at the end.
+    assert unlucky["lines_end"] == pytest.approx(100 - unlucky["churned_lines"])
+    # Draws that fell as the hazards expected are counted as they fell.
+    even = tier_values(result([100, 98, 96], [2, 2, 2], [2, 2, 2]), scenario).iloc[0]
+    drawn = tier_values(result([100, 98, 96], [2, 2, 2], [2, 2, 2]), scenario, as_drawn=True).iloc[0]
     for column in ("value", "margin", "revenue", "lines_end", "churned_lines", "line_months"):
-        assert b[column].iloc[0] == pytest.approx(a[column].iloc[0]), column
-    assert a["churned_lines"].iloc[0] == pytest.approx(6.0)
+        assert even[column] == pytest.approx(drawn[column]), column
+    assert even["churned_lines"] == pytest.approx(6.0)
 
 
 def test_luck_free_figures_keep_the_mean_of_the_drawn_ones() -> None:
