@@ -20,13 +20,18 @@ and ``c`` the tier's stated monthly churn:
   discounted by ``d^m``; launch costs belong to no tier and are counted for the whole run.
 
 **Luck removed.** Lines are counted as the months' hazards expect them, not as the draws fell: each
-month's churners are replaced by the expected leavers (the month's hazards summed over the lines
-billed, less the lines the save desk kept), and the lines joining by their expected number, and every
-later month's lines (and margin, at the month's margin per line) move by the running sum of those
-differences. Given everything before it, a month's draw differs from its expectation by zero on
-average, so every figure keeps its mean; but two strategies on the same random numbers no longer
-differ by which lines happened to draw a churn, and intervals narrow several times (a key-account
-tier of a few accounts loses one now and then: the hazards say how likely that was).
+month's churners are replaced by the expected leavers (each line's hazard summed over the lines billed,
+an account's times its own lines, less the lines the save desk kept), and the lines joining by their
+expected number. The difference, the month's *luck*, is carried into later months as the lines it
+would have left with us: they are billed (at the month's margin per line) and keep leaving at the rate
+their own month expected, so a line lost by luck in month *k* counts for ``(1 - h_k)^(m - k - 1)`` of
+a line in month *m* (``h_k`` the month's mean hazard) and its leavers count as churn. Given
+everything before it, a month's draw differs from its expectation by zero on average, and the weight
+it is carried with is known before the draw, so the correction is a control variate: every figure
+keeps its mean exactly. But two strategies on the same random numbers no longer differ by which lines
+happened to draw a churn, and intervals narrow several times (a key-account tier of a few accounts
+loses one now and then: the hazards say how likely that was). ``as_drawn`` gives the figures as the
+draws fell (what ``monthly.csv`` records), for checking that the two have the same mean.
 
 A run's **NPV** is the sum over tiers of value less discounted spend, less discounted launch costs.
 The **value retained** by a strategy is its value less that of the run without retention on the same
@@ -114,8 +119,11 @@ def expected_paths(monthly: pd.DataFrame, *, as_drawn: bool = False) -> pd.DataF
             "replication": m["replication"], "tier": m["tier"], "month": m["month"], "lines": lines,
             "revenue": m["revenue"], "margin": m["margin"], "churned_lines": m["churned_lines"],
             "lines_end": lines - m["churned_lines"] + joined, "retention_spend": m["retention_spend"]})
-    per_unit = (m["lines_start"] / m["units_start"].where(m["units_start"] > 0)).fillna(0.0)
-    expected_leavers = m["expected_churn"] * m["lines_start"] - m["saves"] * per_unit
+    if "expected_churned_lines" in m:
+        expected_leavers = m["expected_churned_lines"] - m["saved_lines"]
+    else:  # a table without the lines-weighted expectation: every account at the tier's mean size
+        per_unit = (m["lines_start"] / m["units_start"].where(m["units_start"] > 0)).fillna(0.0)
+        expected_leavers = m["expected_churn"] * m["lines_start"] - m["saves"] * per_unit
     if "lines_cancelled_expected" in m:
         # Enterprise accounts' lines cancelled between renewals (their additions are in the gross adds).
         expected_leavers = expected_leavers + m["lines_cancelled_expected"].fillna(0.0)

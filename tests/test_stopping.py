@@ -153,3 +153,13 @@ def test_removing_the_luck_keeps_the_mean_and_narrows_the_paired_interval(quick_
     (m0, _, h0, _), (m1, _, h1, _) = mean_interval(paired[False]), mean_interval(paired[True])
     assert abs(m0 - m1) < math.hypot(h0, h1)
     assert np.var(paired[False], ddof=1) < 0.5 * np.var(paired[True], ddof=1)
+
+
+@pytest.mark.parametrize("amount", ["0", "-1M", "lots"])
+def test_a_half_width_that_is_no_amount_above_zero_is_a_usage_error(amount: str, capsys, quick_small: Path) -> None:  # type: ignore[no-untyped-def]
+    from optimize.cli.main import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["run", str(quick_small), f"--half-width={amount}"])
+    assert stop.value.code == 2
+    assert "--half-width" in capsys.readouterr().err
