@@ -143,3 +143,26 @@ def test_value_retained_less_discounted_spend_is_the_npv_gain(launched_run) -> N
     spend = strategy_figures(uniform, scenario, reference)["retention_spend"].to_numpy(dtype=float)
     tiers = uniform.monthly.groupby("replication")["retention_spend"].sum().to_numpy(dtype=float)
     np.testing.assert_allclose(spend, tiers + 3000 * len(scenario.meta.periods))
+
+
+def test_accounts_expected_to_leave_weigh_each_hazard_by_its_own_lines() -> None:
+    from .test_enterprise_accounts import enterprise, quiet_run
+
+    # Accounts of one size: the lines expected to leave are the mean hazard times the lines, exactly.
+    alike = pd.DataFrame(quiet_run(enterprise(accounts=1000)).records.tier_months)
+    np.testing.assert_allclose(alike["expected_churned_lines"], alike["expected_churn"] * alike["lines_start"],
+                               rtol=1e-5)
+    # Sizes and risks that vary: the lines of the accounts drawn to leave differ from the lines-weighted
+    # expectation by zero on average (within 4 standard errors over 24 months x 8 replications), and the
+    # difference is uncorrelated with anything known before the draw, such as how far the expectation is
+    # from the mean hazard times the lines (which ignores which accounts the hazard falls on).
+    scenario = enterprise(accounts=400, size="account_size: {mean: 200, min: 20, spread: 1.5}", spread=1.2,
+                          horizon=24, churn=0.02)
+    months = pd.concat([pd.DataFrame(quiet_run(scenario, r).records.tier_months) for r in range(8)])
+    drawn = months["churned_lines"] - months["lines_cancelled"]
+    exact = (drawn - months["expected_churned_lines"]).to_numpy()
+    known = (months["expected_churned_lines"] - months["expected_churn"] * months["lines_start"]).to_numpy()
+    assert abs(exact.mean()) < 4 * exact.std(ddof=1) / math.sqrt(len(exact))
+    assert known.std() > 0.05 * exact.std()
+    assert abs(np.corrcoef(exact, known)[0, 1]) < 4 / math.sqrt(len(exact))
+    assert (months["saved_lines"] == 0).all()
