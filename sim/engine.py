@@ -777,15 +777,20 @@ class Simulation:
                 self._line_responses(state, hazard, view, logit, month)
             self._sparse_effects(state, hazard, logit, month)
             # One pass over the rows: probabilities, one keyed churn draw per unit, the active units' sums.
-            leaving, expected, active_units, satisfaction = kernels.churn_draws(
-                probability(logit), state.status, state.satisfaction, state.uid,
-                self.streams.salt("churn", month, state.key))
+            hazards = probability(logit)
             del logit
+            leaving, expected, active_units, satisfaction = kernels.churn_draws(
+                hazards, state.status, state.satisfaction, state.uid, self.streams.salt("churn", month, state.key))
+            # The lines the hazards expect to leave: each account's hazard times its own lines (accounts of
+            # different sizes do not leave at the mean hazard in proportion to the lines).
+            expected_lines = expected if state.lines is None else float(np.dot(
+                hazards.astype(np.float64), state.lines[: hazards.size] * (state.status[: hazards.size] == ACTIVE)))
+            del hazards
             self._pay_running_offers(state, name, month)
-            drawn.append((leaving, expected, active_units, satisfaction, view))
+            drawn.append((leaving, expected, active_units, satisfaction, view, expected_lines))
         saves = self._save_desk(month, [d[0] for d in drawn])
         churners: dict[str, dict[str, float]] = {}
-        for state, tier, name, (leaving, expected, active_units, satisfaction, view), saved in zip(
+        for state, tier, name, (leaving, expected, active_units, satisfaction, view, expected_lines), saved in zip(
                 self.tiers, self.tier_params, self.scenario.tiers, drawn, saves):
             price = self.competition.our_price[name]
             # Each account bills its own lines (the active units before this month's leavers are marked).
@@ -825,7 +830,8 @@ class Simulation:
                    "lines_start": active_lines * w,
                    "churned_units": leaving.size * w,
                    "churned_lines": (float(lines_by.sum()) + cancelled) * w,
-                   "saves": saved[0].size * w,
+                   "saves": saved[0].size * w, "saved_lines": state.lines_of(saved[0]) * w,
+                   "expected_churned_lines": expected_lines * w,
                    "revenue": revenue * w, "margin": margin * w,
                    "expected_churn": expected / active_units if active_units else 0.0,
                    "mean_satisfaction": satisfaction / active_units if active_units else float("nan"),

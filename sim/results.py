@@ -8,6 +8,7 @@ DataFrames; replications are stacked with a ``replication`` column, and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -63,6 +64,8 @@ class SimulationResult:
     """Per replication and funded cell: its amount, offers made and accepted, money committed over the
     offers' life (the months a leaving line will not run subtracted)."""
 
+    _FRAMES: ClassVar[tuple[str, ...]] = ("monthly", "levers", "market", "contact_center", "outages", "launches", "cells")
+
     @classmethod
     def from_records(cls, records: Records, replication: int) -> SimulationResult:
         monthly = pd.DataFrame(records.tier_months).fillna({"gross_adds_won_lines": 0.0})
@@ -94,8 +97,17 @@ class SimulationResult:
     @classmethod
     def concat(cls, results: list[SimulationResult]) -> SimulationResult:
         return cls(**{name: pd.concat([getattr(r, name) for r in results], ignore_index=True)
-                      for name in ("monthly", "levers", "market", "contact_center", "outages", "launches",
-                                   "cells")})
+                      for name in cls._FRAMES})
+
+    def first(self, count: int) -> SimulationResult:
+        """The first ``count`` replications (by number) of these tables."""
+        numbers = sorted(self.monthly["replication"].unique())[:count]
+
+        def kept(frame: pd.DataFrame) -> pd.DataFrame:
+            if "replication" not in frame:
+                return frame
+            return frame[frame["replication"].isin(numbers)].reset_index(drop=True)
+        return SimulationResult(**{name: kept(getattr(self, name)) for name in self._FRAMES})
 
     @property
     def replications(self) -> int:

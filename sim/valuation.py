@@ -20,13 +20,18 @@ and ``c`` the tier's stated monthly churn:
   discounted by ``d^m``; launch costs belong to no tier and are counted for the whole run.
 
 **Luck removed.** Lines are counted as the months' hazards expect them, not as the draws fell: each
-month's churners are replaced by the expected leavers (the month's hazards summed over the lines
-billed, less the lines the save desk kept), and the lines joining by their expected number, and every
-later month's lines (and margin, at the month's margin per line) move by the running sum of those
-differences. Given everything before it, a month's draw differs from its expectation by zero on
-average, so every figure keeps its mean; but two strategies on the same random numbers no longer
-differ by which lines happened to draw a churn, and intervals narrow several times (a key-account
-tier of a few accounts loses one now and then: the hazards say how likely that was).
+month's churners are replaced by the expected leavers (each line's hazard summed over the lines billed,
+an account's times its own lines, less the lines the save desk kept), and the lines joining by their
+expected number. The difference, the month's *luck*, is carried into later months as the lines it
+would have left with us: they are billed (at the month's margin per line) and keep leaving at the rate
+their own month expected, so a line lost by luck in month *k* counts for ``(1 - h_k)^(m - k - 1)`` of
+a line in month *m* (``h_k`` the month's mean hazard) and its leavers count as churn. Given
+everything before it, a month's draw differs from its expectation by zero on average, and the weight
+it is carried with is known before the draw, so the correction is a control variate: every figure
+keeps its mean exactly. But two strategies on the same random numbers no longer differ by which lines
+happened to draw a churn, and intervals narrow several times (a key-account tier of a few accounts
+loses one now and then: the hazards say how likely that was). ``as_drawn`` gives the figures as the
+draws fell (what ``monthly.csv`` records), for checking that the two have the same mean.
 
 A run's **NPV** is the sum over tiers of value less discounted spend, less discounted launch costs.
 The **value retained** by a strategy is its value less that of the run without retention on the same
@@ -88,23 +93,63 @@ def period_discount(scenario: Scenario, period: str) -> float:
     raise KeyError(period)
 
 
-def expected_paths(monthly: pd.DataFrame) -> pd.DataFrame:
+def _luck_carried(luck: np.ndarray, stay: np.ndarray) -> np.ndarray:
+    """``after[g, m] = sum_{k<=m} luck[g, k] * stay[g, k]^(m-k)``: per group (a row), the lines each month's
+    luck (lines lost beyond the hazards' expectation) would still be with us at the end of month ``m``,
+    had they stayed and kept leaving at the rate their month expected (``1 - stay``)."""
+    months = luck.shape[1]
+    gap = np.arange(months)[:, None] - np.arange(months)[None, :]
+    later = gap >= 0
+    # stay[g, k] ** gap[m, k] where k <= m; zero above the diagonal (luck is carried forward only).
+    carry = np.where(later[None], stay[:, None, :] ** np.where(later, gap, 0)[None], 0.0)
+    return np.einsum("gmk,gk->gm", carry, luck)
+
+
+def expected_paths(monthly: pd.DataFrame, *, as_drawn: bool = False) -> pd.DataFrame:
     """Per replication, tier and month (sorted): the lines billed, revenue, margin and churned lines with
-    the luck of the draws removed (see the module), and the expected lines at the end of the month."""
+    the luck of the draws removed (see the module), and the expected lines at the end of the month.
+    ``as_drawn``: the same columns as the draws fell (what happened), for the figures the run records and
+    for checking that removing the luck keeps the mean."""
     m = monthly.sort_values(["replication", "tier", "month"], kind="stable")
-    per_unit = (m["lines_start"] / m["units_start"].where(m["units_start"] > 0)).fillna(0.0)
-    expected_leavers = m["expected_churn"] * m["lines_start"] - m["saves"] * per_unit
+    joined = m["gross_adds_market_lines"] + m["gross_adds_won_lines"]
+    lines = m["lines_start"]
+    keys = [m["replication"], m["tier"]]
+    if as_drawn:
+        return pd.DataFrame({
+            "replication": m["replication"], "tier": m["tier"], "month": m["month"], "lines": lines,
+            "revenue": m["revenue"], "margin": m["margin"], "churned_lines": m["churned_lines"],
+            "lines_end": lines - m["churned_lines"] + joined, "retention_spend": m["retention_spend"]})
+    if "expected_churned_lines" in m:
+        expected_leavers = m["expected_churned_lines"] - m["saved_lines"]
+    else:  # a table without the lines-weighted expectation: every account at the tier's mean size
+        per_unit = (m["lines_start"] / m["units_start"].where(m["units_start"] > 0)).fillna(0.0)
+        expected_leavers = m["expected_churn"] * m["lines_start"] - m["saves"] * per_unit
     if "lines_cancelled_expected" in m:
         # Enterprise accounts' lines cancelled between renewals (their additions are in the gross adds).
         expected_leavers = expected_leavers + m["lines_cancelled_expected"].fillna(0.0)
-    joined = m["gross_adds_market_lines"] + m["gross_adds_won_lines"]
     expected_joiners = m.get("gross_adds_market_expected", m["gross_adds_market_lines"]) + \
         m.get("gross_adds_won_expected", m["gross_adds_won_lines"])
     luck = (m["churned_lines"] - expected_leavers) + (expected_joiners - joined)
-    keys = [m["replication"], m["tier"]]
-    after = luck.groupby(keys).cumsum()
-    before = after - luck
-    lines = m["lines_start"]
+    # Each month's luck is carried forward at the survival its own month expected: a coefficient known
+    # before the month's draws, so the correction keeps every mean exactly (see the module).
+    stay = (1.0 - m["expected_churn"]).clip(0.0, 1.0)
+    sizes = m.groupby(keys, sort=False).size()
+    after = np.empty(len(m))
+    if sizes.nunique() == 1:
+        shape = (len(sizes), int(sizes.iloc[0]))
+        after[:] = _luck_carried(luck.to_numpy(dtype=float).reshape(shape),
+                                 stay.to_numpy(dtype=float).reshape(shape)).ravel()
+    else:  # groups of unequal length (not from the engine, which records every tier every month)
+        start = 0
+        for size in sizes:
+            part = slice(start, start + size)
+            after[part] = _luck_carried(luck.to_numpy(dtype=float)[None, part],
+                                        stay.to_numpy(dtype=float)[None, part])[0]
+            start += size
+    after = pd.Series(after, index=m.index)
+    before = (after.groupby(keys).shift(1)).fillna(0.0)
+    # The lines carried forward keep leaving: those leavers are counted where they would have left.
+    carried_leavers = before + luck - after
     billed = lines.where(lines > 0)
     # Margin and revenue per line: what a line billed brings this month (the last month's where none is billed).
     margin_per_line = (m["margin"] / billed).groupby(keys).ffill().fillna(0.0)
@@ -114,7 +159,7 @@ def expected_paths(monthly: pd.DataFrame) -> pd.DataFrame:
         "lines": lines + before,
         "revenue": m["revenue"] + before * revenue_per_line,
         "margin": m["margin"] + before * margin_per_line,
-        "churned_lines": expected_leavers,
+        "churned_lines": expected_leavers + carried_leavers,
         "lines_end": lines - m["churned_lines"] + joined + after,
         "retention_spend": m["retention_spend"],
     })
@@ -130,10 +175,11 @@ def period_start_discount(scenario: Scenario, period: str) -> float:
     raise KeyError(period)
 
 
-def tier_values(result: SimulationResult, scenario: Scenario) -> pd.DataFrame:
-    """Per replication and tier: churn, lines, money over the horizon, and value (see the module)."""
+def tier_values(result: SimulationResult, scenario: Scenario, *, as_drawn: bool = False) -> pd.DataFrame:
+    """Per replication and tier: churn, lines, money over the horizon, and value (see the module);
+    ``as_drawn``: counted as the draws fell instead (:func:`expected_paths`)."""
     d = monthly_discount(scenario)
-    m = expected_paths(result.monthly)
+    m = expected_paths(result.monthly, as_drawn=as_drawn)
     factor = d ** m["month"].astype(float)
     keys = [m["replication"], m["tier"]]
     grouped = m.groupby(keys)
@@ -171,9 +217,10 @@ def launch_values(result: SimulationResult, scenario: Scenario) -> pd.DataFrame:
     return frame.astype(float)
 
 
-def run_values(result: SimulationResult, scenario: Scenario) -> pd.DataFrame:
-    """Per replication: value, spend (launch costs included), discounted spend and NPV of the whole run."""
-    tiers = tier_values(result, scenario).groupby("replication")[["value", "retention_spend",
+def run_values(result: SimulationResult, scenario: Scenario, *, as_drawn: bool = False) -> pd.DataFrame:
+    """Per replication: value, spend (launch costs included), discounted spend and NPV of the whole run
+    (``as_drawn``: from the lines as the draws fell, :func:`expected_paths`)."""
+    tiers = tier_values(result, scenario, as_drawn=as_drawn).groupby("replication")[["value", "retention_spend",
                                                                   "discounted_spend"]].sum()
     launches = launch_values(result, scenario)
     frame = pd.DataFrame({

@@ -69,16 +69,26 @@ def test_the_value_of_kept_lines_hand_computed() -> None:
     assert float(npv.iloc[0]) == pytest.approx(gain["value"] - 30 * d)
 
 
-def test_a_months_luck_is_removed_without_moving_the_figure() -> None:
-    # The same hazards; in one run the draws took 5 lines in month 1 where 2 were expected. The valuation
-    # counts lines as the hazards expect them: both runs are worth the same, and churn counts 2 a month.
+def test_a_months_luck_is_carried_forward_at_its_months_survival() -> None:
+    # The hazard expects 2 of 100 lines to leave in month 1 (2%); the draws took 5. The 3 lines lost by luck
+    # are counted as still billed, leaving at their month's expected 2% a month: 3 more lines in month 2,
+    # 3 x 0.98 in month 3, 3 x 0.98^2 at the end, and their leavers (3 x 0.02, 3 x 0.98 x 0.02) counted
+    # in months 2 and 3. Later months' own draws fell as expected.
     scenario = quiet()
-    expected = result([100, 98, 96], [2, 2, 2], [2, 2, 2])
-    unlucky = result([100, 95, 93], [5, 2, 2], [2, 2, 2])
-    a, b = tier_values(expected, scenario), tier_values(unlucky, scenario)
+    unlucky = tier_values(result([100, 95, 93], [5, 2, 2], [2, 2, 2]), scenario).iloc[0]
+    lines = [100, 95 + 3, 93 + 3 * 0.98]
+    assert unlucky["line_months"] == pytest.approx(sum(lines))
+    assert unlucky["margin"] == pytest.approx(10 * sum(lines))
+    assert unlucky["churned_lines"] == pytest.approx(2 + (2 + 3 * 0.02) + (2 + 3 * 0.98 * 0.02))
+    assert unlucky["lines_end"] == pytest.approx(91 + 3 * 0.98**2)
+    # Lines are conserved: those at the start, less the churn counted, are those at the end.
+    assert unlucky["lines_end"] == pytest.approx(100 - unlucky["churned_lines"])
+    # Draws that fell as the hazards expected are counted as they fell.
+    even = tier_values(result([100, 98, 96], [2, 2, 2], [2, 2, 2]), scenario).iloc[0]
+    drawn = tier_values(result([100, 98, 96], [2, 2, 2], [2, 2, 2]), scenario, as_drawn=True).iloc[0]
     for column in ("value", "margin", "revenue", "lines_end", "churned_lines", "line_months"):
-        assert b[column].iloc[0] == pytest.approx(a[column].iloc[0]), column
-    assert a["churned_lines"].iloc[0] == pytest.approx(6.0)
+        assert even[column] == pytest.approx(drawn[column]), column
+    assert even["churned_lines"] == pytest.approx(6.0)
 
 
 def test_luck_free_figures_keep_the_mean_of_the_drawn_ones() -> None:
@@ -133,3 +143,26 @@ def test_value_retained_less_discounted_spend_is_the_npv_gain(launched_run) -> N
     spend = strategy_figures(uniform, scenario, reference)["retention_spend"].to_numpy(dtype=float)
     tiers = uniform.monthly.groupby("replication")["retention_spend"].sum().to_numpy(dtype=float)
     np.testing.assert_allclose(spend, tiers + 3000 * len(scenario.meta.periods))
+
+
+def test_accounts_expected_to_leave_weigh_each_hazard_by_its_own_lines() -> None:
+    from .test_enterprise_accounts import enterprise, quiet_run
+
+    # Accounts of one size: the lines expected to leave are the mean hazard times the lines, exactly.
+    alike = pd.DataFrame(quiet_run(enterprise(accounts=1000)).records.tier_months)
+    np.testing.assert_allclose(alike["expected_churned_lines"], alike["expected_churn"] * alike["lines_start"],
+                               rtol=1e-5)
+    # Sizes and risks that vary: the lines of the accounts drawn to leave differ from the lines-weighted
+    # expectation by zero on average (within 4 standard errors over 24 months x 8 replications), and the
+    # difference is uncorrelated with anything known before the draw, such as how far the expectation is
+    # from the mean hazard times the lines (which ignores which accounts the hazard falls on).
+    scenario = enterprise(accounts=400, size="account_size: {mean: 200, min: 20, spread: 1.5}", spread=1.2,
+                          horizon=24, churn=0.02)
+    months = pd.concat([pd.DataFrame(quiet_run(scenario, r).records.tier_months) for r in range(8)])
+    drawn = months["churned_lines"] - months["lines_cancelled"]
+    exact = (drawn - months["expected_churned_lines"]).to_numpy()
+    known = (months["expected_churned_lines"] - months["expected_churn"] * months["lines_start"]).to_numpy()
+    assert abs(exact.mean()) < 4 * exact.std(ddof=1) / math.sqrt(len(exact))
+    assert known.std() > 0.05 * exact.std()
+    assert abs(np.corrcoef(exact, known)[0, 1]) < 4 / math.sqrt(len(exact))
+    assert (months["saved_lines"] == 0).all()

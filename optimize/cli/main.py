@@ -296,6 +296,9 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
                             f"paired against '{used}'")
     if args.budget is not None:
         scenario = scenario.model_copy(update={"budget": scenario.budget.model_copy(update={"total": args.budget})})
+    if args.half_width is not None:
+        scenario = scenario.model_copy(update={"run": scenario.run.model_copy(
+            update={"target_half_width": args.half_width})})
     seed = scenario.run.seed if args.seed is None else args.seed
     out = _out_folder(args, "run", scenario, seed)
     if _refuse_existing(out, console):
@@ -309,6 +312,8 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         written = write_run(outcome, out, ["retention", *(args.argv or [])])
         bar("writing", 1, 1)
     _print_summary(outcome, console)
+    if outcome.stopping is not None and outcome.stopping.target is not None:
+        console.info(outcome.stopping.sentence(outcome.scenario.meta.currency))
     console.info(f"results written to {written} (open report.html in a browser)")
     return EXIT_OK
 
@@ -691,7 +696,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
     p.add_argument("--strategies", nargs="+", metavar="NAME", help="only these of the scenario's strategies")
     p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
-    p.add_argument("--reps", type=arguments.positive_int, help="replications per strategy (default: run.replications)")
+    p.add_argument("--reps", type=arguments.positive_int,
+                   help="replications per strategy (default: run.replications); with --half-width, the most")
+    p.add_argument("--half-width", type=_half_width, metavar="AMOUNT",
+                   help="stop adding replications (from 10 on) once the plan's NPV difference from the baseline "
+                        "strategy is known to within AMOUNT either way, 95%% interval (default: "
+                        "run.target_half_width; none: every replication)")
     p.add_argument("--budget", type=arguments.money, help="total budget (default: budget.total of the scenario)")
     solver_option(p)
     curve_options(p)
@@ -702,6 +712,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by 'retention run'")
     p.add_argument("--out", metavar="CSV", help="write the comparison to a CSV file instead of printing it")
     return parser
+
+
+def _half_width(text: str) -> float:
+    """A target half-width: an amount of money above 0 (1500000, 1.5M)."""
+    value = arguments.money(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be an amount above 0 (write e.g. 1.5M)")
+    return value
 
 
 def _interrupt(signum: int, frame: object) -> None:

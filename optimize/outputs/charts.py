@@ -21,6 +21,7 @@ from matplotlib.ticker import FuncFormatter
 from PIL import Image
 
 from sim.allocation import LAUNCH, Allocation
+from sim.valuation import expected_paths
 
 from ..run.pipeline import RunOutcome
 from .formatting import MoneyUnit, unit_for, words
@@ -72,11 +73,12 @@ def _monthly_lines(series: dict[str, pd.Series], ylabel: str, title: str) -> byt
 
 
 def churn_curves(outcome: RunOutcome) -> bytes:
-    """Mean monthly churn per strategy, month by month."""
+    """Mean monthly churn per strategy, month by month, counted as the tables count it (the draws' luck
+    removed, :func:`sim.valuation.expected_paths`)."""
     series = {}
     for name, result in outcome.results.items():
-        m = result.monthly.groupby(["replication", "month"])[["churned_lines", "lines_start"]].sum()
-        series[name] = (m["churned_lines"] / m["lines_start"]).groupby(level="month").mean() * 100
+        m = expected_paths(result.monthly).groupby(["replication", "month"])[["churned_lines", "lines"]].sum()
+        series[name] = (m["churned_lines"] / m["lines"]).groupby(level="month").mean() * 100
     return _monthly_lines(series, "monthly churn (% of lines)", "Churn by strategy (mean over replications)")
 
 

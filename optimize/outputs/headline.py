@@ -255,6 +255,9 @@ def _trust(outcome: RunOutcome, plan: str) -> str:
     scale = outcome.scenario.run.scale
     parts.append(f"{outcome.replications} replication{'s' if outcome.replications > 1 else ''} per strategy on common "
                  f"random numbers" + (f", {percent(scale, 0)} of the lines simulated and scaled up" if scale < 1 else ""))
+    stopping = outcome.stopping
+    if stopping is not None and stopping.target is not None:
+        parts.append(f"the run stopped at {stopping.sentence(currency)}")
     return "; ".join(parts) + "."
 
 

@@ -81,4 +81,6 @@ def write_run(outcome: RunOutcome, destination: str | Path, command: list[str] |
     info["strategies"] = list(outcome.allocations)
     info.update(outcome.curve_store.manifest())  # response_curve_runs: every curve run made, variants too
     info["closed_loop_runs"] = outcome.plan.loop.runs if outcome.plan.loop is not None else 0
+    if outcome.stopping is not None:
+        info["comparison_replications"] = outcome.stopping.manifest()
     return write_outputs(destination, frames, info, extra=extra)

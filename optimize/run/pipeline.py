@@ -22,6 +22,7 @@ from sim.queue_cache import QueueCache
 from sim.results import SimulationResult, mean_interval
 from sim.runner import Progress, Stopwatch
 from sim.scenario import Scenario
+from sim.valuation import run_values
 
 from ..allocation.curves import ResponseCurve, predicted_figures
 from ..allocation.frontier import frontier
@@ -39,6 +40,7 @@ from .curve_cache import CurveStore
 from .measure import CurveEstimate, estimate_curves, estimate_variants
 from .parallel import Task, simulate_tasks
 from .plan import Plan, plan_allocation
+from .stopping import Stopping, replicate_until
 from .strategies import csv_allocation, rule_allocation
 from .targeting_rules import targeting_rules
 
@@ -97,6 +99,8 @@ class RunOutcome:
     curve_store: CurveStore = field(default_factory=CurveStore)
     """The curves the run used (the scenario's, each competitor variant's), measured now or reused: what
     the output folder keeps of them and what the manifest says."""
+    stopping: Stopping | None = None
+    """How many replications the comparison ran and why it stopped (:mod:`optimize.run.stopping`)."""
 
     @property
     def baseline(self) -> str:
@@ -121,12 +125,14 @@ class RunOutcome:
 
 def simulate_all(scenarios: dict[str, Scenario], plans: list[tuple[str, str, Allocation]], calibration: Calibration,
                  seed: int, replications: int, workers: int = 1,
-                 progress: Progress | None = None) -> dict[tuple[str, str], SimulationResult]:
-    """Simulate each (variant, strategy, allocation) for ``replications`` on common random numbers."""
+                 progress: Progress | None = None, first: int = 0) -> dict[tuple[str, str], SimulationResult]:
+    """Simulate each (variant, strategy, allocation) for ``replications`` on common random numbers (the
+    replications numbered from ``first``)."""
     # Replication by replication, so one worker simulates all plans of a replication and reuses its
     # queue windows.
-    keys = [(variant, name) for _ in range(replications) for variant, name, _ in plans]
-    tasks = [Task(variant, allocation, r) for r in range(replications) for variant, _, allocation in plans]
+    numbers = range(first, first + replications)
+    keys = [(variant, name) for _ in numbers for variant, name, _ in plans]
+    tasks = [Task(variant, allocation, r) for r in numbers for variant, _, allocation in plans]
     outcomes = simulate_tasks(scenarios, tasks, calibration, seed, workers=workers, chunk=len(plans),
                               progress=progress)
     grouped: dict[tuple[str, str], list[SimulationResult]] = {}
@@ -241,7 +247,9 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
     if scenario.pricing:
         scenarios[WITHOUT_PRICE_MOVES] = scenario.model_copy(update={"pricing": ()})
         variant_plans += [(WITHOUT_PRICE_MOVES, REFERENCE, Allocation.empty())]
-    simulated = simulate_all(scenarios, base_plans + variant_plans, calibration, seed, replications, workers, progress)
+    simulated, stopping = _simulate_to_target(scenario, scenarios, base_plans + variant_plans, calibration, seed,
+                                              replications, workers, progress, list(allocations), lp)
+    replications = stopping.replications
     watch.lap("simulate")
 
     reference = simulated[("", REFERENCE)]
@@ -261,10 +269,38 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
         churn_drivers=drivers,
         curve_store=store,
         figures=figures,
+        stopping=stopping,
     )
     watch.lap("compare")
     outcome.timings = dict(watch.timings)
     return outcome
+
+
+def _simulate_to_target(scenario: Scenario, scenarios: dict[str, Scenario], plans: list[tuple[str, str, Allocation]],
+                        calibration: Calibration, seed: int, most: int, workers: int, progress: Progress | None,
+                        names: list[str], plan: str | None) -> tuple[dict[tuple[str, str], SimulationResult], Stopping]:
+    """Every plan simulated on common random numbers, for ``most`` replications or, with
+    ``run.target_half_width``, until the recommended plan's NPV difference from the baseline strategy is
+    that precise (:func:`optimize.run.stopping.replicate_until`). ``names``: the strategies compared (the
+    baseline strategy among them); ``plan``: the recommended plan's, watched when it is one of them (else
+    the first strategy that is not the baseline)."""
+    baseline = scenario.baseline_among(names)
+    others = [name for name in names if name != baseline]
+    watched = plan if plan in others else (others[0] if others else baseline)
+    target = scenario.run.target_half_width if others else None
+    batches: list[dict[tuple[str, str], SimulationResult]] = []
+
+    def differences_of(first: int, count: int) -> np.ndarray:
+        if count > 0:
+            batches.append(simulate_all(scenarios, plans, calibration, seed, count, workers, progress, first))
+        npv = {name: np.concatenate([run_values(b[("", name)], scenario)["npv"].to_numpy(dtype=float)
+                                     for b in batches]) for name in (watched, baseline)}
+        return npv[watched] - npv[baseline]
+
+    stopping = replicate_until(target, most, differences_of, watched, baseline)
+    merged = {key: SimulationResult.concat([b[key] for b in batches]).first(stopping.replications)
+              for key in batches[0]} if len(batches) > 1 or stopping.replications < most else batches[0]
+    return merged, stopping
 
 
 def _variant_curves(scenario: Scenario, store: CurveStore, calibration: Calibration, seed: int,

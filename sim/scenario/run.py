@@ -113,7 +113,12 @@ class Run(Section):
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 20261122
     """One seed for the whole run: the same seed gives the same bytes."""
     replications: Annotated[int, Field(ge=1, le=10_000)] = 20
-    """Simulations per strategy (common random numbers across strategies)."""
+    """Simulations per strategy (common random numbers across strategies); with ``target_half_width``, the
+    most the comparison may run."""
+    target_half_width: Annotated[float, Field(gt=0.0)] | None = None
+    """Stop adding replications once the 95% interval of the recommended plan's NPV difference from the
+    baseline strategy is no wider than this on either side (currency units), from 10 replications on and
+    at most ``replications``; by default every one of ``replications`` runs."""
     baseline_strategy: StrategyRef | None = None
     """The strategy the others are compared against (paired differences); by default the first."""
     scale: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
