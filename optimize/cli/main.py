@@ -90,6 +90,10 @@ def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
     if args.scale is not None:
         scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": args.scale})})
     allocation = Allocation.read_csv(args.allocation, scenario) if args.allocation else Allocation.empty()
+    for excess in allocation.over_budget(scenario):
+        # Simulated all the same: what a larger budget would do is a fair question; the planner must know.
+        console.problem(f"warning: {args.allocation}: {excess}; simulated as given\n    fix: lower the amounts, "
+                        f"or raise the budget in {args.file} if the plan may spend this much")
     seed = scenario.run.seed if args.seed is None else args.seed
     reps = scenario.run.replications if args.reps is None else args.reps
     out = Path(args.out) if args.out else _default_out("simulate", scenario.meta.name, seed)
