@@ -16,7 +16,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.results import SimulationResult, call_rates, difference_range, line_weighted, mean_interval, summarize
+from sim.results import (
+    SimulationResult,
+    call_rates,
+    difference_range,
+    line_weighted,
+    mean_interval,
+    summarize,
+)
 from sim.scenario import Scenario
 from sim.valuation import monthly_discount, run_values, tier_values
 
