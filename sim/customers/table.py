@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..scenario import Problem, ScenarioError
-from ..scenario.types import did_you_mean
+from ..scenario.types import MAX_NAME_LENGTH, did_you_mean
 from .mapping import Mapping, code_label, code_texts
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
@@ -29,6 +29,9 @@ _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 MAX_LISTED = 5
 """Problems listed per column; the rest are counted."""
 TERM = {"month_to_month": 0, "one_year": 12, "two_year": 24}
+MAX_TENURE_MONTHS = 600.0
+"""Fifty years: the longest tenure a scenario states (``tenure.mean_months``); a longer one is a unit
+mistake (days or weeks read as months)."""
 
 
 class DataError(ScenarioError):
@@ -155,7 +158,10 @@ class ColumnChecker:
                                      f"the table's columns are: {', '.join(map(str, self.frame.columns))}"))
         return None
 
-    def number(self, name: str, what: str, *, minimum: float | None = None) -> np.ndarray | None:
+    def number(self, name: str, what: str, *, minimum: float | None = None,
+               maximum: tuple[float, str] | None = None, whole: bool = False) -> np.ndarray | None:
+        """The column's values as numbers; ``maximum``: the largest plausible value and what a larger one
+        most likely is (a unit mistake)."""
         raw = self.column(name, what)
         if raw is None:
             return None
@@ -172,6 +178,16 @@ class ColumnChecker:
             low = np.flatnonzero(np.isfinite(values) & (values < minimum))
             if low.size:
                 self.bad(name, low, f"{what} is below {minimum:g}", f"'{name}' must be at least {minimum:g}")
+        if whole:
+            part = np.flatnonzero(np.isfinite(values) & (values != np.round(values)))
+            if part.size:
+                self.bad(name, part, f"{what} {text.iloc[int(part[0])]} is not a whole number",
+                         f"write whole numbers in '{name}' (a row's lines are counted, not measured)")
+        if maximum is not None:
+            high = np.flatnonzero(np.isfinite(values) & (values > maximum[0]))
+            if high.size:
+                self.bad(name, high, f"{what} {text.iloc[int(high[0])]} is above {maximum[0]:g}",
+                         f"'{name}' must be at most {maximum[0]:g}; {maximum[1]}")
         return values
 
     def codes(self, name: str, what: str, groups: dict[str, tuple[object, ...]]) -> np.ndarray | None:
@@ -223,17 +239,21 @@ class ColumnChecker:
 
 
 def read_table(source: str, mapping: Mapping, base_dir: str | Path = ".", *,
-               need_churn: bool = False) -> CustomerTable:
-    """Read ``source`` through ``mapping``; raise :class:`DataError` listing every problem."""
+               need_churn: bool = False, regions: list[str] | None = None,
+               regions_from: str = "the template") -> CustomerTable:
+    """Read ``source`` through ``mapping``; raise :class:`DataError` listing every problem. ``regions``:
+    the names the region column may hold (the network regions of ``regions_from``, a scenario)."""
     frame = read_raw(source, base_dir).copy()
     check = ColumnChecker(source, frame)
     columns = mapping.columns
     if len(frame) == 0:
         raise DataError([Problem(source, None, None, (), "the table has no rows", "give at least one line")])
     check.derive(mapping)
-    tenure = check.number(columns.tenure_months, "tenure in months", minimum=0)
+    tenure = check.number(columns.tenure_months, "tenure in months", minimum=0,
+                          maximum=(MAX_TENURE_MONTHS, "a tenure in days or weeks is converted to months under "
+                                   "'derived' in the mapping, e.g. {column: tenure_days, divide_by: 30.4}"))
     charge = check.number(columns.monthly_charge, "monthly charge", minimum=0)
-    lines = check.number(columns.lines, "lines", minimum=1) if columns.lines else np.ones(len(frame))
+    lines = check.number(columns.lines, "lines", minimum=1, whole=True) if columns.lines else np.ones(len(frame))
     complaints = check.number(columns.complaints, "complaints", minimum=0) if columns.complaints else None
     term = None
     if columns.contract:
@@ -253,6 +273,12 @@ def read_table(source: str, mapping: Mapping, base_dir: str | Path = ".", *,
     if columns.region:
         raw = check.column(columns.region, "region")
         region = None if raw is None else raw.astype(str).str.strip().to_numpy()
+        if region is not None and regions is not None:
+            for name in sorted(set(region) - set(regions)):
+                check.bad(columns.region, np.flatnonzero(region == name),
+                          f"region '{name}' is not a region of the scenario{did_you_mean(name, regions)}",
+                          f"write one of {', '.join(regions)} in '{columns.region}' (the regions of "
+                          f"{regions_from}'s network.regions), or add the region there")
     indicators = {}
     for name, values in mapping.drivers.indicators.items():
         raw = check.column(name, "service indicator")
@@ -317,17 +343,22 @@ def _tiers(check: ColumnChecker, mapping: Mapping) -> np.ndarray | None:
     if blank.size:
         check.bad(rule.column, blank, "tier is blank", "give every line a tier value")
     names = text.map(lambda v: rule.names.get(v, v)).to_numpy(dtype=object)
-    bad = sorted({n for n in names if n and not _is_name(n)})
-    if bad:
-        check.problems.append(mapping.problem(("tiers", "names"),
-                                              f"tier value{'s' if len(bad) > 1 else ''} {', '.join(repr(b) for b in bad)} "
-                                              "cannot be tier names",
-                                              "name them under 'tiers: names:' (letters, digits, '_' and '-')"))
+    for value in sorted({n for n in names if n and not _is_name(n)}):
+        # A value the mapping does not name becomes the tier's name as it is: it must be one.
+        check.bad(rule.column, np.flatnonzero(names == value),
+                  f"tier value '{value}' is not listed under 'tiers: names' of {mapping._source_file} and cannot be a "
+                  "tier name as it is", f"name it there, e.g. '{value}: {_suggested_name(value)}' (letters, digits, "
+                  f"'_' and '-', starting with a letter, at most {MAX_NAME_LENGTH} characters)")
     return names
 
 
+def _suggested_name(value: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", value).strip("_-").lower()[:MAX_NAME_LENGTH] or "tier"
+    return name if name[0].isalpha() else f"tier_{name}"[:MAX_NAME_LENGTH]
+
+
 def _is_name(text: str) -> bool:
-    return _NAME.fullmatch(text) is not None
+    return _NAME.fullmatch(text) is not None and len(text) <= MAX_NAME_LENGTH
 
 
 def _every_tier_has_churners(table: CustomerTable, mapping: Mapping) -> None:
