@@ -92,7 +92,7 @@ def _shared_code(groups: dict[str, tuple[Cell, ...]]) -> None:
             for text in code_texts(value):
                 if seen.get(text, group) != group:
                     raise fail(f"the code {code_label(value)!r} is listed both under '{seen[text]}' and under "
-                               f"'{group}'", f"keep it under one of them: a row's code must say one thing",
+                               f"'{group}'", "keep it under one of them: a row's code must say one thing",
                                at=(group,))
                 seen[text] = group
 

@@ -249,9 +249,9 @@ def read_table(source: str, mapping: Mapping, base_dir: str | Path = ".", *,
     if len(frame) == 0:
         raise DataError([Problem(source, None, None, (), "the table has no rows", "give at least one line")])
     check.derive(mapping)
-    tenure = check.number(columns.tenure_months, "tenure in months", minimum=0,
-                          maximum=(MAX_TENURE_MONTHS, "a tenure in days or weeks is converted to months under "
-                                   "'derived' in the mapping, e.g. {column: tenure_days, divide_by: 30.4}"))
+    in_days = ("a tenure in days or weeks is converted to months under 'derived' in the mapping, e.g. "
+               "{column: tenure_days, divide_by: 30.4}")
+    tenure = check.number(columns.tenure_months, "tenure in months", minimum=0, maximum=(MAX_TENURE_MONTHS, in_days))
     charge = check.number(columns.monthly_charge, "monthly charge", minimum=0)
     lines = check.number(columns.lines, "lines", minimum=1, whole=True) if columns.lines else np.ones(len(frame))
     complaints = check.number(columns.complaints, "complaints", minimum=0) if columns.complaints else None
