@@ -142,11 +142,15 @@ class ColumnChecker:
         # A spreadsheet shows the header as row 1.
         self.first_row = 2 if source.lower().endswith(".csv") else 1
 
-    def bad(self, column: str, rows: np.ndarray, message: str, hint: str) -> None:
+    def rows(self, rows: np.ndarray) -> str:
+        """Rows as a spreadsheet numbers them: "row 3, 6 and 40 more"."""
         listed = ", ".join(str(int(r) + self.first_row) for r in rows[:MAX_LISTED])
         more = f" and {len(rows) - MAX_LISTED} more" if len(rows) > MAX_LISTED else ""
+        return f"row {listed}{more}"
+
+    def bad(self, column: str, rows: np.ndarray, message: str, hint: str) -> None:
         line = int(rows[0]) + self.first_row if len(rows) else None
-        self.problems.append(Problem(self.source, line, None, (column,), f"{message} (row {listed}{more})", hint))
+        self.problems.append(Problem(self.source, line, None, (column,), f"{message} ({self.rows(rows)})", hint))
 
     def column(self, name: str, what: str) -> pd.Series | None:
         if name in self.frame.columns:
@@ -345,10 +349,12 @@ def _tiers(check: ColumnChecker, mapping: Mapping) -> np.ndarray | None:
     names = text.map(lambda v: rule.names.get(v, v)).to_numpy(dtype=object)
     for value in sorted({n for n in names if n and not _is_name(n)}):
         # A value the mapping does not name becomes the tier's name as it is: it must be one.
-        check.bad(rule.column, np.flatnonzero(names == value),
-                  f"tier value '{value}' is not listed under 'tiers: names' of {mapping._source_file} and cannot be a "
-                  "tier name as it is", f"name it there, e.g. '{value}: {_suggested_name(value)}' (letters, digits, "
-                  f"'_' and '-', starting with a letter, at most {MAX_NAME_LENGTH} characters)")
+        rows = check.rows(np.flatnonzero(names == value))
+        check.problems.append(mapping.problem(
+            ("tiers", "names"), f"tier value '{value}' of column '{rule.column}' in {check.source} ({rows}) is not "
+            "listed here and cannot be a tier name as it is",
+            f"name it under 'tiers: names', e.g. '{value}: {_suggested_name(value)}' (letters, digits, '_' and '-', "
+            f"starting with a letter, at most {MAX_NAME_LENGTH} characters)"))
     return names
 
 
