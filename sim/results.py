@@ -189,7 +189,8 @@ class SimulationResult:
 
 
 def summarize(per_replication: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
-    """Mean, standard deviation and 95% interval of every numeric column over replications."""
+    """Mean, standard deviation and 95% interval of every numeric column over replications; a figure no
+    replication defines has no row. The interval is cut to the figure's range (:func:`within_range`)."""
     by = by or []
     values = [c for c in per_replication.columns if c not in by + ["replication"]
               and pd.api.types.is_numeric_dtype(per_replication[c])]
@@ -199,6 +200,8 @@ def summarize(per_replication: pd.DataFrame, by: list[str] | None = None) -> pd.
         key = key if isinstance(key, tuple) else (key,)
         for column in values:
             mean, sd, half, k = mean_interval(frame[column].to_numpy(dtype=float))
+            if k == 0:  # defined in no replication (the ROI of spending nothing): no row, rather than blanks
+                continue
             low, high = within_range(column, mean - half, mean + half) if k > 1 else (mean, mean)
             rows.append({**dict(zip(by, key)), "metric": column, "mean": mean, "sd": sd,
                          "ci_low": low, "ci_high": high, "replications": k})

@@ -117,3 +117,10 @@ def test_a_simulation_writes_no_blank_and_no_interval_outside_its_range(tmp_path
         assert ((rates["ci_low"] >= 0) & (rates["ci_high"] <= 1)).all()
         assert (counts["ci_low"] >= 0).all()
         assert ((table["ci_low"] <= table["mean"]) & (table["mean"] <= table["ci_high"])).all()
+
+
+def test_a_figure_no_replication_defines_has_no_row_rather_than_blanks() -> None:
+    """The ROI of a strategy that spends nothing is 0/0 in every replication: no row, not an empty one."""
+    frame = pd.DataFrame({"replication": [0, 1], "roi": [np.nan, np.nan], "npv": [1.0, 3.0]})
+    table = summarize(frame)
+    assert list(table["metric"]) == ["npv"] and table["mean"].iloc[0] == 2.0

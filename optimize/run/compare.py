@@ -118,7 +118,9 @@ def operators_table(results: dict[str, SimulationResult], scenario: Scenario) ->
 
 
 def paired_differences(figures: dict[str, pd.DataFrame], baseline: str) -> pd.DataFrame:
-    """Per strategy and metric: the mean of (strategy - baseline) over replications and its 95% interval."""
+    """Per strategy and metric: the mean of (strategy - baseline) over replications and its 95% interval, cut
+    to what two values of the metric can differ by; a metric without a difference in any replication (the
+    ROI against a baseline that spends nothing) has no row."""
     base = figures[baseline].set_index("replication")
     rows = []
     for name, frame in figures.items():
@@ -128,6 +130,8 @@ def paired_differences(figures: dict[str, pd.DataFrame], baseline: str) -> pd.Da
         n = len(diff)
         for metric in METRICS:
             mean, _, half, k = mean_interval(diff[metric].to_numpy(dtype=float))
+            if k == 0:  # the metric is undefined for one of the two in every replication (ROI without spend)
+                continue
             low, high = difference_range(metric, mean - half, mean + half) if k > 1 else (mean, mean)
             rows.append({"strategy": name, "baseline": baseline, "metric": metric, "difference": mean,
                          "ci_low": low, "ci_high": high, "replications": n,
