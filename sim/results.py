@@ -8,6 +8,7 @@ DataFrames; replications are stacked with a ``replication`` column, and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,11 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {**dict.fromkeys(RATES, (0.0, 1.
 """Each bounded figure's range; figures not listed (margin, value, NPV, ROI) may take any sign."""
 
 
-def within_range(metric: str, low: float, high: float) -> tuple[float, float]:
+Bound = TypeVar("Bound", float, pd.Series)
+"""An interval's end: one figure's, or a column of them."""
+
+
+def within_range(metric: str, low: Bound, high: Bound) -> tuple[Bound, Bound]:
     """A 95% interval of ``metric``'s mean cut to the metric's range (:data:`METRIC_RANGES`).
 
     The t-interval over replications is symmetric, so for a rate near 0 or 1 (a service level near 1
@@ -40,13 +45,13 @@ def within_range(metric: str, low: float, high: float) -> tuple[float, float]:
     interval would need every replication strictly inside (0, 1), or a binomial count of trials; a
     replication's rate is neither, its spread comes from outages and queues shared by all its lines.)"""
     lo, hi = METRIC_RANGES.get(metric, (-float("inf"), float("inf")))
-    return max(low, lo), min(high, hi)
+    return np.maximum(low, lo), np.minimum(high, hi)
 
 
-def difference_range(metric: str, low: float, high: float) -> tuple[float, float]:
+def difference_range(metric: str, low: Bound, high: Bound) -> tuple[Bound, Bound]:
     """A paired difference of ``metric`` cut to what two values in its range can differ by."""
     lo, hi = METRIC_RANGES.get(metric, (-float("inf"), float("inf")))
-    return max(low, lo - hi), min(high, hi - lo)
+    return np.maximum(low, lo - hi), np.minimum(high, hi - lo)
 
 
 def t_quantile(df: int) -> float:

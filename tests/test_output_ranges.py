@@ -124,3 +124,16 @@ def test_a_figure_no_replication_defines_has_no_row_rather_than_blanks() -> None
     frame = pd.DataFrame({"replication": [0, 1], "roi": [np.nan, np.nan], "npv": [1.0, 3.0]})
     table = summarize(frame)
     assert list(table["metric"]) == ["npv"] and table["mean"].iloc[0] == 2.0
+
+
+def test_the_workbooks_monthly_intervals_stay_at_or_above_zero_lines_and_have_no_blank() -> None:
+    from optimize.outputs.workbook import monthly_summary
+
+    monthly = pd.DataFrame({"strategy": "s", "replication": [0, 1], "month": 1, "tier": "a",
+                            "churned_lines": [0.0, 10.0], "margin": [-4.0, 4.0]})
+    row = monthly_summary(monthly).iloc[0]
+    low, high = _t_interval([0.0, 10.0])
+    assert low < 0 and row["churned_lines_ci_low"] == 0.0 and row["churned_lines_ci_high"] == pytest.approx(high)
+    assert (row["margin_ci_low"], row["margin_ci_high"]) == pytest.approx(_t_interval([-4.0, 4.0]))
+    single = monthly_summary(monthly.iloc[:1]).iloc[0]
+    assert single["churned_lines_ci_low"] == single["churned_lines_ci_high"] == 0.0

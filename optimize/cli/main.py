@@ -90,10 +90,7 @@ def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
     if args.scale is not None:
         scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": args.scale})})
     allocation = Allocation.read_csv(args.allocation, scenario) if args.allocation else Allocation.empty()
-    for excess in allocation.over_budget(scenario):
-        # Simulated all the same: what a larger budget would do is a fair question; the planner must know.
-        console.problem(f"warning: {args.allocation}: {excess}; simulated as given\n    fix: lower the amounts, "
-                        f"or raise the budget in {args.file} if the plan may spend this much")
+    _warn_over_budget(allocation, scenario, args, console, "simulated")
     seed = scenario.run.seed if args.seed is None else args.seed
     reps = scenario.run.replications if args.reps is None else args.reps
     out = Path(args.out) if args.out else _default_out("simulate", scenario.meta.name, seed)
@@ -120,6 +117,15 @@ def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
                          f"{fmt.format(row['ci_high'])})")
     console.info(f"results written to {written}")
     return EXIT_OK
+
+
+def _warn_over_budget(allocation: Allocation, scenario: Scenario, args: argparse.Namespace, console: Console,
+                      done: str) -> None:
+    """Say so when a plan spends more than the budget; it is used all the same (what a larger budget would do
+    is a fair question), but never without a word."""
+    for excess in allocation.over_budget(scenario):
+        console.problem(f"warning: {args.allocation}: {excess}; {done} as given\n    fix: lower the amounts, "
+                        f"or raise the budget in {args.file} if the plan may spend this much")
 
 
 def _simulate_window(args: argparse.Namespace, scenario: Scenario, console: Console) -> int:
@@ -530,6 +536,7 @@ def _cmd_targets(args: argparse.Namespace, console: Console) -> int:
     require_customer_table(scenario, str(args.file))
     period_months(scenario, args.period, str(args.file))
     allocation = Allocation.read_csv(args.allocation, scenario)
+    _warn_over_budget(allocation, scenario, args, console, "listed")
     seed = scenario.run.seed if args.seed is None else args.seed
     default = _default_out(f"targets-{args.period}", scenario.meta.name, seed)
     out = Path(args.out) if args.out else default.with_name(default.name + ".csv")
