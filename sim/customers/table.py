@@ -379,7 +379,8 @@ def _every_tier_has_churners(table: CustomerTable, mapping: Mapping) -> None:
     assert table.churn is not None
     problems = []
     rule = mapping.tiers
-    made_by = f"column '{rule.column}'" if rule.column else f"bands of column '{rule.bands.column}'"  # type: ignore[union-attr]
+    made_by = (f"column '{rule.column}'" if rule.column
+               else f"bands of column '{rule.bands.column}'")  # type: ignore[union-attr]
     for tier in table.tiers:
         mine = table.tier == tier
         left = int(table.churn[mine].sum())
