@@ -141,10 +141,29 @@ class Allocation:
         """Write the feed (:meth:`feed`); it reads back with :meth:`read_csv` as :meth:`rounded` of this."""
         self.feed(scenario).to_csv(path, index=False, float_format="%.10g", lineterminator="\n")
 
+    def over_budget(self, scenario: Scenario) -> list[str]:
+        """How the allocation spends more than the scenario's budget allows, in the planner's words: its
+        total (launch costs included) against ``budget.total``, each period's against ``budget.per_period``.
+        Empty when it fits."""
+        currency = scenario.meta.currency
+        found = []
+        spend, total = self.spend(scenario), scenario.budget.total
+        if spend > total * (1 + 1e-9) + 0.005:
+            found.append(f"it spends {spend:,.0f} {currency} (launch costs included), more than budget.total "
+                         f"{total:,.0f}")
+        for period, cap in scenario.budget.per_period.items():
+            used = sum(a for (_, _, p), a in self.amounts.items() if p == period) + sum(
+                cost for _, p, cost in self.launches(scenario) if p == period)
+            if used > cap * (1 + 1e-9) + 0.005:
+                found.append(f"it spends {used:,.0f} {currency} in period {period}, more than "
+                             f"budget.per_period.{period} {cap:,.0f}")
+        return found
+
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, object]], scenario: Scenario, source: str = "allocation",
-                  first_row: int = 2) -> Allocation:
-        """Check rows (``tier``, ``lever``, ``period``, ``amount``) against the scenario."""
+                  first_row: int = 2, row_numbers: Iterable[int] | None = None) -> Allocation:
+        """Check rows (``tier``, ``lever``, ``period``, ``amount``) against the scenario; ``row_numbers``: the
+        rows' places in the file (default: counted from ``first_row``)."""
         problems: list[Problem] = []
         amounts: dict[Cell, float] = {}
         periods = [p.name for p in scenario.meta.periods]
@@ -152,7 +171,9 @@ class Allocation:
         def bad(row: int, column: str, message: str, hint: str) -> None:
             problems.append(Problem(source, row, None, (column,), message, hint))
 
-        for row_number, row in enumerate(rows, start=first_row):
+        rows = list(rows)
+        numbers = list(row_numbers) if row_numbers is not None else range(first_row, first_row + len(rows))
+        for row_number, row in zip(numbers, rows):
             tier, lever, period = (_text(row.get(k)) for k in ("tier", "lever", "period"))
             if tier == LAUNCH:
                 _check_launch(row, row_number, lever, period, scenario, bad)
@@ -236,9 +257,32 @@ class Allocation:
         if reader.fieldnames is None:
             raise AllocationError([Problem(source, None, None, (), "the file is empty",
                                            f"start with the header line: {','.join(COLUMNS)}")])
-        _check_columns([c.strip() for c in reader.fieldnames], source)
-        rows = [{(k or "").strip(): v for k, v in r.items()} for r in reader]
-        return cls.from_rows(rows, scenario, source)
+        header = [c.strip() for c in reader.fieldnames]
+        _check_columns(header, source)
+        rows, numbers, problems = [], [], []
+        for record in reader:
+            # A row of more or fewer cells than the header would be read with its cells shifted or lost
+            # (an amount written 1,000 is two cells): the planner must see it, not get amount 1.
+            extra, missing = record.pop(None, None), [k for k, v in record.items() if v is None]
+            if extra is not None or missing:
+                count = len(header) + len(extra or ()) - len(missing)
+                problems.append(Problem(source, reader.line_num, None, ("amount" if extra else missing[0],),
+                                        f"the row has {count} cells, the header {len(header)}",
+                                        _CELL_COUNT_HINT))
+                continue
+            rows.append({(k or "").strip(): v for k, v in record.items()})
+            numbers.append(reader.line_num)
+        try:
+            allocation = cls.from_rows(rows, scenario, source, row_numbers=numbers)
+        except AllocationError as exc:
+            problems.extend(exc.problems)
+        if problems:
+            raise AllocationError(sorted(problems, key=lambda p: p.line or 0))
+        return allocation
+
+
+_CELL_COUNT_HINT = ("give every row one cell per column of the header; write amounts without thousands separators "
+                    "(1000, not 1,000) or quote them (\"1,000\")")
 
 
 def _check_launch(row: Mapping[str, object], row_number: int, lever: str, period: str, scenario: Scenario,

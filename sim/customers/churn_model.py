@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..scenario import Problem
+from ..scenario import KeyPath, Problem
 from .mapping import Mapping, NumericDriver
 from .table import CustomerTable, DataError
 
@@ -99,6 +99,37 @@ def driver_groups(table: CustomerTable, mapping: Mapping) -> dict[str, np.ndarra
     for name, flag in table.indicators.items():
         groups[name] = np.where(flag > 0, "has it", "has not")
     return groups
+
+
+def _every_band_has_lines(table: CustomerTable, mapping: Mapping) -> None:
+    """A band of a binned driver that holds no line of the table would get an effect of 0 that nothing
+    measured: the mapping's edges are wrong for this table (an edge past every tenure, a unit mistake)."""
+    drivers, columns = mapping.drivers, mapping.columns
+    binned: list[tuple[KeyPath, str, np.ndarray, NumericDriver]] = [
+        (("drivers", "tenure"), columns.tenure_months, table.tenure, drivers.tenure)]
+    if drivers.price is not None:
+        binned.append((("drivers", "price"), f"{columns.monthly_charge} (relative to the tier's mean)",
+                       relative_charge(table), drivers.price))
+    if isinstance(drivers.complaints, NumericDriver) and table.complaints is not None:
+        binned.append((("drivers", "complaints"), columns.complaints or "complaints", table.complaints,
+                       drivers.complaints))
+    binned += [(("drivers", "numbers", name), name, table.numbers[name], driver)
+               for name, driver in drivers.numbers.items()]
+    problems = []
+    for path, column, values, driver in binned:
+        if driver.kind != "bins":
+            continue
+        held = np.bincount(band_index(values, tuple(driver.edges)), minlength=len(driver.edges) + 1)
+        # A value in each band names it: the first edge is in the first band, a hair above an edge in the next.
+        inside = np.asarray([driver.edges[0], *(np.nextafter(e, np.inf) for e in driver.edges)])
+        labels = band_labels(inside, tuple(driver.edges))
+        for band in np.flatnonzero(held == 0):
+            problems.append(mapping.problem(
+                (*path, "edges"), f"the band '{labels[band]}' of column '{column}' holds no line of {table.source} "
+                f"(its values run from {values.min():g} to {values.max():g}): its effect cannot be measured",
+                "choose edges within the column's values, so that every band holds lines"))
+    if problems:
+        raise DataError(problems)
 
 
 def relative_charge(table: CustomerTable) -> np.ndarray:
@@ -284,6 +315,7 @@ def fit(table: CustomerTable, mapping: Mapping) -> ChurnModel:
         raise DataError([Problem(table.source, None, None, (), f"{table.rows} lines are too few to fit {terms} terms "
                                  f"({', '.join(d.names)})", f"give at least {MIN_LINES_PER_TERM * terms} lines, or "
                                  "fewer tiers and drivers in the mapping")])
+    _every_band_has_lines(table, mapping)
     y = table.churn
     beta, cov = fit_effects(d.matrix, y, months, d.tier_columns, table.lines.astype(float))
     predicted = window_probability(d.matrix @ beta, months)

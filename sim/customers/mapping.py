@@ -84,11 +84,29 @@ class Columns(Section):
         return self
 
 
+def _shared_code(groups: dict[str, tuple[Cell, ...]]) -> None:
+    """Refuse a code listed in two groups: a row with it would belong to whichever is read first."""
+    seen: dict[str, str] = {}
+    for group, values in groups.items():
+        for value in values:
+            for text in code_texts(value):
+                if seen.get(text, group) != group:
+                    raise fail(f"the code {code_label(value)!r} is listed both under '{seen[text]}' and under "
+                               f"'{group}'", "keep it under one of them: a row's code must say one thing",
+                               at=(group,))
+                seen[text] = group
+
+
 class ChurnValues(Section):
     left: Seq[Cell]
     """Codes of lines that left (e.g. ["Yes"], [1])."""
     stayed: Seq[Cell]
     """Codes of lines that stayed (e.g. ["No"], [0])."""
+
+    @model_validator(mode="after")
+    def _apart(self) -> ChurnValues:
+        _shared_code({"left": self.left, "stayed": self.stayed})
+        return self
 
 
 class ContractValues(Section):
@@ -97,6 +115,11 @@ class ContractValues(Section):
     month_to_month: Seq[Cell] = ()
     one_year: Seq[Cell] = ()
     two_year: Seq[Cell] = ()
+
+    @model_validator(mode="after")
+    def _apart(self) -> ContractValues:
+        _shared_code({"month_to_month": self.month_to_month, "one_year": self.one_year, "two_year": self.two_year})
+        return self
 
 
 class Bands(Section):

