@@ -37,7 +37,7 @@ from .compare import (
 )
 from .curve_cache import CurveStore
 from .measure import CurveEstimate, estimate_curves, estimate_variants
-from .parallel import Task, simulate_tasks
+from .parallel import Task, backend, simulate_tasks
 from .plan import Plan, plan_allocation
 from .strategies import csv_allocation, rule_allocation
 from .targeting_rules import targeting_rules
@@ -94,6 +94,8 @@ class RunOutcome:
     """Per strategy, its figures replication by replication (:func:`optimize.run.compare.strategy_figures`):
     what pairs any two strategies on common random numbers (``paired_differences(figures, name)``)."""
     timings: dict[str, float] = field(default_factory=dict)
+    backend: dict[str, object] = field(default_factory=dict)
+    """Where the simulations ran (:func:`optimize.run.parallel.backend`), for the manifest."""
     curve_store: CurveStore = field(default_factory=CurveStore)
     """The curves the run used (the scenario's, each competitor variant's), measured now or reused: what
     the output folder keeps of them and what the manifest says."""
@@ -259,6 +261,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
         targeting=targeting,
         targeting_curves=targeting_curves,
         churn_drivers=drivers,
+        backend=backend(workers),
         curve_store=store,
         figures=figures,
     )
