@@ -206,7 +206,7 @@ class Cluster:
 
     @property
     def client(self) -> Any:
-        """The ``distributed.Client`` while open (for measuring the workers, as ``bench/distributed.py`` does)."""
+        """The ``distributed.Client`` while open (for measuring the workers, as ``bench/whole_base.py`` does)."""
         return self._client
 
     def describe(self) -> dict[str, object]:
