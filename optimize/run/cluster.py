@@ -242,7 +242,7 @@ class Cluster:
                         continue
                     for future, outcome in batch:
                         if future.status == "error":
-                            future.result()  # raises the task's own error, with its traceback
+                            _raise_task_error(future)
                         i = index[future.key]
                         found[i] = outcome
                         done += len(chunks[i])
@@ -254,6 +254,19 @@ class Cluster:
                 raise
             client.cancel([shared])
         return [result for part in found for result in part or ()]
+
+
+def _raise_task_error(future: Any) -> None:
+    """A task's own error as it raised it, or, for a task that took its workers down one after another
+    (most often: out of memory), what to do about it."""
+    from distributed import KilledWorker
+
+    try:
+        future.result()
+    except KilledWorker as exc:
+        raise ClusterError(f"a task of the simulations took down each of the {exc.allowed_failures + 1} workers that ran "
+                           "it (out of memory, most often)\n    fix: give the workers more memory (a replication takes "
+                           "about 60 bytes per simulated line) or simulate fewer lines (run.scale)") from None
 
 
 @contextmanager
