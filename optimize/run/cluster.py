@@ -29,7 +29,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -132,6 +132,12 @@ def simulate_chunk(shared: SharedInputs, inputs: str, tasks: list[Task]) -> list
     return [run_task(shared.scenarios, shared.calibration, shared.seed, task, queues) for task in tasks]
 
 
+def replicate(shared: SharedInputs, inputs: str, item: tuple[Callable[..., Any], int]) -> Any:
+    """On a worker: one replication of a function of (scenario, calibration, seed, replication)."""
+    work, replication = item
+    return work(shared.scenarios[""], shared.calibration, shared.seed, replication)
+
+
 def engine_version() -> str:
     """On a worker: the engine's version it imports (loading the engine's modules once, at start)."""
     import sim.engine  # noqa: F401  (the import is the point: numba's dispatchers are set up once)
@@ -219,17 +225,30 @@ class Cluster:
     def simulate(self, scenarios: dict[str, Scenario], tasks: list[Task], calibration: Calibration, seed: int, *,
                  chunk: int, stage: str, progress: Progress | None) -> list[SimulationResult]:
         """Every task's result in task order, ``chunk`` tasks (one replication's) to a worker task."""
+        step = max(1, chunk)
+        chunks = [tasks[start:start + step] for start in range(0, len(tasks), step)]
+        found = self._fan_out(SharedInputs(scenarios, calibration, seed), simulate_chunk, chunks,
+                              [len(part) for part in chunks], stage, progress)
+        return [result for part in found for result in part]
+
+    def map_replications(self, work: Callable[..., Any], scenario: Scenario, calibration: Calibration, seed: int,
+                         replications: list[int]) -> list[Any]:
+        """``work(scenario, calibration, seed, r)`` per replication ``r``, in order, one task each."""
+        return self._fan_out(SharedInputs({"": scenario}, calibration, seed), replicate, [(work, r) for r in replications],
+                             [1] * len(replications), "", None)
+
+    def _fan_out(self, shared_inputs: SharedInputs, function: Callable[..., Any], items: list[Any], sizes: list[int],
+                 stage: str, progress: Progress | None) -> list[Any]:
+        """``function(shared, key, item)`` on the workers per item, the results in item order; progress counts
+        ``sizes`` (an item's runs) as items finish."""
         from distributed import as_completed
 
         client = self._client
-        step = max(1, chunk)
-        chunks = [tasks[start:start + step] for start in range(0, len(tasks), step)]
-        found: list[list[SimulationResult] | None] = [None] * len(chunks)
+        found: list[Any] = [None] * len(items)
         done = 0
         with _stops_recorded() as stopped:
-            shared = client.scatter(SharedInputs(scenarios, calibration, seed), broadcast=True, hash=False)
-            futures = [client.submit(simulate_chunk, shared, shared.key, part, pure=False, retries=RETRIES)
-                       for part in chunks]
+            shared = client.scatter(shared_inputs, broadcast=True, hash=False)
+            futures = [client.submit(function, shared, shared.key, item, pure=False, retries=RETRIES) for item in items]
             index = {future.key: i for i, future in enumerate(futures)}
             try:
                 finished = as_completed(futures, with_results=True)
@@ -245,15 +264,15 @@ class Cluster:
                             _raise_task_error(future)
                         i = index[future.key]
                         found[i] = outcome
-                        done += len(chunks[i])
+                        done += sizes[i]
                         if progress:
-                            progress(stage, done, len(tasks))
+                            progress(stage, done, sum(sizes))
             except BaseException:
                 # Ctrl-C, a kill or an error: nothing of this stage keeps running on the cluster.
                 client.cancel([*futures, shared], force=True)
                 raise
             client.cancel([shared])
-        return [result for part in found for result in part or ()]
+        return found
 
 
 def _raise_task_error(future: Any) -> None:
@@ -315,4 +334,4 @@ def using_cluster(where: str | ClusterAddress | None) -> Iterator[Cluster | None
 
 
 __all__ = ["ENVIRONMENT", "Cluster", "ClusterAddress", "ClusterError", "SharedInputs", "active", "parse_address",
-           "simulate_chunk", "using_cluster"]
+           "replicate", "simulate_chunk", "using_cluster"]

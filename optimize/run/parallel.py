@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.pool import Pool
+from typing import TypeVar
 
 from sim.allocation import Allocation
 from sim.engine import Calibration, Simulation
@@ -30,6 +33,8 @@ class Task:
     allocation: Allocation
     replication: int
 
+
+R = TypeVar("R")
 
 _WORKER: dict[str, object] = {}
 
@@ -90,6 +95,40 @@ def simulate_tasks(scenarios: dict[str, Scenario], tasks: list[Task], calibratio
             if progress:
                 progress(stage, i, len(tasks))
         return outcomes
+    # Leaving the block terminates the workers, also on Ctrl-C or an error: queued runs are dropped.
+    with _pool(workers, scenarios, calibration, seed) as pool:
+        for i, outcome in enumerate(pool.imap(_run, tasks, chunksize=max(1, chunk)), start=1):
+            outcomes.append(outcome)
+            if progress:
+                progress(stage, i, len(tasks))
+    return outcomes
+
+
+def map_replications(work: Callable[[Scenario, Calibration, int, int], R], scenario: Scenario,
+                     calibration: Calibration, seed: int, replications: list[int], *, workers: int = 1) -> list[R]:
+    """``work(scenario, calibration, seed, r)`` for each replication ``r``, in order: runs other than
+    :class:`~sim.engine.Simulation`'s own (the churn drivers' decomposing runs) fanned out as the
+    simulations are. ``work`` is a module's function (or a ``functools.partial`` of one), so that it
+    reaches the workers by name."""
+    from .cluster import active
+
+    cluster = active()
+    if cluster is not None and replications:
+        return cluster.map_replications(work, scenario, calibration, seed, replications)
+    if workers <= 1 or len(replications) <= 1:
+        return [work(scenario, calibration, seed, r) for r in replications]
+    with _pool(min(workers, len(replications)), {"": scenario}, calibration, seed) as pool:
+        return pool.map(_replicate, [(work, r) for r in replications])
+
+
+def _replicate(item: tuple[Callable[[Scenario, Calibration, int, int], R], int]) -> R:
+    work, replication = item
+    scenarios: dict[str, Scenario] = _WORKER["scenarios"]  # type: ignore[assignment]
+    return work(scenarios[""], _WORKER["calibration"], _WORKER["seed"], replication)  # type: ignore[arg-type]
+
+
+def _pool(workers: int, scenarios: dict[str, Scenario], calibration: Calibration, seed: int) -> Pool:
+    """``workers`` started processes, each holding the scenarios and calibration."""
     # spawn, not fork: the parent may hold threads (the progress bar), which fork does not copy safely.
     context = multiprocessing.get_context("spawn")
     # A stop while the workers start would cut the scenario and calibration they are being sent, and each
@@ -106,10 +145,4 @@ def simulate_tasks(scenarios: dict[str, Scenario], tasks: list[Task], calibratio
         pool.terminate()
         pool.join()
         signal.raise_signal(stopped[0])
-    # Leaving the block terminates the workers, also on Ctrl-C or an error: queued runs are dropped.
-    with pool:
-        for i, outcome in enumerate(pool.imap(_run, tasks, chunksize=max(1, chunk)), start=1):
-            outcomes.append(outcome)
-            if progress:
-                progress(stage, i, len(tasks))
-    return outcomes
+    return pool

@@ -10,6 +10,7 @@ depend on the number of workers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,7 @@ from .compare import (
 )
 from .curve_cache import CurveStore
 from .measure import CurveEstimate, estimate_curves, estimate_variants
-from .parallel import Task, backend, simulate_tasks
+from .parallel import Task, backend, map_replications, simulate_tasks
 from .plan import Plan, plan_allocation
 from .strategies import csv_allocation, rule_allocation
 from .targeting_rules import targeting_rules
@@ -226,7 +227,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
 
     targeting, targeting_curves = targeting_rules(scenario, calibration, seed)
     watch.lap("targeting_rules")
-    drivers = churn_drivers(scenario, calibration, seed)
+    drivers = churn_drivers(scenario, calibration, seed, fan_out=partial(map_replications, workers=workers))
     watch.lap("churn_drivers")
 
     base_plans = [("", name, allocation) for name, allocation in allocations.items()]
