@@ -189,7 +189,12 @@ class Cluster:
                 raise ClusterError(f"the Dask scheduler at {self.where.address} has no worker after "
                                    f"{WORKERS_SECONDS} s\n    fix: start workers with `dask worker "
                                    f"{self.where.address}`") from None
-        versions = self._client.run(engine_version)
+        try:
+            versions = self._client.run(engine_version)
+        except (ImportError, AttributeError) as exc:  # the function reaches the workers by name
+            self.close()
+            raise ClusterError(f"the workers of {self.where} cannot load the engine ({type(exc).__name__}: {exc})\n"
+                               "    fix: install retention-planner, the same version, where the workers run") from None
         others = {worker: version for worker, version in versions.items() if version != __version__}
         if others:
             self.close()
