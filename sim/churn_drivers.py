@@ -49,8 +49,9 @@ between its renewals are not a driver of this decision and are not in it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -175,13 +176,30 @@ class DriverTally:
         return float(mean[-1]), float(mean[0]), shapley(mean)
 
 
+@dataclass
+class TallyRecord:
+    """A tier's months as :meth:`DriverTally.add` would add them, kept in order: one replication's part,
+    added to the run's tally later (:meth:`replay`) in the order a single process would have added it,
+    so the sums are the same bytes wherever the replications ran."""
+
+    months: list[tuple[np.ndarray, int]] = field(default_factory=list)
+
+    def add(self, base: float, terms: np.ndarray, deciding: np.ndarray) -> None:
+        self.months.append((coalition_churn(base, terms[deciding]), int(deciding.size)))
+
+    def replay(self, into: DriverTally) -> None:
+        for churn, units in self.months:
+            into.churn += churn
+            into.unit_months += units
+
+
 class DecomposingSimulation(Simulation):
     """A no-retention :class:`Simulation` that, at each month's billing, reads every active unit's
     driver terms just before the engine draws its churn: the same units, market, outages, complaints and
     satisfaction the engine decides on."""
 
     def __init__(self, scenario: Scenario, calibration: Calibration, seed: int, replication: int,
-                 tallies: dict[str, DriverTally], minimum_units: int | None = MINIMUM_UNITS) -> None:
+                 tallies: Mapping[str, DriverTally | TallyRecord], minimum_units: int | None = MINIMUM_UNITS) -> None:
         super().__init__(scenario, Allocation.empty(), calibration, seed, replication, minimum_units=minimum_units)
         self.tallies = tallies
         """Per tier, where the months' coalition churn is added (shared by the replications)."""
@@ -219,23 +237,42 @@ def decomposition_table(scenario: Scenario, tallies: Mapping[str, DriverTally]) 
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+FanOut = Callable[[Callable[[Scenario, Calibration, int, int], object], Scenario, Calibration, int, list[int]],
+                  list]
+"""Runs ``work(scenario, calibration, seed, r)`` for each replication and returns the results in order
+(e.g. on worker processes: :func:`optimize.run.parallel.map_replications`)."""
+
+
+def decompose_replication(scenario: Scenario, calibration: Calibration, seed: int, replication: int,
+                          minimum_units: int = MINIMUM_UNITS) -> tuple[dict[str, TallyRecord], pd.DataFrame]:
+    """One replication of :func:`decompose`'s runs (``scenario`` at its simulated scale already): each
+    tier's months of coalition churn in order, and the engine's monthly table."""
+    records = {name: TallyRecord() for name in scenario.tiers}
+    simulation = DecomposingSimulation(scenario, calibration, seed, replication, records, minimum_units)
+    return records, pd.DataFrame(simulation.run().tier_months)
+
+
 def decompose(scenario: Scenario, calibration: Calibration, seed: int, simulated_units: int | None = None,
-              replications: range = range(REPLICATIONS), minimum_units: int = MINIMUM_UNITS) -> ChurnDrivers:
+              replications: range = range(REPLICATIONS), minimum_units: int = MINIMUM_UNITS,
+              fan_out: FanOut | None = None) -> ChurnDrivers:
     """Each tier's monthly churn without retention split among its drivers (see the module's text),
     pooled over the unit-months of ``replications`` of the run's seed.
 
     Simulated at about ``simulated_units`` units (by default the response curves'; never more than the
-    run's own scale), every tier at least ``minimum_units``."""
+    run's own scale), every tier at least ``minimum_units``. ``fan_out`` runs the replications (by
+    default one after another here); the table is the same bytes however they ran."""
     units = sum(t.unit_count for t in scenario.tiers.values())
     wanted = simulated_units or scenario.run.estimation.simulated_lines
     scale = min(scenario.run.scale, wanted / max(units, 1))
     scaled = scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": scale})})
+    work = partial(decompose_replication, minimum_units=minimum_units)
+    parts = (fan_out(work, scaled, calibration, seed, list(replications)) if fan_out is not None
+             else [work(scaled, calibration, seed, r) for r in replications])
     tallies = {name: DriverTally() for name in scenario.tiers}
-    records = []
-    for replication in replications:
-        simulation = DecomposingSimulation(scaled, calibration, seed, replication, tallies, minimum_units)
-        records.append(pd.DataFrame(simulation.run().tier_months))
-    months = pd.concat(records, ignore_index=True)
+    for recorded, _ in parts:
+        for name, record in recorded.items():
+            record.replay(tallies[name])
+    months = pd.concat([frame for _, frame in parts], ignore_index=True)
     simulated = {}
     for name in scenario.tiers:
         mine = months[months["tier"] == name]
@@ -246,10 +283,11 @@ def decompose(scenario: Scenario, calibration: Calibration, seed: int, simulated
 
 
 def churn_drivers(scenario: Scenario, calibration: Calibration, seed: int,
-                  simulated_units: int | None = None) -> pd.DataFrame:
+                  simulated_units: int | None = None, fan_out: FanOut | None = None) -> pd.DataFrame:
     """Why each tier's customers leave: the table of :func:`decompose`."""
-    return decompose(scenario, calibration, seed, simulated_units).table
+    return decompose(scenario, calibration, seed, simulated_units, fan_out=fan_out).table
 
 
 __all__ = ["BASE_RATE", "COALITIONS", "COLUMNS", "DRIVERS", "ChurnDrivers", "DecomposingSimulation", "DriverTally",
-           "churn_drivers", "coalition_churn", "decompose", "decomposition_table", "driver_terms", "shapley"]
+           "FanOut", "TallyRecord", "churn_drivers", "coalition_churn", "decompose", "decompose_replication",
+           "decomposition_table", "driver_terms", "shapley"]

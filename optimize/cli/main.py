@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -22,6 +23,7 @@ from sim import __version__
 from sim.allocation import Allocation
 from sim.scenario import Scenario, ScenarioError, ScenarioWarning, json_schema, load_scenario
 
+from ..run.cluster import ENVIRONMENT, ClusterAddress, ClusterError, parse_address, using_cluster
 from . import arguments
 from .console import Console, ProgressBar
 
@@ -246,8 +248,11 @@ def _curve_store(args: argparse.Namespace, out: Path, console: Console):  # type
 def _with_curves(args: argparse.Namespace, info: dict, extra: Callable[[Path], None] | None = None):  # type: ignore[no-untyped-def]
     """The manifest with the account of the curves used, and a writer that keeps them in the output folder
     (for ``--curves`` later) besides ``extra``'s files."""
+    from ..run.parallel import backend
+
     store = args.curve_store
     info.update(store.manifest())
+    info.update(backend(args.workers))
 
     def write(folder: Path) -> None:
         store.write(folder)
@@ -631,8 +636,14 @@ def build_parser() -> argparse.ArgumentParser:
         from ..allocation.solvers import SOLVERS
 
         p.add_argument("--solver", choices=SOLVERS, help="LP/MILP solver (default: solver.name of the scenario)")
-        p.add_argument("--workers", type=arguments.positive_int, default=1,
-                       help="processes running the simulations in parallel (results do not depend on it)")
+        where = p.add_mutually_exclusive_group()
+        where.add_argument("--workers", type=arguments.positive_int,
+                           help="processes running the simulations in parallel (default 1; results do not depend "
+                                "on it)")
+        where.add_argument("--cluster", type=_cluster_address, metavar="WHERE",
+                           help="run the simulations on a Dask cluster: local:N starts N worker processes here, "
+                                "tcp://HOST:PORT uses a running scheduler (default: $RETENTION_CLUSTER; results do "
+                                "not depend on it)")
 
     def curve_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--scale", type=arguments.share,
@@ -765,6 +776,27 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _cluster_address(text: str) -> ClusterAddress:
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _cluster_of(args: argparse.Namespace) -> ClusterAddress | None:
+    """Where a command's simulations run: --cluster, else --workers, else $RETENTION_CLUSTER, else here."""
+    if not hasattr(args, "cluster"):
+        return None
+    given, args.workers = args.workers, args.workers or 1
+    if args.cluster is not None or given is not None or not os.environ.get(ENVIRONMENT):
+        return args.cluster
+    try:
+        return parse_address(os.environ[ENVIRONMENT])
+    except ValueError as exc:
+        raise ClusterError(f"${ENVIRONMENT}: {exc}\n    fix: set it to local:N or a scheduler's address such as "
+                           "tcp://10.0.0.5:8786, or unset it") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -778,11 +810,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A kill (SIGTERM) stops the run like Ctrl-C: staged files are removed, nothing half-written stays.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with console.showing(ScenarioWarning):
+        where = _cluster_of(args)
+        with console.showing(ScenarioWarning), using_cluster(where):
             return int(args.handler(args, console))
     except ScenarioError as exc:
         console.problem(str(exc))
         return EXIT_INVALID_INPUT
+    except ClusterError as exc:
+        console.problem(str(exc))
+        return EXIT_USAGE
     except KeyboardInterrupt:
         console.problem("interrupted; nothing half-written was kept")
         return EXIT_INTERRUPTED

@@ -78,6 +78,7 @@ def write_run(outcome: RunOutcome, destination: str | Path, command: list[str] |
     info = manifest(outcome.scenario, outcome.scenario_file, outcome.seed, outcome.replications,
                     outcome.recommended(), outcome.timings, command)
     info["workers"] = outcome.workers
+    info.update(outcome.backend)  # where the simulations ran: local processes or a Dask cluster
     info["strategies"] = list(outcome.allocations)
     info.update(outcome.curve_store.manifest())  # response_curve_runs: every curve run made, variants too
     info["closed_loop_runs"] = outcome.plan.loop.runs if outcome.plan.loop is not None else 0

@@ -10,6 +10,7 @@ depend on the number of workers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,7 @@ from .compare import (
 )
 from .curve_cache import CurveStore
 from .measure import CurveEstimate, estimate_curves, estimate_variants
-from .parallel import Task, simulate_tasks
+from .parallel import Task, backend, map_replications, simulate_tasks
 from .plan import Plan, plan_allocation
 from .stopping import Stopping, replicate_until
 from .strategies import csv_allocation, rule_allocation
@@ -96,6 +97,8 @@ class RunOutcome:
     """Per strategy, its figures replication by replication (:func:`optimize.run.compare.strategy_figures`):
     what pairs any two strategies on common random numbers (``paired_differences(figures, name)``)."""
     timings: dict[str, float] = field(default_factory=dict)
+    backend: dict[str, object] = field(default_factory=dict)
+    """Where the simulations ran (:func:`optimize.run.parallel.backend`), for the manifest."""
     curve_store: CurveStore = field(default_factory=CurveStore)
     """The curves the run used (the scenario's, each competitor variant's), measured now or reused: what
     the output folder keeps of them and what the manifest says."""
@@ -230,7 +233,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
 
     targeting, targeting_curves = targeting_rules(scenario, calibration, seed)
     watch.lap("targeting_rules")
-    drivers = churn_drivers(scenario, calibration, seed)
+    drivers = churn_drivers(scenario, calibration, seed, fan_out=partial(map_replications, workers=workers))
     watch.lap("churn_drivers")
 
     base_plans = [("", name, allocation) for name, allocation in allocations.items()]
@@ -267,6 +270,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
         targeting=targeting,
         targeting_curves=targeting_curves,
         churn_drivers=drivers,
+        backend=backend(workers),
         curve_store=store,
         figures=figures,
         stopping=stopping,
