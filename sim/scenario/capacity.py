@@ -9,7 +9,7 @@ reason, so that the schema, the error a planner sees and the engine agree:
 * a simulated unit takes about 36 bytes (37 at the peak, measured in ``bench/``), so the units a run
   simulates, at the start and joining over the horizon, are bounded to keep a run within a few GB;
 * a unit's number (``uid``) is a 32-bit integer, which bounds the units of one tier;
-* outages are simulated one by one, so their rate is bounded, and the mean outage-hours of a region
+* calls and outages are simulated one by one, so their rate is bounded, and the mean outage-hours of a region
   cannot exceed the hours of a month;
 * money is summed over lines, months and replications and squared for the intervals: bounded amounts
   keep every sum and square finite.
@@ -43,8 +43,11 @@ MAX_OUTAGES_PER_MONTH = 60.0
 """Outages are simulated one by one: two a day in a region at most."""
 HOURS_PER_MONTH = 744.0
 """The longest month (31 days): a region cannot be out for longer on average."""
-MAX_CALL_RATE = 100.0
-"""Calls per line per month: three a day."""
+MAX_CALL_RATE = 10.0
+"""Calls per line per month in normal times: one every three days (operators see about 0.1)."""
+MAX_CALLS_PER_UNIT = 1_000.0
+"""Calls a month of one deciding unit (an enterprise account's lines together): each call is drawn and
+settled one by one, and the calibration simulates at least 5,000 units of every tier for 27 months."""
 
 BOUND_REASONS: dict[float, str] = {
     MAX_TIER_UNITS: "a unit's number in the simulation is a 32-bit integer",
@@ -63,11 +66,10 @@ COUNT_REASONS: dict[tuple[str, ...], str] = {
 
 
 def projected_units(scenario: Scenario) -> dict[str, float]:
-    """An upper estimate of the units each tier simulates over the horizon: those at the start (after
-    ``run.scale``) plus the segment's growth and the new lines we take, none of them leaving."""
-    from ..population import (
-        initial_units,  # the engine's own rounding of the scaled units
-    )
+    """An upper estimate of the units each tier may simulate over the horizon, at ``run.scale``: its
+    whole segment (our lines and the rivals' in it, every one of which a price war can bring to us),
+    grown by the segment's growth, plus the segment's new lines, none of them leaving."""
+    from ..population import initial_units  # the engine's own rounding of the scaled units
 
     horizon = scenario.meta.horizon_months
     ours = float(sum(t.line_count for t in scenario.tiers.values()))
@@ -75,21 +77,16 @@ def projected_units(scenario: Scenario) -> dict[str, float]:
     overall = ours / (ours + rivals) if ours + rivals > 0 else 1.0
     projected = {}
     for name, tier in scenario.tiers.items():
-        units = initial_units(tier, scenario.run.scale)
-        per_line = units / max(tier.line_count, 1)
+        per_line = initial_units(tier, scenario.run.scale) / max(tier.line_count, 1)
         market = tier.market
-        share = market.share if market.share is not None else overall
+        # The rivals hold the rest of the segment only if they have lines (sim.competition.segment_pools).
+        share = (market.share if market.share is not None else overall) if rivals > 0 else 1.0
         segment = tier.line_count / share
         growth = max(1.0, (1.0 + market.growth) ** (horizon / 12.0))
         new_lines = segment * growth * market.leaving * horizon + segment * (growth - 1.0)
         plan = market.gross_adds
-        if plan is None:
-            joining = share * new_lines
-        elif plan.lines is None:
-            joining = float(plan.share_of_new_lines or 0.0) * new_lines
-        else:
-            joining = sum(plan.monthly(m) or 0.0 for m in range(1, horizon + 1))
-        projected[name] = units + joining * per_line
+        stated = 0.0 if plan is None or plan.lines is None else sum(plan.monthly(m) or 0.0 for m in range(1, horizon + 1))
+        projected[name] = per_line * (segment * growth + new_lines + stated)
     return projected
 
 
@@ -99,3 +96,19 @@ def scale_within(units: float, scale: float) -> float:
     wanted = MAX_SIMULATED_UNITS / units * scale
     digits = 1 - math.floor(math.log10(wanted))
     return math.floor(wanted * 10**digits) / 10**digits
+
+
+MAX_WAITING_CALLERS = 20_000
+"""Callers the hotline's queue may hold at once: it is simulated caller by caller (some 50 µs each), its long-run state
+included (:func:`sim.queue.stationary_state`)."""
+
+
+def hotline_waiting(scenario: Scenario) -> float:
+    """An upper estimate of the callers waiting at once in the hotline's long-run state: those arriving
+    within a caller's patience at the month's normal rate. (An outage's burst of calls opens on that state
+    and is simulated for its share of the sample only.) The queue runs at full scale, whatever ``run.scale``."""
+    cc = scenario.contact_center
+    if cc.patience_minutes is None:
+        return 0.0  # Patient callers of an overloaded hotline warm up from empty, within the sample.
+    calls = sum(t.line_count * t.call_rate for t in scenario.tiers.values())
+    return calls / (cc.open_hours_per_month * 60.0) * cc.patience_minutes

@@ -110,10 +110,10 @@ class Scenario(Section):
         projected = capacity.projected_units(self)
         if sum(projected.values()) > capacity.MAX_SIMULATED_UNITS:
             biggest = max(projected, key=lambda t: projected[t])
-            raise fail(f"a run would simulate about {sum(projected.values()):,.0f} units (lines, or enterprise "
-                       f"accounts) at the start and joining over the horizon, {projected[biggest]:,.0f} of them in "
-                       f"tier '{biggest}'; at about 37 bytes each, a run holds at most "
-                       f"{capacity.MAX_SIMULATED_UNITS:,} units in memory",
+            raise fail(f"a run may simulate about {sum(projected.values()):,.0f} units (lines, or enterprise "
+                       f"accounts): the tiers' segments, whose rival lines a price war can bring to us, and the "
+                       f"lines joining over the horizon; {projected[biggest]:,.0f} of them in tier '{biggest}'. At "
+                       f"about 37 bytes each, a run holds at most {capacity.MAX_SIMULATED_UNITS:,} units in memory",
                        f"simulate a share of the lines: set run.scale to at most "
                        f"{capacity.scale_within(sum(projected.values()), self.run.scale):g} "
                        "(results are scaled back up), or lower the tiers' lines or gross adds",
@@ -138,6 +138,14 @@ class Scenario(Section):
             raise fail("the robust_lp strategy needs competitor variants",
                        "add 'competitors: variants:' with a name, probability, campaigns and reactions each, "
                        "or remove robust_lp", at=("strategies",))
+        waiting = capacity.hotline_waiting(self)
+        if waiting > capacity.MAX_WAITING_CALLERS:
+            raise fail(f"about {waiting:,.0f} callers would reach the hotline within a caller's patience "
+                       f"({self.contact_center.patience_minutes:g} minutes) in normal times; its queue is "
+                       f"simulated caller by caller and holds at most {capacity.MAX_WAITING_CALLERS:,} at once",
+                       "open the hotline longer (open_hours_per_month), shorten patience_minutes, or lower the "
+                       "tiers' call_rate",
+                       at=("contact_center", "open_hours_per_month"))
         found = consistency.errors(self)
         if found:
             raise _fail_all(found)
