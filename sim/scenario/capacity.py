@@ -69,7 +69,8 @@ def projected_units(scenario: Scenario) -> dict[str, float]:
     """An upper estimate of the units each tier may simulate over the horizon, at ``run.scale``: its
     whole segment (our lines and the rivals' in it, every one of which a price war can bring to us),
     grown by the segment's growth, plus the segment's new lines, none of them leaving."""
-    from ..population import initial_units  # the engine's own rounding of the scaled units
+    # The engine's own rounding of the scaled units; imported here, as the engine imports the scenario.
+    from ..population import initial_units
 
     horizon = scenario.meta.horizon_months
     ours = float(sum(t.line_count for t in scenario.tiers.values()))

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import consistency
 from .capacity import BOUND_REASONS, COUNT_REASONS
+from .customer_base import unknown_effects
 from .errors import KeyPath, Problem, ScenarioError, ScenarioWarning
 from .model import Scenario
 from .types import MAX_NAME_LENGTH, PATTERN_RULES
@@ -312,8 +313,14 @@ def load_scenario(path: str | Path) -> Scenario:
 
     Raises :class:`ScenarioError` naming every problem with its file, line, key path and fix.
     """
-    scenario = validate_document(read_yaml(path))
+    doc = read_yaml(path)
+    scenario = validate_document(doc)
     scenario._source_dir = str(Path(path).resolve().parent)
+    if scenario.population is not None:
+        unknown = unknown_effects(scenario.population, scenario._source_dir)
+        if unknown:
+            raise ScenarioError([_positioned(doc, ("population", "effects", name), message, hint)
+                                 for name, message, hint in unknown])
     issue_warnings(scenario)
     return scenario
 
