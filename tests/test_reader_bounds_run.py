@@ -32,7 +32,7 @@ from sim.scenario.capacity import (
 )
 from sim.scenario.levers import DRIVERS
 
-EXAMPLES = 30
+EXAMPLES = 20
 SMALL_PILOT = {"PILOT_UNITS": 1_000, "PILOT_MINIMUM_UNITS": 200, "PILOT_MONTHS": 3, "PILOT_WARM_UP": 1,
                "PILOT_MAX_REPLICATIONS": 3, "PILOT_ROUNDS": 2}
 """The calibration's pilot runs, made small as the runs are: its 5,000 units of every tier over 27 months
