@@ -148,10 +148,17 @@ def contract_renewal_rate(tier: Tier) -> float:
         # by the renewal month and the rolling accounts (with every account on a contract, the rate is 1).
         h_in, h_out = 0.0, min(1.0, churn / (1.0 - inside))
     else:
-        h_in = churn / (inside + (1.0 - inside) * ratio)
+        # At most every line: a steeply negative out_of_contract sensitivity would ask lines under
+        # contract to carry more churn than they have.
+        h_in = min(1.0, churn / (inside + (1.0 - inside) * ratio))
         h_out = min(1.0, h_in * ratio)
     months_inside = sum((1.0 - h_in) ** k for k in range(term - 1))
-    rate = (inside / months_inside - share * churn) / ((1.0 - inside) * (1.0 - h_out))
+    survivors = (1.0 - inside) * (1.0 - h_out)
+    if survivors <= 0.0:
+        # Every line out of contract leaves within the month (a steep out_of_contract sensitivity): none is
+        # left to renew, and the rate, at its bound, changes nothing.
+        return 1.0
+    rate = (inside / months_inside - share * churn) / survivors
     return float(min(1.0, max(0.0, rate)))
 
 

@@ -29,6 +29,10 @@ QUEUE_WARMUP_HANDLING_TIMES = 10.0
 QUEUE_WARMUP_PATIENCE_TIMES = 4.0
 """A normal-load window opens in a draw from the queue's long-run state; only a queue with none (patient
 callers and a load of at least the agents) warms up before its calls are recorded, from empty."""
+WARMUP_SAMPLES = 4
+"""A warm-up simulates at most this many times the month's sample of calls: its length is set in minutes
+(patience or handling times), and an overloaded hotline open a few minutes a month would otherwise
+simulate millions of calls to warm up for a sample of thousands."""
 LOAD_STEP = 0.01
 """Normal loads are simulated on a grid of 1% steps (log scale) and shared by months on the same step."""
 PRIVATE_CACHE_BYTES = 2 * 2**20
@@ -82,8 +86,8 @@ class Hotline:
         """
         bucket = round(math.log(rate) / LOAD_STEP)
         rate = math.exp(bucket * LOAD_STEP)
-        return self._window((bucket + 10_000_000, agents), rate, agents, min(open_minutes, sample / rate), warmup,
-                            stationary=True)
+        return self._window((bucket + 10_000_000, agents), rate, agents, min(open_minutes, sample / rate),
+                            min(warmup, WARMUP_SAMPLES * sample / rate), stationary=True)
 
     @staticmethod
     def _burst_calls(sample: int, burst_calls: float, month_calls: float) -> int:

@@ -187,6 +187,10 @@ class Budget:
             return 0
         if pace.per_offer <= 0:
             return 10**12 if pace.remaining + pace.credit > 0 else 0  # offers that cost nothing: as many as allowed
+        if pace.credit >= 10**12:
+            # Offers of a vanishing cost (a share of a tiny bill, a tiny acceptance): the credit can pass any
+            # count, even overflow to infinity; as for free offers, as many as allowed.
+            return 10**12
         return max(0, int(math.floor(pace.credit + 1e-9)))
 
     def funded(self, tier: str, lever: str) -> bool:

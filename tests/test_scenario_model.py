@@ -64,6 +64,37 @@ def test_a_tier_named_like_a_yaml_boolean_stays_a_name() -> None:
     assert "on" in scenario.tiers
 
 
+def test_a_date_like_text_stays_the_text_written() -> None:
+    text = SMALL.decode()
+    stated = next(line for line in text.splitlines() if line.startswith("  description: "))
+    scenario = load_text(text.replace(stated, "  description: 2027-01-01"))
+    assert scenario.meta.description == "2027-01-01"
+
+
+def test_a_core_tag_that_fits_its_value_is_read_and_one_that_does_not_is_placed() -> None:
+    scenario = load_text(SMALL.decode().replace("    arpu: 89\n", "    arpu: !!float 89\n"))
+    assert scenario.tiers["households"].arpu == 89.0
+    text = SMALL.decode().replace("    arpu: 89\n", "    arpu: !!int eighty-nine\n")
+    (problem,) = problems_of(text)
+    assert problem.line == text.splitlines().index("    arpu: !!int eighty-nine") + 1
+    assert problem.path == ("tiers", "households", "arpu")
+    assert "'eighty-nine' is not a whole number" in problem.message
+
+
+def test_an_alias_inside_its_own_anchor_is_placed_not_followed() -> None:
+    text = SMALL.decode().replace("run:\n  seed: 7\n", "run: &run\n  seed: 7\n  again: *run\n")
+    (problem,) = problems_of(text)
+    assert problem.line == text.splitlines().index("  again: *run") + 1
+    assert "refers back to the anchor" in problem.message
+
+
+def test_a_strategy_listed_twice_is_placed_at_the_second() -> None:
+    text = SMALL.decode() + "\nstrategies:\n  - uniform\n  - no_retention\n  - uniform\n"
+    (problem,) = problems_of(text)
+    assert problem.path == ("strategies", 2)
+    assert problem.line == len(text.splitlines())
+
+
 def test_every_problem_is_reported_at_once_with_its_line() -> None:
     text = (SMALL.decode()
             .replace("lines: 12000", "lines: -3")              # out of range

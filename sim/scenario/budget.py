@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from .capacity import MAX_VALUE
 from .types import (
     LeverRef,
     Money,
@@ -63,7 +64,7 @@ class LockedCell(Section):
 
 class CurvePoint(Section):
     spend: Money
-    value: Annotated[float, Field(allow_inf_nan=False)]
+    value: Annotated[float, Field(ge=-MAX_VALUE, le=MAX_VALUE, allow_inf_nan=False)]
     """Value retained at that spend: margin over the horizon plus terminal value, net of nothing."""
     lines: NonNegativeFloat | None = None
     """Churners avoided over the horizon at that spend (optional; goal-seek on churn needs it)."""

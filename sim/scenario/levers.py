@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from .capacity import MAX_MONEY
 from .tiers import Tier
 from .types import (
     ChannelRef,
@@ -157,9 +158,10 @@ class Response(Section):
 
 
 CostField = Annotated[Cost, WithJsonSchema({"anyOf": [
-    {"type": "number", "minimum": 0, "description": "an amount per line"},
+    {"type": "number", "minimum": 0, "maximum": MAX_MONEY, "description": "an amount per line"},
     {"type": "object", "additionalProperties": False, "properties": {
-        "amount": {"type": "number", "minimum": 0}, "share_of_arpu": {"type": "number", "minimum": 0, "maximum": 10},
+        "amount": {"type": "number", "minimum": 0, "maximum": MAX_MONEY},
+        "share_of_arpu": {"type": "number", "minimum": 0, "maximum": 10},
         "per": {"enum": ["line", "account"]}}},
 ]})]
 """A cost: a number (per line) or ``{amount, per}`` or ``{share_of_arpu}`` (see :class:`Cost`)."""

@@ -21,6 +21,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from . import consistency
+from .capacity import BOUND_REASONS, COUNT_REASONS
+from .customer_base import unknown_effects
 from .errors import KeyPath, Problem, ScenarioError, ScenarioWarning
 from .model import Scenario
 from .types import MAX_NAME_LENGTH, PATTERN_RULES
@@ -238,6 +240,8 @@ def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any], root: type[
                  "less_than_equal": "at most", "less_than": "less than"}[kind]
         message = f"{_describe(value)} is out of range: it must be {words} {bound:g}"
         hint = f"use a value {words} {bound:g}"
+        if kind in ("less_than_equal", "less_than") and bound in BOUND_REASONS:
+            message += f" ({BOUND_REASONS[bound]})"
         if kind in ("less_than_equal", "less_than") and bound == 1 and isinstance(value, (int, float)) and value > 1:
             hint += " (shares and probabilities are fractions: 0.25, not 25)"
     elif kind in ("too_short", "too_long"):
@@ -249,6 +253,8 @@ def _problem_from_error(doc: YamlDocument, error: Mapping[str, Any], root: type[
         message = (f"{given}; it needs at least {bound} {items}" if kind == "too_short"
                    else f"{given}; at most {bound} {items} are allowed here")
         hint = f"give {words} {bound} {items}"
+        if kind == "too_long" and tuple(map(str, path)) in COUNT_REASONS:
+            message += f" ({COUNT_REASONS[tuple(map(str, path))]})"
     elif kind in _TYPE_HINTS:
         what = {"float_type": "a number", "float_parsing": "a number", "int_type": "a whole number",
                 "int_parsing": "a whole number", "int_from_float": "a whole number", "string_type": "text",
@@ -307,8 +313,14 @@ def load_scenario(path: str | Path) -> Scenario:
 
     Raises :class:`ScenarioError` naming every problem with its file, line, key path and fix.
     """
-    scenario = validate_document(read_yaml(path))
+    doc = read_yaml(path)
+    scenario = validate_document(doc)
     scenario._source_dir = str(Path(path).resolve().parent)
+    if scenario.population is not None:
+        unknown = unknown_effects(scenario.population, scenario._source_dir)
+        if unknown:
+            raise ScenarioError([_positioned(doc, ("population", "effects", name), message, hint)
+                                 for name, message, hint in unknown])
     issue_warnings(scenario)
     return scenario
 

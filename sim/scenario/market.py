@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from .capacity import MAX_OPERATOR_LINES
 from .types import (
     NamedMap,
     NonNegativeFloat,
@@ -34,8 +35,8 @@ class Operator(Section):
     """Perceived quality of its customer service, 0 to 1."""
     brand: Annotated[float, Field(ge=-10.0, le=10.0)] = 0.0
     """Brand attraction for churners choosing a new operator (a logit constant; 0 = neutral)."""
-    lines: NonNegativeFloat = 0.0
-    """Its subscriber lines in our market (competitors only; ours are the tiers' lines)."""
+    lines: Annotated[float, Field(ge=0.0, le=MAX_OPERATOR_LINES)] = 0.0
+    """Its subscriber lines in our market (competitors only; ours are the tiers' lines); at most 10^10."""
     monthly_churn: Probability | None = None
     """Monthly churn of its own base (competitors only), the same in every segment. By default it is
     solved per segment so that the market is at rest without campaigns, moves or retention: its

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
-from . import consistency
+from . import capacity, consistency
 from .budget import Budget
 from .competition import Competitors, PriceMove
 from .contact_center import ContactCenter
@@ -17,7 +17,7 @@ from .errors import Problem
 from .levers import Channel, Lever, Targeting
 from .market import Market
 from .meta import Meta
-from .network import Network
+from .network import Network, check_outage_hours
 from .reference import Reference
 from .run import Run, Solver, Strategy
 from .tiers import Tier
@@ -93,9 +93,31 @@ class Scenario(Section):
     @model_validator(mode="after")
     def _across_sections(self) -> Scenario:
         names = [s.name for s in self.strategies]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise fail(f"strategy names repeat: {', '.join(repeated)}", "give each strategy its own name")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise fail(f"strategy '{name}' is listed twice (first as strategies[{names.index(name)}])",
+                           "give each strategy its own name, or remove the repeated entry", at=("strategies", i))
+        for name, normal in self.reference.regions.items():
+            region = self.network.regions[name]
+            rate = region.outages_per_month if normal.outages_per_month is None else normal.outages_per_month
+            hours = region.outage_hours if normal.outage_hours is None else normal.outage_hours
+            try:
+                check_outage_hours(rate, hours, ("reference", "regions", name))
+            except PydanticCustomError as error:
+                assert error.context is not None
+                raise fail(error.context["message"] + " in the reference's normal service",
+                           error.context["hint"], at=error.context["at"]) from None
+        projected = capacity.projected_units(self)
+        if sum(projected.values()) > capacity.MAX_SIMULATED_UNITS:
+            biggest = max(projected, key=lambda t: projected[t])
+            raise fail(f"a run may simulate about {sum(projected.values()):,.0f} units (lines, or enterprise "
+                       f"accounts): the tiers' segments, whose rival lines a price war can bring to us, and the "
+                       f"lines joining over the horizon; {projected[biggest]:,.0f} of them in tier '{biggest}'. At "
+                       f"about 37 bytes each, a run holds at most {capacity.MAX_SIMULATED_UNITS:,} units in memory",
+                       f"simulate a share of the lines: set run.scale to at most "
+                       f"{capacity.scale_within(sum(projected.values()), self.run.scale):g} "
+                       "(results are scaled back up), or lower the tiers' lines or gross adds",
+                       at=("tiers", biggest))
         for name, lever in self.levers.items():
             enterprise = [t for t, tier in self.tiers.items() if tier.kind == "enterprise" and lever.reaches(t)]
             for field in ("cost_per_contact", "cost_per_acceptance"):
@@ -116,6 +138,14 @@ class Scenario(Section):
             raise fail("the robust_lp strategy needs competitor variants",
                        "add 'competitors: variants:' with a name, probability, campaigns and reactions each, "
                        "or remove robust_lp", at=("strategies",))
+        waiting = capacity.hotline_waiting(self)
+        if waiting > capacity.MAX_WAITING_CALLERS:
+            raise fail(f"about {waiting:,.0f} callers would reach the hotline within a caller's patience "
+                       f"({self.contact_center.patience_minutes:g} minutes) in normal times; its queue is "
+                       f"simulated caller by caller and holds at most {capacity.MAX_WAITING_CALLERS:,} at once",
+                       "open the hotline longer (open_hours_per_month), shorten patience_minutes, or lower the "
+                       "tiers' call_rate",
+                       at=("contact_center", "open_hours_per_month"))
         found = consistency.errors(self)
         if found:
             raise _fail_all(found)

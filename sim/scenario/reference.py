@@ -14,14 +14,15 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .types import NonNegativeFloat, Probability, RefMap, RegionRef, Section
+from .network import OutageRate
+from .types import Probability, RefMap, RegionRef, Section
 
 
 class NormalRegion(Section):
     """A region in normal service; a figure left out is the region's own (``network.regions``)."""
 
     quality: Probability | None = None
-    outages_per_month: NonNegativeFloat | None = None
+    outages_per_month: OutageRate | None = None
     outage_hours: Annotated[float, Field(gt=0.0, le=720.0)] | None = None
     outage_severity: Probability | None = None
     outage_quality_drop: Probability | None = None

@@ -26,4 +26,18 @@ def json_schema() -> dict[str, Any]:
     definitions["Strategy"] = {"anyOf": [{"type": "string", "enum": list(BUILT_IN_STRATEGIES)},
                                          {"$ref": "#/$defs/StrategyEntry"}],
                                "description": strategy.get("description", "")}
+    _bounded_mappings(schema)
     return schema
+
+
+def _bounded_mappings(node: Any) -> None:
+    """pydantic states a mapping's most entries (regions, levers) as ``maxLength``, which JSON Schema reads
+    on strings only; for an object it is ``maxProperties``."""
+    if isinstance(node, dict):
+        if node.get("type") == "object" and "maxLength" in node:
+            node["maxProperties"] = node.pop("maxLength")
+        for value in node.values():
+            _bounded_mappings(value)
+    elif isinstance(node, list):
+        for value in node:
+            _bounded_mappings(value)

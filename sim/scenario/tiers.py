@@ -20,11 +20,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from .capacity import MAX_CALL_RATE, MAX_CALLS_PER_UNIT, MAX_TIER_UNITS
 from .market import SegmentMarket
 from .types import (
     Coefficient,
     Money,
-    NonNegativeFloat,
     Probability,
     RefMap,
     RegionRef,
@@ -111,10 +111,12 @@ class Tier(Section):
     segment: Segment = "mass"
     """The operator's own label for the tier, used by rule-of-thumb strategies."""
     description: str = ""
-    lines: Annotated[int, Field(ge=1)] | None = None
-    """Number of lines (consumer tiers)."""
-    accounts: Annotated[int, Field(ge=1)] | None = None
-    """Number of accounts (enterprise tiers)."""
+    lines: Annotated[int, Field(ge=1, le=MAX_TIER_UNITS)] | None = None
+    """Number of lines (consumer tiers); at most 2 billion (a line's number in the simulation is a 32-bit
+    integer). A run simulates ``run.scale`` of them, at most 100 million units over all tiers and the
+    horizon (about 37 bytes each): lower ``run.scale`` for a larger base."""
+    accounts: Annotated[int, Field(ge=1, le=MAX_TIER_UNITS)] | None = None
+    """Number of accounts (enterprise tiers); at most 2 billion."""
     lines_per_account: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     """Lines in each account, every account the same size (enterprise tiers); or ``account_size``."""
     account_size: AccountSize | None = None
@@ -153,8 +155,9 @@ class Tier(Section):
     on average."""
     satisfaction: Probability = 0.788
     """Mean satisfaction at the start, 0..1 (operator studies report 78.8%)."""
-    call_rate: NonNegativeFloat = 0.08
-    """Calls per line per month to the contact center in normal times."""
+    call_rate: Annotated[float, Field(ge=0.0, le=MAX_CALL_RATE)] = 0.08
+    """Calls per line per month to the contact center in normal times; at most 10, and at most 1,000 a
+    month for an enterprise account's lines together (each call is simulated)."""
     market: SegmentMarket = SegmentMarket()
     """The tier's segment of the market: its size, lines entering and leaving it, our gross adds."""
 
@@ -189,6 +192,11 @@ class Tier(Section):
                 raise fail("'decides_at: renewal' needs accounts under contract, but contract.share is 0",
                            "raise contract.share (1 for every account on a contract), or set 'decides_at: month'",
                            at=("decides_at",))
+        if self.call_rate * self.lines_per_unit > MAX_CALLS_PER_UNIT:
+            raise fail(f"call_rate {self.call_rate:g} for accounts of {self.lines_per_unit:,.6g} lines on average is "
+                       f"{self.call_rate * self.lines_per_unit:,.0f} calls an account a month; each call is simulated, "
+                       f"and an account may make at most {MAX_CALLS_PER_UNIT:,.0f}",
+                       f"lower call_rate to at most {MAX_CALLS_PER_UNIT / self.lines_per_unit:.3g}", at=("call_rate",))
         if self.market.leaving > self.baseline_churn:
             raise fail(f"market.leaving ({self.market.leaving:g}) is more than the tier's baseline_churn "
                        f"({self.baseline_churn:g}): our lines leaving the market are part of our churn",

@@ -24,14 +24,18 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
+from .capacity import MAX_MONEY, MAX_QUANTITY
+
 K = TypeVar("K")
 V = TypeVar("V")
 
 
 class Section(BaseModel):
-    """Base of every scenario section: immutable, no unknown keys, no silent type coercion."""
+    """Base of every scenario section: immutable, no unknown keys, no silent type coercion, and no
+    NaN or infinity in any number (``.nan`` and ``.inf`` are YAML numbers the engine cannot use)."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True,
+                              allow_inf_nan=False)
 
 
 class FrozenDict(dict[K, V]):
@@ -125,10 +129,11 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 """A fraction in [0, 1]."""
 Share = Probability
 """A part of a whole in [0, 1]; shares of one whole must add up to 1."""
-Money = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-"""An amount in the scenario currency; never negative."""
-PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+Money = Annotated[float, Field(ge=0.0, le=MAX_MONEY, allow_inf_nan=False)]
+"""An amount in the scenario currency; never negative, at most 10^12 (:data:`MAX_MONEY`)."""
+PositiveFloat = Annotated[float, Field(gt=0.0, le=MAX_QUANTITY, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0, le=MAX_QUANTITY, allow_inf_nan=False)]
+"""A count or capacity; at most 10^12 (:data:`MAX_QUANTITY`), far more than any market holds."""
 Coefficient = Annotated[float, Field(ge=-50.0, le=50.0, allow_inf_nan=False)]
 """A logit coefficient: change in the log-odds of monthly churn per unit of its driver."""
 Month = Annotated[int, Field(ge=1), AfterValidator(_within_horizon)]

@@ -5,7 +5,11 @@ ordinary YAML loaders are lenient:
 
 * duplicate keys are an error (PyYAML silently keeps the last one, and a planner's
   second edit of ``budget`` would vanish);
-* only plain data: no tags that construct Python objects, one document per file;
+* only plain data: no tags that construct Python objects, one document per file; a
+  core tag (``!!int``, ``!!float``, ``!!bool``, ...) on a value it does not fit is a located
+  error, and a date-like text (``2027-01-01``) stays text, since no scenario field is a date;
+* an alias that refers back into its own anchor (a list holding itself) is a located
+  error, not endless recursion;
 * a hostile or broken file fails fast and in bounded time and memory: a size cap
   checked before reading, binary content, nesting depth and the size of the data
   after alias expansion (the "billion laughs") are all checked before anything is
@@ -37,8 +41,20 @@ MAX_VALUES = 100_000
 
 _PLAIN_TAGS = {
     f"tag:yaml.org,2002:{name}"
-    for name in ("str", "int", "float", "bool", "null", "seq", "map", "merge", "timestamp")
+    for name in ("str", "int", "float", "bool", "null", "seq", "map", "merge")
 }
+"""Tags a scenario may state explicitly: the core schema's plain data. (``!!timestamp`` constructs a
+date, which no scenario field is.)"""
+
+_SCALAR_KINDS = {
+    "tag:yaml.org,2002:int": ("a whole number", "write a whole number, e.g. 12"),
+    "tag:yaml.org,2002:float": ("a number", "write a number, e.g. 0.25 or 1e6"),
+    "tag:yaml.org,2002:bool": ("true or false", "write true or false"),
+    "tag:yaml.org,2002:null": ("an empty value", "leave the value empty, or write null"),
+}
+"""Scalar tags whose constructor can refuse the text, with what the tag asks for and how to write it."""
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_COLLECTION_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
 
 Position = tuple[int, int]
 """1-based (line, column)."""
@@ -120,7 +136,7 @@ def _scan_events(file: str, text: str) -> None:
             tag = getattr(event, "tag", None)
             if tag is not None and tag not in _PLAIN_TAGS and tag != "!":
                 raise ScenarioError([_problem(
-                    file, f"the tag {tag!r} is not allowed: a scenario holds plain data only",
+                    file, f"the tag '{_short_tag(tag)}' is not allowed: a scenario holds plain data only",
                     "remove the tag (anything starting with '!'); quote the value if it is text", event.start_mark)])
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 depth += 1
@@ -170,6 +186,8 @@ class _Builder:
         self.value_positions: dict[KeyPath, Position] = {}
         self.key_positions: dict[KeyPath, Position] = {}
         self.problems: list[Problem] = []
+        self.open_nodes: set[int] = set()
+        """Collections being built on the way down to the current value: meeting one again is a loop."""
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
         self.values += 1
@@ -179,11 +197,65 @@ class _Builder:
                 "remove the repeated aliases; a scenario needs a few thousand values at most", node.start_mark)])
         self.value_positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        if node.tag != _COLLECTION_TAGS[type(node)]:
+            kind = "mapping" if isinstance(node, yaml.MappingNode) else "list"
+            self.problems.append(_problem(
+                self.file, f"the tag '{_short_tag(node.tag)}' does not fit a {kind}",
+                "remove the tag", node.start_mark, path))
+            return None
+        if id(node) in self.open_nodes:
+            # An alias inside its own anchor: the data would contain itself, without end.
+            raise ScenarioError([_problem(
+                self.file, f"an alias '*' here refers back to the anchor '&' on line {node.start_mark.line + 1}, "
+                           "which contains it: the data would contain itself without end",
+                "replace the alias with the values it should repeat, or anchor a part that does not contain it",
+                self._alias_mark(node, path), path)])
+        self.open_nodes.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+            return self._mapping(node, path)
+        finally:
+            self.open_nodes.discard(id(node))
+
+    def _alias_mark(self, node: yaml.Node, path: KeyPath) -> Any:
+        """Where the alias that closes the loop is written. A node keeps only its anchor's place, so this
+        is the key the alias is the value of (or, for a list item, the anchor itself)."""
+        line, column = self.key_positions.get(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        return yaml.Mark("", 0, line - 1, column - 1, None, None)
+
+    def _scalar(self, node: yaml.ScalarNode, path: KeyPath) -> Any:
+        if node.tag in (_TIMESTAMP, "tag:yaml.org,2002:str"):
+            # A date-like text (2027-01-01) is only reached here implicitly (the event scan refuses an
+            # explicit !!timestamp); no field is a date, so it stays the text the planner wrote.
+            return node.value
+        kind = _SCALAR_KINDS.get(node.tag)
+        if kind is None:
+            self.problems.append(_problem(
+                self.file, f"the tag '{_short_tag(node.tag)}' does not fit a single value",
+                "remove the tag", node.start_mark, path))
+            return None
+        try:
             return self.loader.construct_object(node, deep=True)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-        assert isinstance(node, yaml.MappingNode)
-        self.loader.flatten_mapping(node)
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError, yaml.YAMLError):
+            # The core constructors assume the resolver chose the tag; a tag written by hand
+            # (!!int many) reaches them with text they cannot read.
+            what, hint = kind
+            text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            self.problems.append(_problem(
+                self.file, f"'{text}' is not {what}, as the tag '{_short_tag(node.tag)}' says it is",
+                hint + " (or remove the tag)", node.start_mark, path))
+            return None
+
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
+        try:
+            self.loader.flatten_mapping(node)
+        except RecursionError:
+            # Merges ('<<: *x') that merge one another: reported, not followed.
+            raise ScenarioError([_problem(
+                self.file, "the merges '<<' here refer back to the mapping that holds them",
+                "write the keys out instead of merging", node.start_mark, path)]) from None
         result: dict[str, Any] = {}
         first_seen: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
@@ -204,6 +276,10 @@ class _Builder:
             self.key_positions[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             result[key] = self.build(value_node, path + (key,))
         return result
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
 
 
 def read_yaml(path: str | Path, *, display_name: str | None = None) -> YamlDocument:
