@@ -6,7 +6,7 @@ reason, so that the schema, the error a planner sees and the engine agree:
 * a unit's region and running lever are one-byte codes in the subscriber arrays
   (:mod:`sim.subscribers`): at most 256 regions, and 127 levers (the lever code's top bit marks a
   save-desk offer);
-* a simulated unit takes about 36 bytes (37 at the peak, measured in ``bench/``), so the units a run
+* a simulated unit's arrays take about 36 bytes (56 at a run's peak, measured in ``bench/``), so the units a run
   simulates, at the start and joining over the horizon, are bounded to keep a run within a few GB;
 * a unit's number (``uid``) is a 32-bit integer, which bounds the units of one tier;
 * calls and outages are simulated one by one, so their rate is bounded, and the mean outage-hours of a region
@@ -28,7 +28,8 @@ MAX_REGIONS = 256
 MAX_TIER_UNITS = 2_000_000_000
 """Lines (or accounts) of one tier: a unit's number is a 32-bit integer."""
 MAX_SIMULATED_UNITS = 100_000_000
-"""Units one run simulates, at the start and joining over the horizon: at about 37 bytes each, some 4 GB."""
+"""Units one run simulates, at the start and joining over the horizon: at about 56 bytes each at a run's peak,
+some 5.6 GB."""
 MAX_MONEY = 1e12
 """Largest amount of money in a scenario; sums over lines, months and replications, and their squares,
 stay finite."""
