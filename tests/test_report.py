@@ -156,3 +156,20 @@ def test_the_report_fits_1280_px_without_scientific_notation(outcome, tmp_path: 
     page.write_text(bad, encoding="utf-8")
     body = _body(browser, page)
     assert 'data-overflow="yes"' in body and "7.915e+05" in body
+
+
+def test_the_unspent_reasons_are_given_for_the_plan_the_run_simulated(outcome, monkeypatch) -> None:
+    # The run simulates the LP's plan in whole currency units: a plan with cents to round is still the LP's,
+    # and gets the LP's reasons. Cents added to the fixture's whole plan round back to the same units.
+    result = outcome.plan.result
+    whole = type(result).to_allocation
+
+    def with_cents(self):
+        plan = whole(self)
+        return type(plan)({cell: amount + 0.3 for cell, amount in plan.amounts.items()})
+
+    monkeypatch.setattr(type(result), "to_allocation", with_cents)
+    assert outcome.recommended().amounts == outcome.allocations["lp_optimal"].amounts
+    assert outcome.plan.result.to_allocation().amounts != outcome.allocations["lp_optimal"].amounts
+    left = unspent(outcome, "lp_optimal")
+    assert left.reasons, "the LP's plan gets its reasons, spent to the last unit or not"

@@ -158,8 +158,8 @@ def unspent(outcome: RunOutcome, plan: str) -> Unspent:
     budget = scenario.budget.total
     spend = float(feed(outcome, plan)["amount"].sum())
     left = budget - spend
-    if plan != recommended_strategy(outcome) or outcome.plan.result.to_allocation().amounts != \
-            outcome.allocations[plan].amounts:
+    # The plan's reasons are the LP's: only for the strategy that simulated the LP's own plan (in whole units).
+    if plan != recommended_strategy(outcome) or outcome.recommended().amounts != outcome.allocations[plan].amounts:
         return Unspent(left, [])
     prices = outcome.plan.shadow_prices
     budget_row = prices[prices["kind"] == "budget"]
