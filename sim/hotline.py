@@ -209,5 +209,5 @@ class Hotline:
             "service_level": totals["answered_in_target"] / calls if calls else 1.0,
             "abandonment_rate": totals["abandoned"] / calls if calls else 0.0,
             "simulated_calls": (base.calls if base else 0) + sum(b.calls for b in bursts if b),
-            "mean_wait_se": base.mean_wait_se() if base else float("nan"),
+            "mean_wait_se": base.mean_wait_se() if base else 0.0,
         }

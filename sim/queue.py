@@ -62,9 +62,18 @@ class QueueOutcome:
         return self.waits.nbytes + self.abandoned.nbytes + self.end.nbytes
 
     def mean_wait_se(self, batches: int = 20) -> float:
-        """Standard error of the mean wait by batch means (calls in arrival order)."""
-        if self.waits.size < 2 * batches:
-            return float("nan")
+        """Standard error of the mean wait by batch means (calls in arrival order).
+
+        A short window (a hotline of a few calls a month) has fewer batches, of at least two calls each;
+        with three calls or fewer, the calls' own spread (waits next to each other in a queue are
+        correlated, so this understates the error the less the fewer calls). One call: its wait, as
+        uncertain as the figure itself; none: 0, there is no wait to estimate."""
+        n = self.waits.size
+        if n < 2:
+            return float(self.waits[0]) if n else 0.0
+        batches = min(batches, n // 2)
+        if batches < 2:
+            return float(self.waits.std(ddof=1) / math.sqrt(n))
         means = np.array([b.mean() for b in np.array_split(self.waits, batches)])
         return float(means.std(ddof=1) / math.sqrt(batches))
 

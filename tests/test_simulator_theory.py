@@ -388,3 +388,16 @@ def test_a_regions_runs_are_exactly_its_rows() -> None:
             runs = state.region_runs(region)
             rows = np.concatenate([np.arange(a, b) for a, b in runs]) if runs.size else np.zeros(0, int)
             np.testing.assert_array_equal(rows, np.flatnonzero(state.region[: state.size] == region))
+
+
+def test_the_mean_waits_standard_error_of_a_short_window_is_the_calls_own() -> None:
+    from sim.queue import QueueOutcome
+
+    # Fewer calls than twenty batches of two: batches of two calls each, then the calls' own spread.
+    waits = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    pairs = waits.reshape(4, 2).mean(axis=1)
+    assert QueueOutcome(waits, np.zeros(8, bool)).mean_wait_se() == pytest.approx(pairs.std(ddof=1) / 2.0)
+    three = np.array([1.0, 2.0, 6.0])
+    assert QueueOutcome(three, np.zeros(3, bool)).mean_wait_se() == pytest.approx(three.std(ddof=1) / np.sqrt(3))
+    assert QueueOutcome(np.array([2.5]), np.zeros(1, bool)).mean_wait_se() == 2.5
+    assert QueueOutcome(np.zeros(0), np.zeros(0, bool)).mean_wait_se() == 0.0
