@@ -207,7 +207,7 @@ class _Builder:
         if id(node) in self.open_nodes:
             # An alias inside its own anchor: the data would contain itself, without end.
             raise ScenarioError([_problem(
-                self.file, f"an alias '*' here refers back to the anchor '&' on line {node.start_mark.line + 1}, "
+                self.file, f"an alias (*NAME) here refers back to the anchor (&NAME) on line {node.start_mark.line + 1}, "
                            "which contains it: the data would contain itself without end",
                 "replace the alias with the values it should repeat, or anchor a part that does not contain it",
                 self._alias_mark(node, path), path)])
