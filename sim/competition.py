@@ -35,6 +35,7 @@ no noise).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -307,8 +308,12 @@ def _shifted(rate: float, log_odds: float) -> float:
     """``rate`` moved by ``log_odds`` on the logit scale."""
     if rate <= 0.0:
         return 0.0
-    odds = rate / (1.0 - rate) * float(np.exp(log_odds))
-    return odds / (1.0 + odds)
+    if rate >= 1.0:
+        return 1.0
+    # On the logit scale, so that a steep sensitivity times a wide price gap saturates at 0 or 1 instead
+    # of overflowing the odds (inf / inf).
+    logit = math.log(rate) - math.log1p(-rate) + log_odds
+    return 1.0 / (1.0 + math.exp(-logit)) if logit >= 0 else math.exp(logit) / (1.0 + math.exp(logit))
 
 
 def list_switching_shares(scenario: Scenario, source: str, our_price: float = 1.0,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from sim.competition import Competition, segment_month
@@ -120,3 +122,15 @@ def test_rivals_price_cuts_move_the_flows_between_them() -> None:
     _, won_calm = segment_month(scenario, "households", pool, rest.switching["households"], terms, 1.0, {}, 0.0,
                                 0.0)
     assert war["U"] > calm["U"] and war["T"] < calm["T"] and won < won_calm
+
+
+def test_a_switching_rate_moved_far_on_the_logit_scale_saturates_instead_of_overflowing() -> None:
+    from sim.competition import _shifted
+
+    # A hand-computed shift: 2% moved by +0.3 on the logit scale.
+    odds = 0.02 / 0.98 * math.exp(0.3)
+    assert _shifted(0.02, 0.3) == pytest.approx(odds / (1 + odds), rel=1e-12)
+    # A steep sensitivity times a wide price gap: the odds would overflow; the rate goes to its ends.
+    assert _shifted(0.02, 50.0 * 20.0) == 1.0
+    assert _shifted(0.02, -50.0 * 20.0) == 0.0
+    assert _shifted(0.0, 5.0) == 0.0 and _shifted(1.0, -5.0) == 1.0
