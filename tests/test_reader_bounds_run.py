@@ -3,7 +3,7 @@
 Hypothesis draws scenarios whose every figure lies anywhere in its stated range -- ARPU and costs up
 to the money bound, churn sensitivities of +-50, outages up to two a day and a month of outage-hours,
 rivals of ten billion lines, a hotline of no agents or open for a minute a month, outages lasting all
-month -- with tiny tiers over two or three months (and at most two outages a month), and
+month, up to 60 outages and 10 calls a line a month -- with tiny tiers over two or three months, and
 runs each on one replication with the budget spread over every cell (the ``uniform`` rule). The
 reader's bounds are right if no such run fails and no monthly figure is NaN or infinite.
 """
@@ -40,13 +40,11 @@ are what make a run of a tiny tier take seconds; what it computes is the same.""
 PROBABILITY = st.floats(0.0, 1.0)
 SHARE_DRAWN = 0.05
 """Least share of its segment a tier holds: the rivals' lines in it can all join us in a run."""
-CALLS_DRAWN = 1.0
-"""Calls per line a month drawn: the schema allows 10 (and 1,000 an account), each call is simulated, and
-the calibration draws 5,000 units of every tier however small it is."""
-OUTAGES_DRAWN = 2.0
-"""Outages a month drawn per region: the schema allows 60, each outage is simulated with its own hotline
-window, and at 60 a run of the small market takes a minute of calibration; the hours per outage are drawn
-up to the month's limit instead."""
+CALLS_DRAWN = 10.0
+"""Calls per line a month drawn: the schema's whole range (an account's calls follow from its lines)."""
+OUTAGES_DRAWN = 60.0
+"""Outages a month drawn per region: the schema's whole range, the hours per outage up to the month's
+limit of outage-hours."""
 
 
 def _spread(low: float, high: float) -> st.SearchStrategy[float]:
