@@ -43,10 +43,34 @@ MIN_BURST_CALLS = 250
 about a tenth of the wait's spread), more when its share of the month's calls asks for more."""
 OUTAGE_CALL_TAIL_HOURS = 1.0
 """Callers about an outage keep calling for this long after it ends."""
+MAX_BURST_WINDOWS = 24
+"""Outage bursts a month simulated in windows of their own; a month with more shares this many windows
+among bursts of neighbouring loads. Each window replays the callers normal load leaves waiting (up to
+:data:`sim.scenario.capacity.MAX_WAITING_CALLERS`), so the month's queue work stays bounded whatever the
+outage rate (the schema allows 60 outages a month in each of 256 regions). The shipped scenarios' months
+bring about 4 bursts, the network crisis's about 8: more than 24 is a chance of about one in a million."""
+GROUPED_STREAMS = 1_000_000
+"""Streams of grouped burst windows start here, apart from those of single bursts (their outage's place)."""
 NO_CALLS = np.zeros(0, dtype=np.uint8)
 """Calls per row when there are none (and, to :func:`sim.kernels.settle_calls`, one call per listed unit)."""
 EMPTY_OUTCOME = QueueOutcome(np.zeros(0), np.zeros(0, dtype=bool))
 """Stands for a regime with no simulated call (its calls are not settled)."""
+
+
+def burst_groups(calls: list[float], minutes: list[float], base_rate: float) -> list[tuple[int, list[int]]]:
+    """The month's outage bursts grouped into simulated windows: (the window's stream, its bursts).
+
+    Each burst with calls has a window of its own (stream ``b + 1``) up to :data:`MAX_BURST_WINDOWS`; a
+    month with more shares that many windows among bursts of neighbouring loads (streams from
+    :data:`GROUPED_STREAMS`), each window at its bursts' time-averaged load.
+    """
+    live = [b for b, m in enumerate(minutes) if base_rate + calls[b] / m > 0]
+    if len(live) <= MAX_BURST_WINDOWS:
+        return [(b + 1, [b]) for b in live]
+    # By load, then by place in the month: the groups do not depend on how ties fall.
+    ordered = sorted(live, key=lambda b: (calls[b] / minutes[b], b))
+    return [(GROUPED_STREAMS + g, [ordered[i] for i in part]) for g, part in
+            enumerate(np.array_split(np.arange(len(ordered)), MAX_BURST_WINDOWS))]
 
 
 class Hotline:
@@ -142,19 +166,23 @@ class Hotline:
                   else QUEUE_WARMUP_HANDLING_TIMES * cc.handling_minutes)
         normal = self._normal_load(base_rate, agents, open_minutes, sample, warmup) if base_rate > 0 else None
         base = normal[1] if normal else None
-        bursts = []
-        for b, ((outage, callers, n_calls), minutes) in enumerate(zip(outage_calls, burst_minutes)):
-            rate = base_rate + n_calls / minutes
-            if rate <= 0:
-                bursts.append(None)
-                continue
+        month_calls = base_count + outage_count
+        bursts: list[QueueOutcome | None] = [None] * len(outage_calls)
+        windows: list[QueueOutcome] = []
+        groups = burst_groups([n for _, _, n in outage_calls], burst_minutes, base_rate)
+        for stream, members in groups:
+            minutes = sum(burst_minutes[b] for b in members)
+            calls = sum(outage_calls[b][2] for b in members)
             # On the load grid too, so that strategies whose outages hit a few more or fewer lines share it.
-            bucket = round(math.log(rate) / LOAD_STEP)
+            bucket = round(math.log(base_rate + calls / minutes) / LOAD_STEP)
             rate = math.exp(bucket * LOAD_STEP)
-            window = min(minutes, self._burst_calls(sample, n_calls + base_count * minutes / open_minutes,
-                                                    base_count + outage_count) / rate)
+            window = min(minutes / len(members),
+                         self._burst_calls(sample, calls + base_count * minutes / open_minutes, month_calls) / rate)
             # The burst opens on the hotline as the month's normal load leaves it: no warm-up of its own.
-            bursts.append(self._window((month, b + 1), rate, agents, window, 0.0, normal)[1])
+            outcome = self._window((month, stream), rate, agents, window, 0.0, normal)[1]
+            windows.append(outcome)
+            for b in members:
+                bursts[b] = outcome
         burst_share = min(1.0, sum(burst_minutes) / open_minutes) if burst_minutes else 0.0
 
         totals = {"calls": 0.0, "answered_in_target": 0.0, "abandoned": 0.0, "complaints": 0.0, "wait_sum": 0.0}
@@ -196,7 +224,9 @@ class Hotline:
         split = burst_share if bursts and burst_share > 0 else 0.0
         for state in self.tiers:
             counts, callers = base_calls.get(state.index, (NO_CALLS, np.zeros(0, dtype=np.int64)))
-            regimes = [base] + bursts if split else [base]
+            # Grouped windows are regimes once each, however many bursts share them.
+            grouped = bool(groups) and groups[0][0] >= GROUPED_STREAMS
+            regimes = [base] + (windows if grouped else bursts) if split else [base]
             settle(state, callers, regimes, list(range(len(regimes))), split, counts)
             for b, ((outage, callers, _), outcome) in enumerate(zip(outage_calls, bursts)):
                 settle(state, callers.get(state.index, np.zeros(0, dtype=np.int64)), [outcome], [b + 1])
@@ -208,6 +238,6 @@ class Hotline:
             "mean_wait_minutes": totals["wait_sum"] / calls if calls else 0.0,
             "service_level": totals["answered_in_target"] / calls if calls else 1.0,
             "abandonment_rate": totals["abandoned"] / calls if calls else 0.0,
-            "simulated_calls": (base.calls if base else 0) + sum(b.calls for b in bursts if b),
+            "simulated_calls": (base.calls if base else 0) + sum(w.calls for w in windows),
             "mean_wait_se": base.mean_wait_se() if base else 0.0,
         }

@@ -10,6 +10,7 @@ reader's bounds are right if no such run fails and no monthly figure is NaN or i
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from typing import Any
@@ -17,18 +18,21 @@ from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from optimize.run.strategies import rule_allocation
 from sim import engine
+from sim.hotline import MAX_BURST_WINDOWS, MIN_BURST_CALLS, burst_groups
 from sim.runner import simulate
-from sim.scenario import YamlDocument, validate_document
+from sim.scenario import ScenarioError, YamlDocument, validate_document
 from sim.scenario.capacity import (
     HOURS_PER_MONTH,
     MAX_MONEY,
     MAX_OPERATOR_LINES,
     MAX_WAITING_CALLERS,
+    hotline_waiting,
 )
 from sim.scenario.levers import DRIVERS
 
@@ -94,26 +98,23 @@ def _tier(draw: st.DrawFn, regions: list[str]) -> dict[str, Any]:
     return tier
 
 
-def _lines(tier: dict[str, Any]) -> float:
-    if "lines" in tier:
-        return float(tier["lines"])
-    return tier["accounts"] * float(tier.get("lines_per_account") or tier["account_size"]["mean"])
-
-
 @st.composite
-def _hotline(draw: st.DrawFn, tiers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _hotline(draw: st.DrawFn, data: dict[str, Any]) -> dict[str, Any]:
     """A hotline anywhere in its ranges, open long enough for the callers arriving within a caller's
-    patience to stay within what the queue holds (the bound spans sections: calls, outages, hours)."""
+    patience to stay within what the queue holds (the bound spans sections: the most lines the tiers
+    may come to hold, their calls, the hotline's hours): drawn once the rest of the scenario is."""
     patience = draw(st.one_of(st.none(), _spread(0.01, 600.0)))
-    calls = sum(_lines(t) * t["call_rate"] for t in tiers.values())
+    hotline = {"staffing": [{"from_month": 1, "agents": draw(st.integers(0, 1000))}],
+               "handling_minutes": draw(_spread(0.01, 600.0)), "patience_minutes": patience,
+               "open_hours_per_month": HOURS_PER_MONTH}
     low = 0.01
     if patience is not None:
-        low = calls * patience / MAX_WAITING_CALLERS / 60.0 * 1.1
-        if low > 744.0:
-            patience, low = None, 0.01
-    return {"staffing": [{"from_month": 1, "agents": draw(st.integers(0, 1000))}],
-            "handling_minutes": draw(_spread(0.01, 600.0)), "patience_minutes": patience,
-            "open_hours_per_month": draw(_spread(max(low, 0.01), 744.0))}
+        # Waiting callers fall as the hours open grow: the fewest hours within the bound, from the most.
+        widest = validate_document(YamlDocument("drawn.yaml", data | {"contact_center": hotline}, {}, {}))
+        low = hotline_waiting(widest) * HOURS_PER_MONTH / MAX_WAITING_CALLERS * 1.01
+        if low > HOURS_PER_MONTH:
+            hotline["patience_minutes"], low = None, 0.01
+    return hotline | {"open_hours_per_month": draw(_spread(low, HOURS_PER_MONTH))}
 
 
 @st.composite
@@ -168,7 +169,6 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
             "quality_sensitivity_destination": draw(_spread(0.0, 50.0))},
         "tiers": tiers,
         "network": {"regions": {name: draw(_region(share)) for name, share in zip(regions, shares)}},
-        "contact_center": draw(_hotline(tiers)),
         "competitors": {"campaigns": [{"name": "cut", "operator": "T", "start_month": 1,
                                        "price_cut": draw(st.floats(0.0, 0.99)), "intensity": draw(PROBABILITY),
                                        "handset_subsidy": draw(MONEY)}]},
@@ -180,7 +180,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "budget": {"total": draw(MONEY)},
         "run": {"seed": draw(st.integers(0, 2**63 - 1)), "replications": 1, "queue_sample_calls": 100},
     }
-    return data
+    return data | {"contact_center": draw(_hotline(data))}
 
 
 def _not_finite(frame: pd.DataFrame) -> list[str]:
@@ -203,3 +203,68 @@ def test_a_scenario_drawn_across_the_schemas_ranges_validates_and_runs_with_fini
         frame = getattr(result, name)
         assert not _not_finite(frame), f"{name}: not finite in {_not_finite(frame)}"
     assert len(result.monthly) == scenario.meta.horizon_months * len(scenario.tiers)
+
+
+def _at_the_limits(open_hours: float | None = None) -> dict[str, Any]:
+    """Three regions of 60 outages a month, 10 calls a line a month, patient callers of an overloaded
+    hotline: the schema's limits together, with tiers whose segments are twenty times their lines."""
+    tier = {"arpu": 100.0, "margin": 0.5, "baseline_churn": 0.5, "sensitivity": {}, "satisfaction": 0.5,
+            "call_rate": 10.0, "market": {"leaving": 0.0, "growth": 1.0, "share": 0.05}, "lines": 300}
+    region = {"share": 1 / 3, "quality": 0.8, "outages_per_month": 60.0, "outage_hours": 12.4,
+              "outage_severity": 1.0, "outage_call_share": 1.0}
+    return {
+        "meta": {"name": "limits", "horizon_months": 3},
+        "market": {"us": "M", "operators": {"M": {}, "T": {"lines": 1e10}}},
+        "tiers": {f"t{i}": tier for i in range(3)},
+        "network": {"regions": {f"r{i}": region for i in range(3)}},
+        "contact_center": {"staffing": [{"from_month": 1, "agents": 151}], "handling_minutes": 112.9,
+                           "patience_minutes": 600.0, "open_hours_per_month": open_hours or HOURS_PER_MONTH},
+        "channels": {"calls": {"capacity_per_month": 1e6}},
+        "levers": {"l0": {"channel": "calls", "acceptance": 0.5, "hazard_reduction": 0.5, "cost_per_contact": 1.0}},
+        "budget": {"total": 1e5},
+        "run": {"seed": 1, "replications": 1, "queue_sample_calls": 100},
+    }
+
+
+def test_a_hotline_whose_segments_may_all_join_us_is_bounded_by_the_lines_it_may_come_to_hold() -> None:
+    # 900 lines of 10 calls a month, in segments of 18,000 lines growing 100% a year: the queue's bound
+    # counts the 18,000 (a price war can bring them all), not the 900 the run opens with.
+    widest = validate_document(YamlDocument("limits.yaml", _at_the_limits(), {}, {}))
+    by_lines_now = 900 * 10.0 / (HOURS_PER_MONTH * 60.0) * 600.0
+    assert hotline_waiting(widest) > 18 * by_lines_now
+    hours = hotline_waiting(widest) * HOURS_PER_MONTH / MAX_WAITING_CALLERS
+    with pytest.raises(ScenarioError, match="callers could reach the hotline"):
+        validate_document(YamlDocument("limits.yaml", _at_the_limits(hours * 0.99), {}, {}))
+
+
+def test_a_month_of_outages_at_the_schemas_limits_simulates_a_bounded_sample_of_calls() -> None:
+    # 180 outages a month: each burst alone would simulate at least MIN_BURST_CALLS (45,000 calls a
+    # month); sharing MAX_BURST_WINDOWS windows, a month simulates its sample and at most 24 bursts' worth.
+    hours = hotline_waiting(validate_document(YamlDocument("limits.yaml", _at_the_limits(), {}, {}))) \
+        * HOURS_PER_MONTH / MAX_WAITING_CALLERS * 1.01
+    with warnings.catch_warnings(), patch.multiple(engine, **SMALL_PILOT):
+        warnings.simplefilter("ignore")
+        scenario = validate_document(YamlDocument("limits.yaml", _at_the_limits(hours), {}, {}))
+        result = simulate(scenario, rule_allocation(scenario, "uniform"), replications=1)
+    bound = scenario.run.queue_sample_calls + MAX_BURST_WINDOWS * MIN_BURST_CALLS
+    simulated = result.contact_center["simulated_calls"]
+    # Each window's calls are Poisson about their mean: five standard deviations of the bound.
+    assert (simulated <= bound + 5 * math.sqrt(bound)).all(), simulated.tolist()
+    assert (result.contact_center["calls"] > 5 * bound).all()
+    assert not _not_finite(result.contact_center)
+
+
+def test_bursts_share_windows_by_load_whatever_their_order() -> None:
+    rng = np.random.default_rng(5)
+    few = burst_groups([3.0, 0.0, 5.0], [60.0, 60.0, 90.0], base_rate=0.0)
+    assert few == [(1, [0]), (3, [2])]  # a burst of no calls at no normal load has no window
+    calls, minutes = rng.poisson(20.0, 200).astype(float).tolist(), rng.uniform(60.0, 900.0, 200).tolist()
+    groups = burst_groups(calls, minutes, base_rate=1.0)
+    assert len(groups) == MAX_BURST_WINDOWS
+    assert sorted(b for _, members in groups for b in members) == list(range(200))
+    loads = [[calls[b] / minutes[b] for b in members] for _, members in groups]
+    assert all(max(a) <= min(b) for a, b in itertools.pairwise(loads))  # neighbouring loads share a window
+    order = rng.permutation(200)
+    shuffled = burst_groups([calls[i] for i in order], [minutes[i] for i in order], base_rate=1.0)
+    assert [sorted(order[b] for b in members) for _, members in shuffled] == \
+        [sorted(members) for _, members in groups]

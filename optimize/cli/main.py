@@ -24,6 +24,7 @@ from sim.allocation import Allocation
 from sim.scenario import Scenario, ScenarioError, ScenarioWarning, json_schema, load_scenario
 
 from ..run.cluster import ENVIRONMENT, ClusterAddress, ClusterError, parse_address, using_cluster
+from ..run.parallel import keeping_workers
 from . import arguments
 from .console import Console, ProgressBar
 
@@ -811,7 +812,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         where = _cluster_of(args)
-        with console.showing(ScenarioWarning), using_cluster(where):
+        # One pool of --workers processes for the whole command, its stages sharing it.
+        with console.showing(ScenarioWarning), using_cluster(where), \
+                keeping_workers(getattr(args, "workers", 1) if where is None else 1):
             return int(args.handler(args, console))
     except ScenarioError as exc:
         console.problem(str(exc))

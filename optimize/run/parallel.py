@@ -11,12 +11,17 @@ to a Dask cluster instead (:mod:`optimize.run.cluster`), on the same terms.
 
 from __future__ import annotations
 
+import contextvars
 import multiprocessing
+import os
+import pickle
 import signal
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.pool import Pool
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sim.allocation import Allocation
 from sim.engine import Calibration, Simulation
@@ -64,6 +69,74 @@ def _run(task: Task) -> SimulationResult:
                     _WORKER["queues"])  # type: ignore[arg-type]
 
 
+class _KeptPool:
+    """One pool of worker processes for a whole command: started at its first fan-out, its workers
+    keep their compiled kernels and queue-outcome caches from stage to stage (a window's key holds
+    everything its outcome depends on, so a stage reuses another's windows only where they are the
+    same). A stage's scenarios and calibration reach the workers through a file each reads once."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool: Pool | None = None
+        self.folder = tempfile.TemporaryDirectory(prefix="retention-stage-")
+        self.stages = 0
+
+    def stage(self, scenarios: dict[str, Scenario], calibration: Calibration, seed: int) -> tuple[Pool, str]:
+        """The pool (started if not yet) and the file holding this stage's inputs."""
+        if self.pool is None:
+            self.pool = _pool(self.workers, {}, calibration, seed)
+        self.stages += 1
+        path = os.path.join(self.folder.name, f"stage-{self.stages}.pickle")
+        with open(path, "wb") as file:
+            pickle.dump((scenarios, calibration, seed), file, protocol=pickle.HIGHEST_PROTOCOL)
+        return self.pool, path
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+        self.folder.cleanup()
+
+
+_kept: contextvars.ContextVar[_KeptPool | None] = contextvars.ContextVar("retention_kept_pool", default=None)
+
+
+@contextmanager
+def keeping_workers(workers: int) -> Iterator[None]:
+    """Within the block, every fan-out over ``workers`` processes shares one pool, started at the first
+    and ended with the block (also on Ctrl-C or an error): a command's stages then pay for starting
+    processes and simulating their hotline windows once. Results are the same bytes as without it."""
+    if workers <= 1:
+        yield
+        return
+    kept = _KeptPool(workers)
+    token = _kept.set(kept)
+    try:
+        yield
+    finally:
+        _kept.reset(token)
+        kept.close()
+
+
+def _load_stage(path: str) -> None:
+    """This worker's inputs for the stage whose file is ``path`` (read once per stage); its queue cache
+    stays."""
+    if _WORKER.get("stage") != path:
+        with open(path, "rb") as file:
+            scenarios, calibration, seed = pickle.load(file)
+        _WORKER.update(stage=path, scenarios=scenarios, calibration=calibration, seed=seed)
+
+
+def _run_in_stage(item: tuple[str, Task]) -> SimulationResult:
+    _load_stage(item[0])
+    return _run(item[1])
+
+
+def _replicate_in_stage(item: tuple[str, tuple[Callable[..., Any], int]]) -> Any:
+    _load_stage(item[0])
+    return _replicate(item[1])
+
+
 def backend(workers: int) -> dict[str, object]:
     """Where the fan-outs run now, as the manifest records it: the cluster of an enclosing
     :func:`~optimize.run.cluster.using_cluster`, else ``workers`` local processes."""
@@ -95,6 +168,15 @@ def simulate_tasks(scenarios: dict[str, Scenario], tasks: list[Task], calibratio
             if progress:
                 progress(stage, i, len(tasks))
         return outcomes
+    kept = _kept.get()
+    if kept is not None and kept.workers == workers:
+        pool, path = kept.stage(scenarios, calibration, seed)
+        items = pool.imap(_run_in_stage, [(path, task) for task in tasks], chunksize=max(1, chunk))
+        for i, outcome in enumerate(items, start=1):
+            outcomes.append(outcome)
+            if progress:
+                progress(stage, i, len(tasks))
+        return outcomes
     # Leaving the block terminates the workers, also on Ctrl-C or an error: queued runs are dropped.
     with _pool(workers, scenarios, calibration, seed) as pool:
         for i, outcome in enumerate(pool.imap(_run, tasks, chunksize=max(1, chunk)), start=1):
@@ -117,6 +199,10 @@ def map_replications(work: Callable[[Scenario, Calibration, int, int], R], scena
         return cluster.map_replications(work, scenario, calibration, seed, replications)
     if workers <= 1 or len(replications) <= 1:
         return [work(scenario, calibration, seed, r) for r in replications]
+    kept = _kept.get()
+    if kept is not None and kept.workers == workers:
+        pool, path = kept.stage({"": scenario}, calibration, seed)
+        return pool.map(_replicate_in_stage, [(path, (work, r)) for r in replications], chunksize=1)
     with _pool(min(workers, len(replications)), {"": scenario}, calibration, seed) as pool:
         return pool.map(_replicate, [(work, r) for r in replications])
 

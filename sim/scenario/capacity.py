@@ -66,20 +66,16 @@ COUNT_REASONS: dict[tuple[str, ...], str] = {
 """Why a list or mapping holds at most so many items, by its key path."""
 
 
-def projected_units(scenario: Scenario) -> dict[str, float]:
-    """An upper estimate of the units each tier may simulate over the horizon, at ``run.scale``: its
-    whole segment (our lines and the rivals' in it, every one of which a price war can bring to us),
-    grown by the segment's growth, plus the segment's new lines, none of them leaving."""
-    # The engine's own rounding of the scaled units; imported here, as the engine imports the scenario.
-    from ..population import initial_units
-
+def projected_lines(scenario: Scenario) -> dict[str, float]:
+    """An upper estimate of the lines each tier may hold over the horizon: its whole segment (our lines
+    and the rivals' in it, every one of which a price war can bring to us), grown by the segment's growth,
+    plus the segment's new lines, none of them leaving."""
     horizon = scenario.meta.horizon_months
     ours = float(sum(t.line_count for t in scenario.tiers.values()))
     rivals = sum(scenario.market.operators[k].lines for k in scenario.market.competitors)
     overall = ours / (ours + rivals) if ours + rivals > 0 else 1.0
     projected = {}
     for name, tier in scenario.tiers.items():
-        per_line = initial_units(tier, scenario.run.scale) / max(tier.line_count, 1)
         market = tier.market
         # The rivals hold the rest of the segment only if they have lines (sim.competition.segment_pools).
         share = (market.share if market.share is not None else overall) if rivals > 0 else 1.0
@@ -88,8 +84,18 @@ def projected_units(scenario: Scenario) -> dict[str, float]:
         new_lines = segment * growth * market.leaving * horizon + segment * (growth - 1.0)
         plan = market.gross_adds
         stated = 0.0 if plan is None or plan.lines is None else sum(plan.monthly(m) or 0.0 for m in range(1, horizon + 1))
-        projected[name] = per_line * (segment * growth + new_lines + stated)
+        projected[name] = segment * growth + new_lines + stated
     return projected
+
+
+def projected_units(scenario: Scenario) -> dict[str, float]:
+    """An upper estimate of the units each tier may simulate over the horizon, at ``run.scale``
+    (:func:`projected_lines` in the engine's units)."""
+    # The engine's own rounding of the scaled units; imported here, as the engine imports the scenario.
+    from ..population import initial_units
+
+    return {name: initial_units(tier, scenario.run.scale) / max(tier.line_count, 1) * lines
+            for (name, tier), lines in zip(scenario.tiers.items(), projected_lines(scenario).values())}
 
 
 def scale_within(units: float, scale: float) -> float:
@@ -107,10 +113,13 @@ included (:func:`sim.queue.stationary_state`)."""
 
 def hotline_waiting(scenario: Scenario) -> float:
     """An upper estimate of the callers waiting at once in the hotline's long-run state: those arriving
-    within a caller's patience at the month's normal rate. (An outage's burst of calls opens on that state
-    and is simulated for its share of the sample only.) The queue runs at full scale, whatever ``run.scale``."""
+    within a caller's patience at the normal rate of the most lines the tiers may hold
+    (:func:`projected_lines`: a price war can bring a segment's every line to us). An outage's burst of
+    calls opens on that state and is simulated for its share of the sample only. The queue runs at full
+    scale, whatever ``run.scale``."""
     cc = scenario.contact_center
     if cc.patience_minutes is None:
         return 0.0  # Patient callers of an overloaded hotline warm up from empty, within the sample.
-    calls = sum(t.line_count * t.call_rate for t in scenario.tiers.values())
+    lines = projected_lines(scenario)
+    calls = sum(lines[name] * t.call_rate for name, t in scenario.tiers.items())
     return calls / (cc.open_hours_per_month * 60.0) * cc.patience_minutes

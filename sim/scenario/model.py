@@ -140,8 +140,9 @@ class Scenario(Section):
                        "or remove robust_lp", at=("strategies",))
         waiting = capacity.hotline_waiting(self)
         if waiting > capacity.MAX_WAITING_CALLERS:
-            raise fail(f"about {waiting:,.0f} callers would reach the hotline within a caller's patience "
-                       f"({self.contact_center.patience_minutes:g} minutes) in normal times; its queue is "
+            raise fail(f"about {waiting:,.0f} callers could reach the hotline within a caller's patience "
+                       f"({self.contact_center.patience_minutes:g} minutes) in normal times, once the tiers hold "
+                       f"every line their segments may (a price war can bring them all to us); its queue is "
                        f"simulated caller by caller and holds at most {capacity.MAX_WAITING_CALLERS:,} at once",
                        "open the hotline longer (open_hours_per_month), shorten patience_minutes, or lower the "
                        "tiers' call_rate",
