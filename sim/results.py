@@ -152,20 +152,28 @@ class SimulationResult:
         return int(self.monthly["replication"].nunique())
 
     def by_tier(self) -> pd.DataFrame:
-        """Per replication and tier over the horizon: lines, churn, revenue, margin, spend, satisfaction."""
+        """Per replication and tier over the horizon: lines, churn, revenue, margin, spend, satisfaction.
+
+        Lines, churn, revenue and margin are counted as the comparison counts them, with the luck of the
+        draws removed (:func:`sim.valuation.expected_paths`): the same figures ``retention run`` reports
+        for a strategy. ``monthly`` keeps the draws as they fell."""
+        # Imported when used: valuation reads these tables.
+        from .valuation import expected_paths
+
         m = self.monthly
         g = m.groupby(["replication", "tier"], sort=False)
+        paths = expected_paths(m)
+        expected = paths.groupby(["replication", "tier"], sort=False)
         first = m[m["month"] == m["month"].min()].set_index(["replication", "tier"])
-        last_month = m["month"].max()
-        last = m[m["month"] == last_month].set_index(["replication", "tier"])
+        last = paths[paths["month"] == paths["month"].max()].set_index(["replication", "tier"])
         out = pd.DataFrame({
             "lines_start": first["lines_start"],
-            "lines_end": last["lines_start"] - last["churned_lines"] + last["gross_adds_lines"],
-            "churned_lines": g["churned_lines"].sum(),
+            "lines_end": last["lines_end"],
+            "churned_lines": expected["churned_lines"].sum(),
             "gross_adds_lines": g["gross_adds_lines"].sum(),
-            "monthly_churn": g["churned_lines"].sum() / g["lines_start"].sum(),
-            "revenue": g["revenue"].sum(),
-            "margin": g["margin"].sum(),
+            "monthly_churn": expected["churned_lines"].sum() / expected["lines"].sum(),
+            "revenue": expected["revenue"].sum(),
+            "margin": expected["margin"].sum(),
             "retention_spend": g["retention_spend"].sum(),
             "offers": g["offers"].sum(),
             "accepted": g["accepted"].sum(),
@@ -182,8 +190,10 @@ class SimulationResult:
     def totals(self) -> pd.DataFrame:
         """Per replication, over all tiers and the horizon: the figures a planner compares (retention
         spend includes launch costs)."""
+        from .valuation import expected_paths
+
         bt = self.by_tier().groupby("replication")
-        lines_month = self.monthly.groupby("replication")["lines_start"].sum()
+        lines_month = expected_paths(self.monthly).groupby("replication")["lines"].sum()
         cc = self.contact_center.groupby("replication")
         out = pd.DataFrame({
             "lines_start": bt["lines_start"].sum(),

@@ -79,6 +79,7 @@ def _records(replication: int) -> Records:
             records.tier_months.append({
                 "month": month, "tier": tier, "units_start": row[0], "lines_start": row[0], "churned_lines": row[1],
                 "saves": 0.0, "revenue": 10.0 * row[0], "margin": 4.0 * row[0], "mean_satisfaction": row[2],
+                "expected_churn": row[1] / row[0] if row[0] else 0.0,
                 "gross_adds_market_lines": 0.0, "gross_adds_won_lines": 0.0})
         records.contact_center.append({"month": month, "calls": 0.0, "answered_in_target": 0.0, "abandoned": 0.0,
                                        "complaints": 0.0, "service_level": 1.0, "abandonment_rate": 0.0})

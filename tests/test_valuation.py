@@ -166,3 +166,24 @@ def test_accounts_expected_to_leave_weigh_each_hazard_by_its_own_lines() -> None
     assert known.std() > 0.05 * exact.std()
     assert abs(np.corrcoef(exact, known)[0, 1]) < 4 / math.sqrt(len(exact))
     assert (months["saved_lines"] == 0).all()
+
+
+def test_simulate_counts_churn_lines_and_money_as_the_comparison_does(launched_run) -> None:  # type: ignore[no-untyped-def]
+    # One definition: retention simulate's summary and by_tier tables against run's strategy and tier
+    # figures, on the same simulated replications.
+    from optimize.run.compare import strategy_figures, tier_figures
+
+    scenario, outcome = launched_run
+    uniform = outcome.results["uniform"]
+    columns = ["churned_lines", "monthly_churn", "lines_end", "revenue", "margin", "retention_spend"]
+    totals = uniform.totals().set_index("replication")
+    figures = strategy_figures(uniform, scenario).set_index("replication")
+    np.testing.assert_allclose(totals[columns].to_numpy(dtype=float), figures[columns].to_numpy(dtype=float),
+                               rtol=1e-12)
+    by_tier = uniform.by_tier().set_index(["replication", "tier"]).sort_index()
+    tiers = tier_figures(uniform, scenario).set_index(["replication", "tier"]).sort_index()
+    np.testing.assert_allclose(by_tier[columns[:-1]].to_numpy(dtype=float), tiers[columns[:-1]].to_numpy(dtype=float),
+                               rtol=1e-12)
+    # Not the draws as they fell: those are monthly.csv's, and differ by the luck removed.
+    drawn = uniform.monthly.groupby("replication")["churned_lines"].sum()
+    assert not np.allclose(totals["churned_lines"], drawn)
