@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 from optimize.cli.main import main
@@ -128,12 +129,23 @@ def test_the_report_renders_in_a_headless_browser(runs) -> None:
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_an_interrupted_run_leaves_nothing(quick_small: Path, tmp_path: Path, stop: int) -> None:
     out = tmp_path / "results" / "interrupted"
+    scratch = tmp_path / "tmp"  # where the command's pool keeps each stage's inputs
+    scratch.mkdir()
     # Ctrl-C as from a terminal: a test runner started in the background hands its children SIGINT ignored.
     process = subprocess.Popen([sys.executable, "-m", "optimize.cli", "run", str(quick_small), "--reps", "1000",
                                 "--workers", "2", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=ROOT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               text=True, cwd=ROOT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                               env=os.environ | {"TMPDIR": str(scratch)})
     try:
-        time.sleep(6)  # inside calibration, curve measurement or simulation: 1,000 replications take minutes
+        # Stopped once its workers run (curve measurement or simulation: 1,000 replications take minutes).
+        children: list[psutil.Process] = []
+        for _ in range(120):
+            time.sleep(0.5)
+            children = [c for c in psutil.Process(process.pid).children() if "resource_tracker" not in " ".join(c.cmdline())]
+            if len(children) >= 2:
+                break
+        assert len(children) >= 2, "the command's workers never started"
+        time.sleep(1)
         process.send_signal(stop)
         _, err = process.communicate(timeout=60)
     finally:
@@ -141,6 +153,9 @@ def test_an_interrupted_run_leaves_nothing(quick_small: Path, tmp_path: Path, st
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert not out.exists()
+    # The workers kept for the command end with it, and so does the folder of their stages' inputs.
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert list(scratch.iterdir()) == []
     if out.parent.exists():
         assert list(out.parent.glob(".*partial*")) == []
 
