@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
+from .scenario.capacity import MAX_WAITING_CALLERS
+
 
 @dataclass(frozen=True)
 class QueueState:
@@ -78,6 +80,14 @@ class QueueOutcome:
         return float(means.std(ddof=1) / math.sqrt(batches))
 
 
+LONG_RUN_WAITING_STATES = 40 * MAX_WAITING_CALLERS
+"""Waiting callers the long-run law is computed for (its tail is cut where it weighs e^-40 of the mode: a
+geometric tail of mean w needs about 40 w states). Patient callers at a load a hair below the agents have
+a long-run state of hundreds of thousands waiting, which a queue takes longer than any month to reach:
+such a queue (and one whose long-run state holds more than :data:`MAX_WAITING_CALLERS` waiting on
+average) warms up from empty instead, as an overloaded one does, so a window's work stays bounded."""
+
+
 def stationary_state(arrivals_per_minute: float, agents: int, handling_minutes: float,
                      patience_minutes: float | None, rng: np.random.Generator) -> QueueState | None:
     """A draw from the queue's long-run state (M/M/c+M, or M/M/c without patience); None if it has none.
@@ -89,7 +99,9 @@ def stationary_state(arrivals_per_minute: float, agents: int, handling_minutes: 
     so what each busy agent has left and how long each waiting caller still waits are fresh
     exponential draws (memorylessness): the window then opens exactly as a queue that has run forever,
     with no warm-up bias and no warm-up calls. Patient callers and a load of at least c Erlangs have
-    no long-run state (the queue grows without bound).
+    no long-run state (the queue grows without bound); one of more than
+    :data:`~sim.scenario.capacity.MAX_WAITING_CALLERS` waiting on average is out of a month's reach
+    (see :data:`LONG_RUN_WAITING_STATES`): None for both.
     """
     load = arrivals_per_minute * handling_minutes
     if agents <= 0 or arrivals_per_minute <= 0 or (not patience_minutes and load >= agents):
@@ -97,14 +109,19 @@ def stationary_state(arrivals_per_minute: float, agents: int, handling_minutes: 
     abandon = 1.0 / patience_minutes if patience_minutes else 0.0
     # Enough states that the tail left out weighs less than e^-40 of the mode; doubled until it does.
     size = 2 * agents + 64
+    most = agents + LONG_RUN_WAITING_STATES
     while True:
         n = np.arange(1, size + 1, dtype=np.float64)
         leaving = np.minimum(n, agents) / handling_minutes + np.maximum(n - agents, 0.0) * abandon
         log_weight = np.concatenate([[0.0], np.cumsum(math.log(arrivals_per_minute) - np.log(leaving))])
         if log_weight[-1] < log_weight.max() - 40.0 and log_weight[-1] < log_weight[-2]:
             break
-        size *= 2
+        if size >= most:
+            return None
+        size = min(2 * size, most)
     weight = np.exp(log_weight - log_weight.max())
+    if float(np.dot(np.maximum(np.arange(size + 1) - agents, 0), weight) / weight.sum()) > MAX_WAITING_CALLERS:
+        return None
     in_system = int(rng.choice(weight.size, p=weight / weight.sum()))
     busy, waiting = min(in_system, agents), max(in_system - agents, 0)
     return QueueState(rng.exponential(handling_minutes, busy),

@@ -401,3 +401,21 @@ def test_the_mean_waits_standard_error_of_a_short_window_is_the_calls_own() -> N
     assert QueueOutcome(three, np.zeros(3, bool)).mean_wait_se() == pytest.approx(three.std(ddof=1) / np.sqrt(3))
     assert QueueOutcome(np.array([2.5]), np.zeros(1, bool)).mean_wait_se() == 2.5
     assert QueueOutcome(np.zeros(0), np.zeros(0, bool)).mean_wait_se() == 0.0
+
+
+def test_a_queue_a_hair_below_full_load_warms_up_instead_of_opening_on_a_state_out_of_reach() -> None:
+    # Patient callers on 1,000 agents: Erlang C's mean queue, Lq = P(wait) * rho / (1 - rho), is about
+    # 9,900 callers at 99.99% of full load (within what the hotline holds: the long-run law is drawn) and
+    # about 33,000 at 99.997% (beyond it: the window warms up from empty, its work bounded by its calls).
+    from sim.scenario.capacity import MAX_WAITING_CALLERS
+
+    agents = 1_000
+    for rate, reachable in ((999.9, True), (999.97, False), (999.999_9, False)):
+        _, mean_wait = erlang_c(rate, agents, 1.0)
+        assert (rate * mean_wait <= MAX_WAITING_CALLERS) == reachable
+        state = stationary_state(rate, agents, 1.0, None, np.random.default_rng(3))
+        assert (state is not None) == reachable
+        outcome = simulate_queue(rate, agents, 1.0, None, 5.0, np.random.default_rng(3), stationary=True,
+                                 warmup_minutes=10.0)
+        arrived = outcome.calls + (0 if reachable else 15.0 * rate)
+        assert outcome.end.waiting_patience.size <= (state.waiting_patience.size if state else 0) + 2 * arrived

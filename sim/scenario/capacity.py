@@ -119,7 +119,9 @@ def hotline_waiting(scenario: Scenario) -> float:
     scale, whatever ``run.scale``."""
     cc = scenario.contact_center
     if cc.patience_minutes is None:
-        return 0.0  # Patient callers of an overloaded hotline warm up from empty, within the sample.
+        # Patient callers of a hotline at or a hair below full load warm up from empty, within the sample
+        # (sim.queue.stationary_state): their queue holds what arrives in its window.
+        return 0.0
     lines = projected_lines(scenario)
     calls = sum(lines[name] * t.call_rate for name, t in scenario.tiers.items())
     return calls / (cc.open_hours_per_month * 60.0) * cc.patience_minutes
