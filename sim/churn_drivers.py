@@ -49,7 +49,7 @@ between its renewals are not a driver of this decision and are not in it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from .allocation import Allocation
-from .engine import Calibration, Simulation
+from .engine import Calibration, FanOut, Simulation
 from .hazard import MarketView, TierHazard
 from .scenario import Scenario
 from .subscribers import ACTIVE, PROPENSITY_STEP, TierState
@@ -235,12 +235,6 @@ def decomposition_table(scenario: Scenario, tallies: Mapping[str, DriverTally]) 
             rows.append({"tier": name, "driver": driver, "churn": churn, "contribution": float(part),
                          "share": float(part) / churn if churn > 0 else float("nan")})
     return pd.DataFrame(rows, columns=COLUMNS)
-
-
-FanOut = Callable[[Callable[[Scenario, Calibration, int, int], object], Scenario, Calibration, int, list[int]],
-                  list]
-"""Runs ``work(scenario, calibration, seed, r)`` for each replication and returns the results in order
-(e.g. on worker processes: :func:`optimize.run.parallel.map_replications`)."""
 
 
 def decompose_replication(scenario: Scenario, calibration: Calibration, seed: int, replication: int,

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from functools import partial
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -226,7 +228,12 @@ def reference_conditions(scenario: Scenario, scale: float | None = None) -> Scen
         "run": run})
 
 
-def prepare(scenario: Scenario, seed: int) -> Calibration:
+FanOut = Callable[[Callable[[Scenario, Calibration, int, int], Any], Scenario, Calibration, int, list[int]], list]
+"""Runs ``work(scenario, calibration, seed, r)`` for each replication ``r`` and returns the results in order
+(e.g. on worker processes: :func:`optimize.run.parallel.map_replications`)."""
+
+
+def prepare(scenario: Scenario, seed: int, fan_out: FanOut | None = None) -> Calibration:
     """Calibrate the base hazards and the churn model's ranking noise (the same for every replication).
 
     A first guess solves each tier's base hazard for a quiet month (no outage, no call), with the tiers
@@ -234,7 +241,8 @@ def prepare(scenario: Scenario, seed: int) -> Calibration:
     each round shifts the base by the logit gap between the stated churn and the pilot's mean hazard
     once normal service has settled (after :data:`PILOT_WARM_UP` months), so that normal outages, calls
     and complaints are part of the stated churn rather than added to it, and records the satisfaction
-    normal service leaves the lines with (the starting base's).
+    normal service leaves the lines with (the starting base's). ``fan_out`` runs a round's pilots (on
+    worker processes, say); the calibration is the same bytes.
     """
     from .hazard import baseline_view, region_quality, rests, sample_population
 
@@ -257,8 +265,6 @@ def prepare(scenario: Scenario, seed: int) -> Calibration:
         "periods": periods if months > scenario.meta.horizon_months else scenario.meta.periods})})
     no_noise = {name: 0.0 for name in scenario.tiers}
     satisfaction: dict[str, SatisfactionAtRest] = {}
-    # The rounds' hotline loads hardly move: their queue windows are simulated once and shared.
-    queues = QueueCache()
     tried: dict[str, list[tuple[float, float]]] = {name: [] for name in scenario.tiers}
     replications = PILOT_REPLICATIONS
     for round_number in range(PILOT_ROUNDS):
@@ -269,27 +275,26 @@ def prepare(scenario: Scenario, seed: int) -> Calibration:
         # The same pilot replications every round (common random numbers), so the rounds converge.
         calibration = Calibration(hazards, no_noise, rest, joining, satisfaction)
 
-        def pilot_run(r: int, calibration: Calibration = calibration, months: int = warm_up + measured_months
-                      ) -> tuple[Simulation, pd.DataFrame]:
-            simulation = Simulation(pilot, Allocation.empty(), calibration, seed, 2**20 + r, queue_cache=queues,
-                                    minimum_units=PILOT_MINIMUM_UNITS, regions=True)
-            return simulation, pd.DataFrame(simulation.run(months=months).tier_months).assign(replication=r)
+        def pilots_of(numbers: list[int], calibration: Calibration = calibration,
+                      months: int = warm_up + measured_months) -> list[PilotOutcome]:
+            if fan_out is not None and len(numbers) > 1:
+                return fan_out(partial(pilot_run, months=months), pilot, calibration, seed, numbers)
+            return [pilot_run(pilot, calibration, seed, r, months) for r in numbers]
 
-        runs = [pilot_run(r) for r in range(replications)]
+        pilots = pilots_of(list(range(replications)))
         if round_number == 0:
-            wanted = _pilot_replications(pd.concat([rows for _, rows in runs]), warm_up, replications)
-            runs += [pilot_run(r) for r in range(replications, wanted)]
+            wanted = _pilot_replications(pd.concat([p.rows for p in pilots]), warm_up, replications)
+            pilots += pilots_of(list(range(replications, wanted)))
             replications = wanted
-        pilots = [simulation for simulation, _ in runs]
-        rows = pd.concat([rows for _, rows in runs])
+        rows = pd.concat([p.rows for p in pilots])
         measured = rows[rows["month"] > warm_up].groupby("tier")["expected_churn"].mean()
         # A region's leavers are replaced in that region: at the tier's regional mix, the regions' shares
         # of its leavers under normal service, outages included (each region's churn rate times its share).
         for name, tier in scenario.tiers.items():
             regions = len(scenario.network.regions)
             left, active = np.zeros(regions), np.zeros(regions)
-            for simulation in pilots:
-                for month, tier_name, leavers, units in simulation.records.leavers_by_region:
+            for outcome in pilots:
+                for month, tier_name, leavers, units in outcome.leavers_by_region:
                     if tier_name == name and month > warm_up:
                         left += leavers
                         active += units
@@ -297,10 +302,10 @@ def prepare(scenario: Scenario, seed: int) -> Calibration:
             if weights.sum() > 0:
                 joining[name] = weights / weights.sum()
         # The pilots' lines at their last month's end: how normal service leaves them, region by region.
-        satisfaction = {state.name: _satisfaction_at_rest([s.tiers[state.index] for s in pilots],
-                                                          len(scenario.network.regions),
-                                                          scenario.tiers[state.name].satisfaction)
-                        for state in pilots[0].tiers}
+        satisfaction = {name: SatisfactionAtRest.of(
+            *(np.concatenate([p.at_rest[index][k] for p in pilots]) for k in range(3)),
+            len(scenario.network.regions), scenario.tiers[name].satisfaction)
+            for index, name in enumerate(scenario.tiers)}
         if all(abs(measured[name] / tier.baseline_churn - 1.0) < PILOT_TOLERANCE for name, tier in scenario.tiers.items()):
             break
         for name, tier in scenario.tiers.items():
@@ -331,12 +336,35 @@ def prepare(scenario: Scenario, seed: int) -> Calibration:
     return Calibration(hazards, noise, rest, joining, satisfaction)
 
 
-def _satisfaction_at_rest(states: list[TierState], regions: int, usual: float) -> SatisfactionAtRest:
-    """A tier's satisfaction at rest from its active units in each pilot's state."""
-    active = [s.active_mask() for s in states]
-    pick = lambda name: np.concatenate([getattr(s, name)[: s.size][a] for s, a in zip(states, active)])
-    return SatisfactionAtRest.of(pick("region"), pick("propensity"), pick("satisfaction").astype(np.float64),
-                                 regions, usual)
+@dataclass(frozen=True)
+class PilotOutcome:
+    """What the calibration reads of one pilot run."""
+
+    rows: pd.DataFrame
+    """Its tier-months, with a ``replication`` column."""
+    leavers_by_region: list[tuple[int, str, np.ndarray, np.ndarray]]
+    """Per month and tier: the units leaving and active in each region."""
+    at_rest: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    """Per tier (in the scenario's order): its active units' region, propensity and satisfaction at the end."""
+
+
+PILOT_QUEUES = QueueCache(64 * 2**20)
+"""The pilots' queue windows in this process: a round's hotline loads hardly move from the last round's,
+so their windows are simulated once and shared (a window's key holds all its outcome depends on)."""
+
+
+def pilot_run(scenario: Scenario, calibration: Calibration, seed: int, replication: int,
+              months: int) -> PilotOutcome:
+    """One pilot run of :func:`prepare` (a module function, so that it can run on worker processes)."""
+    simulation = Simulation(scenario, Allocation.empty(), calibration, seed, 2**20 + replication,
+                            queue_cache=PILOT_QUEUES, minimum_units=PILOT_MINIMUM_UNITS, regions=True)
+    rows = pd.DataFrame(simulation.run(months=months).tier_months).assign(replication=replication)
+    at_rest = []
+    for state in simulation.tiers:
+        active = state.active_mask()
+        at_rest.append((state.region[: state.size][active], state.propensity[: state.size][active],
+                        state.satisfaction[: state.size][active].astype(np.float64)))
+    return PilotOutcome(rows, list(simulation.records.leavers_by_region), at_rest)
 
 
 def _standardizing(state: TierState) -> tuple[float, float]:

@@ -4,6 +4,7 @@ windows), and every stage gives the bytes one process gives."""
 from __future__ import annotations
 
 import pickle
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -54,3 +55,20 @@ def test_the_stages_of_a_command_share_one_pool_and_give_the_bytes_of_one_proces
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
                    for pid in processes)
     assert not Path(kept.folder.name).exists()
+
+
+def test_the_pilots_of_fitting_the_stated_churn_fan_out_to_the_same_calibration(quick_small: Path) -> None:
+    scenario = load_scenario(quick_small)
+    seed = scenario.run.seed
+    serial = pickle.dumps(prepare(scenario, seed))
+    ran: list[int] = []
+
+    def backwards(work, pilot, calibration, seed, numbers):  # type: ignore[no-untyped-def]
+        # Later pilots first: no pilot may depend on another having run before it (a shared queue cache).
+        ran.extend(numbers)
+        return [work(pilot, calibration, seed, r) for r in reversed(numbers)][::-1]
+
+    assert pickle.dumps(prepare(scenario, seed, fan_out=backwards)) == serial and len(ran) >= 3
+    with keeping_workers(2):
+        spread = prepare(scenario, seed, fan_out=partial(map_replications, workers=2))
+    assert pickle.dumps(spread) == serial

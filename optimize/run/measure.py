@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,7 @@ from sim.scenario import Scenario
 from sim.valuation import tier_values, value_retained
 
 from ..allocation.curves import ResponseCurve, TierChurn, concave_fit, stated_curves
-from .parallel import Task, simulate_tasks
+from .parallel import Task, map_replications, simulate_tasks
 
 UNLIMITED = 1e15
 """A channel capacity no run reaches (a finite number: offer limits are counted in whole offers)."""
@@ -290,7 +291,7 @@ def estimate_variants(scenarios: dict[str, Scenario], calibration: Calibration |
     if not designs:
         return estimates
     if calibration is None:
-        calibration = prepare(first, seed)
+        calibration = prepare(first, seed, fan_out=partial(map_replications, workers=workers))
     queues = QueueCache() if queue_cache is None else queue_cache
     keyed: dict[str, Scenario] = {}
     tasks: list[Task] = []

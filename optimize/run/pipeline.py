@@ -184,7 +184,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
     chosen = [s for s in scenario.strategies if strategies is None or s.name in strategies]
     if progress:
         progress("calibrating", 0, 1)
-    calibration = prepare(scenario, seed)
+    calibration = prepare(scenario, seed, fan_out=partial(map_replications, workers=workers))
     if progress:
         progress("calibrating", 1, 1)
     watch.lap("calibrate")

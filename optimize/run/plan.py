@@ -8,6 +8,7 @@ Response curves are the one expensive step (designed simulation runs); pass the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import pandas as pd
 
@@ -21,6 +22,7 @@ from ..allocation.problem import AllocationProblem, build_problem
 from ..allocation.solve import AllocationResult, solve
 from .loop import ClosedLoop, close_the_loop
 from .measure import CurveEstimate, Progress, estimate_curves
+from .parallel import map_replications
 
 ALLOCATION_COLUMNS = ["tier", "lever", "period", "amount", "policy", "offers", "retained_lines", "value",
                       "next_unit_value"]
@@ -119,7 +121,7 @@ def plan_allocation(scenario: Scenario, *, estimate: CurveEstimate | None = None
     if calibration is None and estimate is not None:
         calibration = estimate.calibration
     if calibration is None and (estimate is None or estimate.runs > 0):
-        calibration = prepare(scenario, seed)
+        calibration = prepare(scenario, seed, fan_out=partial(map_replications, workers=workers))
     estimate = estimate or estimate_curves(scenario, calibration, seed=seed, progress=progress, workers=workers,
                                            queue_cache=queue_cache)
     settings = scenario.solver
