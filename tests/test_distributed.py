@@ -43,7 +43,7 @@ def calibrated(market):  # type: ignore[no-untyped-def]
     scenario and seed, runs in the command's own process, and is not what these tests are about."""
     _, scenario, calibration = market
 
-    def same(given, seed):  # type: ignore[no-untyped-def]
+    def same(given, seed, fan_out=None):  # type: ignore[no-untyped-def]
         assert given == scenario and seed == scenario.run.seed
         return calibration
 
