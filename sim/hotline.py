@@ -222,11 +222,11 @@ class Hotline:
 
         # Normal calls fall in the outage bursts by the share of the month the bursts last.
         split = burst_share if bursts and burst_share > 0 else 0.0
+        # Grouped windows are regimes once each, however many bursts share them.
+        grouped = bool(groups) and groups[0][0] >= GROUPED_STREAMS
+        regimes = [base] + (windows if grouped else bursts) if split else [base]
         for state in self.tiers:
             counts, callers = base_calls.get(state.index, (NO_CALLS, np.zeros(0, dtype=np.int64)))
-            # Grouped windows are regimes once each, however many bursts share them.
-            grouped = bool(groups) and groups[0][0] >= GROUPED_STREAMS
-            regimes = [base] + (windows if grouped else bursts) if split else [base]
             settle(state, callers, regimes, list(range(len(regimes))), split, counts)
             for b, ((outage, callers, _), outcome) in enumerate(zip(outage_calls, bursts)):
                 settle(state, callers.get(state.index, np.zeros(0, dtype=np.int64)), [outcome], [b + 1])

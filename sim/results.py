@@ -152,7 +152,8 @@ class SimulationResult:
         return int(self.monthly["replication"].nunique())
 
     def by_tier(self) -> pd.DataFrame:
-        """Per replication and tier over the horizon: lines, churn, revenue, margin, spend, satisfaction.
+        """Per replication and tier over the horizon: lines, churn, line-months, revenue, margin, spend,
+        satisfaction.
 
         Lines, churn, revenue and margin are counted as the comparison counts them, with the luck of the
         draws removed (:func:`sim.valuation.expected_paths`): the same figures ``retention run`` reports
@@ -171,6 +172,7 @@ class SimulationResult:
             "lines_end": last["lines_end"],
             "churned_lines": expected["churned_lines"].sum(),
             "gross_adds_lines": g["gross_adds_lines"].sum(),
+            "line_months": expected["lines"].sum(),
             "monthly_churn": expected["churned_lines"].sum() / expected["lines"].sum(),
             "revenue": expected["revenue"].sum(),
             "margin": expected["margin"].sum(),
@@ -190,16 +192,13 @@ class SimulationResult:
     def totals(self) -> pd.DataFrame:
         """Per replication, over all tiers and the horizon: the figures a planner compares (retention
         spend includes launch costs)."""
-        from .valuation import expected_paths
-
         bt = self.by_tier().groupby("replication")
-        lines_month = expected_paths(self.monthly).groupby("replication")["lines"].sum()
         cc = self.contact_center.groupby("replication")
         out = pd.DataFrame({
             "lines_start": bt["lines_start"].sum(),
             "lines_end": bt["lines_end"].sum(),
             "churned_lines": bt["churned_lines"].sum(),
-            "monthly_churn": bt["churned_lines"].sum() / lines_month,
+            "monthly_churn": bt["churned_lines"].sum() / bt["line_months"].sum(),
             "revenue": bt["revenue"].sum(),
             "margin": bt["margin"].sum(),
             "retention_spend": bt["retention_spend"].sum() + self.launch_spend(),

@@ -93,6 +93,10 @@ def period_discount(scenario: Scenario, period: str) -> float:
     raise KeyError(period)
 
 
+CARRY_ELEMENTS = 2**22
+"""Elements of the luck-carrying matrices held at once (32 MB), whatever the replications and tiers."""
+
+
 def _luck_carried(luck: np.ndarray, stay: np.ndarray) -> np.ndarray:
     """``after[g, m] = sum_{k<=m} luck[g, k] * stay[g, k]^(m-k)``: per group (a row), the lines each month's
     luck (lines lost beyond the hazards' expectation) would still be with us at the end of month ``m``,
@@ -100,9 +104,16 @@ def _luck_carried(luck: np.ndarray, stay: np.ndarray) -> np.ndarray:
     months = luck.shape[1]
     gap = np.arange(months)[:, None] - np.arange(months)[None, :]
     later = gap >= 0
-    # stay[g, k] ** gap[m, k] where k <= m; zero above the diagonal (luck is carried forward only).
-    carry = np.where(later[None], stay[:, None, :] ** np.where(later, gap, 0)[None], 0.0)
-    return np.einsum("gmk,gk->gm", carry, luck)
+    power = np.where(later, gap, 0)[None]
+    after = np.empty_like(luck, dtype=np.float64)
+    # A few groups at a time: the carry is months x months per group (a ten-year horizon, 115 kB each).
+    step = max(1, CARRY_ELEMENTS // (months * months))
+    for start in range(0, luck.shape[0], step):
+        rows = slice(start, start + step)
+        # stay[g, k] ** gap[m, k] where k <= m; zero above the diagonal (luck is carried forward only).
+        carry = np.where(later[None], stay[rows, None, :] ** power, 0.0)
+        after[rows] = np.einsum("gmk,gk->gm", carry, luck[rows])
+    return after
 
 
 def expected_paths(monthly: pd.DataFrame, *, as_drawn: bool = False) -> pd.DataFrame:

@@ -235,3 +235,15 @@ def test_an_unreachable_scheduler_is_a_clear_error(market, capsys: pytest.Captur
     err = capsys.readouterr().err
     assert code == 2 and f"cannot reach the Dask scheduler at {address}" in err and "fix:" in err
     assert "Traceback" not in err
+
+
+def test_the_pilots_of_fitting_the_stated_churn_give_the_same_calibration_on_a_cluster(market) -> None:
+    from functools import partial
+
+    from optimize.run.parallel import map_replications
+
+    _, scenario, calibration = market
+    with using_cluster("local:2") as cluster:
+        assert cluster is not None
+        spread = prepare(scenario, scenario.run.seed, fan_out=partial(map_replications, workers=2))
+    assert pickle.dumps(spread) == pickle.dumps(calibration)

@@ -71,4 +71,6 @@ def test_the_pilots_of_fitting_the_stated_churn_fan_out_to_the_same_calibration(
     assert pickle.dumps(prepare(scenario, seed, fan_out=backwards)) == serial and len(ran) >= 3
     with keeping_workers(2):
         spread = prepare(scenario, seed, fan_out=partial(map_replications, workers=2))
+        kept = parallel._kept.get()
+        assert kept is not None and kept.pool is not None and kept.stages >= 2  # a round of pilots per stage
     assert pickle.dumps(spread) == serial

@@ -126,6 +126,14 @@ def test_the_report_renders_in_a_headless_browser(runs) -> None:
     assert shot.is_file() and shot.stat().st_size > 10_000
 
 
+def _is_worker(process: psutil.Process) -> bool:
+    """A pool worker of the command (not multiprocessing's resource tracker); False if it is already gone."""
+    try:
+        return "resource_tracker" not in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_an_interrupted_run_leaves_nothing(quick_small: Path, tmp_path: Path, stop: int) -> None:
     out = tmp_path / "results" / "interrupted"
@@ -141,7 +149,7 @@ def test_an_interrupted_run_leaves_nothing(quick_small: Path, tmp_path: Path, st
         children: list[psutil.Process] = []
         for _ in range(120):
             time.sleep(0.5)
-            children = [c for c in psutil.Process(process.pid).children() if "resource_tracker" not in " ".join(c.cmdline())]
+            children = [c for c in psutil.Process(process.pid).children() if _is_worker(c)]
             if len(children) >= 2:
                 break
         assert len(children) >= 2, "the command's workers never started"
@@ -154,7 +162,8 @@ def test_an_interrupted_run_leaves_nothing(quick_small: Path, tmp_path: Path, st
     assert "Traceback" not in err
     assert not out.exists()
     # The workers kept for the command end with it, and so does the folder of their stages' inputs.
-    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive
     assert list(scratch.iterdir()) == []
     if out.parent.exists():
         assert list(out.parent.glob(".*partial*")) == []

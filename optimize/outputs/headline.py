@@ -42,12 +42,7 @@ SPENT = 1e-6
 
 def recommended_strategy(outcome: RunOutcome) -> str | None:
     """The plan the report recommends: the LP's, else the robust LP's; ``None`` when neither ran."""
-    for kind in ("lp_optimal", "robust_lp"):
-        name = next((s.name for s in outcome.scenario.strategies if s.kind == kind and s.name in outcome.results),
-                    None)
-        if name is not None:
-            return name
-    return None
+    return outcome.scenario.recommended_among(outcome.results)
 
 
 def robust_strategy(outcome: RunOutcome) -> str | None:

@@ -251,7 +251,8 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
         scenarios[WITHOUT_PRICE_MOVES] = scenario.model_copy(update={"pricing": ()})
         variant_plans += [(WITHOUT_PRICE_MOVES, REFERENCE, Allocation.empty())]
     simulated, stopping = _simulate_to_target(scenario, scenarios, base_plans + variant_plans, calibration, seed,
-                                              replications, workers, progress, list(allocations), lp)
+                                              replications, workers, progress, list(allocations),
+                                              scenario.recommended_among(allocations))
     replications = stopping.replications
     watch.lap("simulate")
 

@@ -190,6 +190,16 @@ class Scenario(Section):
         stated = self.run.baseline_strategy
         return stated if stated in names else names[0]
 
+    def recommended_among(self, strategies: Iterable[str]) -> str | None:
+        """The plan recommended when ``strategies`` are run: the LP's, else the robust LP's (None when
+        neither ran). The report leads with it, and a run with a target precision watches it."""
+        names = set(strategies)
+        for kind in ("lp_optimal", "robust_lp"):
+            name = next((s.name for s in self.strategies if s.kind == kind and s.name in names), None)
+            if name is not None:
+                return name
+        return None
+
     @property
     def total_lines(self) -> int:
         return sum(t.line_count for t in self.tiers.values())
