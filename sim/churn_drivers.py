@@ -165,11 +165,6 @@ class DriverTally:
     churn: np.ndarray = field(default_factory=lambda: np.zeros(COALITIONS.shape[0]))
     unit_months: int = 0
 
-    def add(self, base: float, terms: np.ndarray, deciding: np.ndarray) -> None:
-        """One month's units: all are counted, the deciding ones' churn summed."""
-        self.churn += coalition_churn(base, terms[deciding])
-        self.unit_months += int(deciding.size)
-
     def contributions(self) -> tuple[float, float, np.ndarray]:
         """The mean churn, the base rate and each driver's Shapley part of the churn above it."""
         mean = self.churn / max(self.unit_months, 1)
@@ -178,8 +173,8 @@ class DriverTally:
 
 @dataclass
 class TallyRecord:
-    """A tier's months as :meth:`DriverTally.add` would add them, kept in order: one replication's part,
-    added to the run's tally later (:meth:`replay`) in the order a single process would have added it,
+    """A tier's months (each month's units all counted, the deciding ones' churn summed), kept in order:
+    one replication's part, added to the run's tally later (:meth:`replay`) in the order a single process would have added it,
     so the sums are the same bytes wherever the replications ran."""
 
     months: list[tuple[np.ndarray, int]] = field(default_factory=list)
@@ -199,7 +194,7 @@ class DecomposingSimulation(Simulation):
     satisfaction the engine decides on."""
 
     def __init__(self, scenario: Scenario, calibration: Calibration, seed: int, replication: int,
-                 tallies: Mapping[str, DriverTally | TallyRecord], minimum_units: int | None = MINIMUM_UNITS) -> None:
+                 tallies: Mapping[str, TallyRecord], minimum_units: int | None = MINIMUM_UNITS) -> None:
         super().__init__(scenario, Allocation.empty(), calibration, seed, replication, minimum_units=minimum_units)
         self.tallies = tallies
         """Per tier, where the months' coalition churn is added (shared by the replications)."""

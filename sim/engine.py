@@ -44,7 +44,7 @@ from .hazard import (
 from .hotline import Hotline
 from .offers import Budget, LeverBook, LeverTable, apply_acceptance, replace_running
 from .outages import Outage, draw_outages
-from .population import build_population, fill_new_units, region_shares, renewal_table
+from .population import fill_new_units, region_shares, renewal_table, starting_base
 from .queue_cache import QueueCache
 from .scenario import Scenario
 from .scenario.levers import Lever
@@ -425,9 +425,9 @@ class Simulation:
         self.scale = scenario.run.scale
         self.enable_outages = outages
         self.enable_contact_center = contact_center
-        self.tiers = build_population(scenario, self.streams.per_tier("population"), self.scale,
-                                      rest=calibration.rest, satisfaction=calibration.satisfaction,
-                                      minimum=minimum_units)
+        self.tiers = starting_base(scenario, self.streams.per_tier("population"), self.scale,
+                                   (seed, replication), rest=calibration.rest,
+                                   satisfaction=calibration.satisfaction, minimum=minimum_units)
         self.tier_params = list(scenario.tiers.values())
         self.renewal_tables = [renewal_table(tier) for tier in self.tier_params]
         self.joining_regions = [calibration.joining.get(name, region_shares(scenario, tier))

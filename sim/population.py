@@ -7,6 +7,8 @@ rows (:mod:`sim.customers.population`). The arrays they fill are :mod:`sim.subsc
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -215,3 +217,37 @@ def build_population(scenario: Scenario, generators: TierGenerators, scale: floa
             state.table_rows = rows[group_by_region(state)]
         states.append(state)
     return states
+
+
+REUSED_BASE_BYTES = 256 * 2**20
+"""A process keeps the last starting base it drew up to this size (about 7M lines): beyond it, keeping a
+second copy would cost more memory per line than a replication of an operator's whole base may take."""
+
+_last_base: tuple[tuple[object, ...], tuple, list[TierState]] | None = None
+_last_base_lock = threading.Lock()
+
+
+def starting_base(scenario: Scenario, generators: TierGenerators, scale: float, key: tuple[int, int], *,
+                  rest: Mapping[str, BaseAtRest], satisfaction: Mapping[str, SatisfactionAtRest] | None = None,
+                  minimum: int | None = None) -> list[TierState]:
+    """:func:`build_population`, drawn once for the runs of a replication that follow one another.
+
+    The strategies compared, and the closed loop's designs, start each replication from the same base
+    (common random numbers): its draws are fixed by the scenario, the calibration's base at rest, the
+    seed and the replication (``key``: seed, replication), ``scale`` and ``minimum``. The last base drawn
+    is kept untouched and each later run of the same replication gets a copy of it: the same arrays as
+    drawing it again, without the draws. The scenario and the calibration's laws are matched as the
+    objects they are (held here, so never mistaken for others), not as equal values: a base is reused
+    only within one stage's runs of one scenario."""
+    global _last_base
+    inputs = (scenario, rest, satisfaction)
+    wanted = (*key, scale, minimum)
+    last = _last_base
+    if last is not None and last[1] == wanted and all(a is b for a, b in zip(last[0], inputs)):
+        return copy.deepcopy(last[2])
+    states = build_population(scenario, generators, scale, rest=rest, satisfaction=satisfaction, minimum=minimum)
+    size = sum(getattr(state, name).nbytes for state in states for name in FIELDS)
+    with _last_base_lock:
+        _last_base = (inputs, wanted, copy.deepcopy(states)) if size <= REUSED_BASE_BYTES else None
+    return states
+

@@ -17,7 +17,7 @@ import pytest
 from optimize.allocation.curves import ResponseCurve
 from optimize.run.measure import beyond_policy, ceiling, cells, estimate_curves
 from sim.allocation import Allocation
-from sim.engine import Calibration, Simulation
+from sim.engine import Calibration, Simulation, prepare
 from sim.results import SimulationResult
 from sim.scenario import load_scenario
 from sim.valuation import value_retained
@@ -133,7 +133,9 @@ def test_estimates_repeat_with_the_seed(small_estimate) -> None:  # type: ignore
     scenario, estimate = small_estimate
     quick = scenario.model_copy(update={"run": scenario.run.model_copy(update={
         "estimation": scenario.run.estimation.model_copy(update={"levels": (0.5, 1.0), "replications": 1})})})
-    first, second = estimate_curves(quick), estimate_curves(quick, workers=2)
+    calibration = prepare(quick, quick.run.seed)   # one fit for both: the fan-out is what is compared
+    first, second = estimate_curves(quick, calibration=calibration), estimate_curves(quick, calibration=calibration,
+                                                                                      workers=2)
     pd.testing.assert_frame_equal(first.points, second.points)  # the same with one process or two
     other = estimate_curves(quick, seed=scenario.run.seed + 1)
     assert not first.points["value"].equals(other.points["value"])

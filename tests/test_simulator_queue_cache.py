@@ -1,10 +1,12 @@
-"""Queue windows that start from another window's state, and queue outcomes shared between runs."""
+"""Queue windows that start from another window's state, and queue outcomes and starting bases shared
+between runs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from sim import population
 from sim.allocation import Allocation
 from sim.engine import Simulation, prepare
 from sim.queue import QueueState, serve_in_order, state_at
@@ -72,6 +74,35 @@ def test_a_shared_queue_cache_gives_the_same_bytes_as_none() -> None:
     tiny = QueueCache(max_bytes=1)
     assert _frames(Simulation(scenario, plans[1], calibration, seed=7, replication=1, queue_cache=tiny).run()) \
         == alone[1][1]
+
+
+def test_runs_of_a_replication_share_its_starting_base_and_give_the_bytes_of_drawing_it(monkeypatch) -> None:
+    scenario = load_scenario(SCENARIOS / "small.yaml")
+    calibration = prepare(scenario, seed=7)
+    again = prepare(scenario, seed=7)   # the same figures, other objects
+    plans = [Allocation.empty(),
+             Allocation({("households", "bill_credit", "H1"): 90_000, ("key_a", "account_manager", "H1"): 15_000}),
+             Allocation({("households", "bill_credit", "H1"): 40_000, ("prepaid", "data_bonus", "H1"): 25_000})]
+    drawn = []
+    with monkeypatch.context() as patch:
+        patch.setattr(population, "REUSED_BASE_BYTES", -1)   # nothing kept: every run draws its base
+        for plan in plans:
+            drawn.append(_frames(Simulation(scenario, plan, calibration, seed=7, replication=1).run()))
+        assert population._last_base is None
+
+    built = []
+    real_build = population.build_population
+    monkeypatch.setattr(population, "build_population", lambda *a, **k: built.append(1) or real_build(*a, **k))
+    # One replication's strategies one after another, as a worker runs them: the base is drawn once, and
+    # each run (which changes its base month by month) leaves the kept one as drawn.
+    shared = [_frames(Simulation(scenario, plan, calibration, seed=7, replication=1).run()) for plan in plans]
+    assert len(built) == 1
+    assert shared == drawn
+    # Another replication, another seed or another calibration draws again.
+    Simulation(scenario, plans[0], calibration, seed=7, replication=2)
+    Simulation(scenario, plans[0], calibration, seed=8, replication=2)
+    Simulation(scenario, plans[0], again, seed=8, replication=2)
+    assert len(built) == 4
 
 
 def test_the_cache_key_tells_seeds_and_staffing_apart() -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from sim.allocation import Allocation
-from sim.engine import prepare
+from sim.engine import Calibration, prepare
 from sim.runner import simulate
 from sim.scenario import Scenario, load_scenario
 
@@ -24,6 +24,13 @@ SEED = 2026
 @pytest.fixture(scope="module")
 def small() -> Scenario:
     return load_scenario(SCENARIOS / "small.yaml")
+
+
+@pytest.fixture(scope="module")
+def calibration(small: Scenario) -> Calibration:
+    """The small market's calibration, fitted once: the variants compared differ in what it ignores
+    (campaigns, budgets, staffing, rivals' prices), so each pair shares it."""
+    return prepare(small, SEED)
 
 
 def churned(scenario: Scenario, allocation: Allocation | None = None, tiers: list[str] | None = None,
@@ -39,8 +46,7 @@ def with_campaign_cut(scenario: Scenario, cut: float) -> Scenario:
 
 
 @pytest.mark.parametrize("shallow, deep", [(0.0, 0.10), (0.10, 0.25), (0.25, 0.40)])
-def test_a_deeper_competitor_cut_does_not_lower_churn_in_targeted_tiers(small: Scenario, shallow, deep) -> None:
-    calibration = prepare(small, SEED)  # calibration ignores campaigns: both variants share it
+def test_a_deeper_competitor_cut_does_not_lower_churn_in_targeted_tiers(small: Scenario, shallow, deep, calibration: Calibration) -> None:
     targeted = list(small.competitors.campaigns[0].tiers)
     low = churned(with_campaign_cut(small, shallow), tiers=targeted, calibration=calibration)
     high = churned(with_campaign_cut(small, deep), tiers=targeted, calibration=calibration)
@@ -48,8 +54,7 @@ def test_a_deeper_competitor_cut_does_not_lower_churn_in_targeted_tiers(small: S
 
 
 @pytest.mark.parametrize("budget", [10_000, 30_000, 90_000])
-def test_more_retention_budget_does_not_raise_churn(small: Scenario, budget: float) -> None:
-    calibration = prepare(small, SEED)
+def test_more_retention_budget_does_not_raise_churn(small: Scenario, budget: float, calibration: Calibration) -> None:
 
     def plan(amount: float) -> Allocation:
         return Allocation({("households", "bill_credit", "H1"): amount, ("households", "bill_credit", "H2"): amount,
@@ -62,8 +67,7 @@ def test_more_retention_budget_does_not_raise_churn(small: Scenario, budget: flo
 
 
 @pytest.mark.parametrize("agents", [3, 4, 6])
-def test_more_agents_do_not_lengthen_waits(small: Scenario, agents: int) -> None:
-    calibration = prepare(small, SEED)
+def test_more_agents_do_not_lengthen_waits(small: Scenario, agents: int, calibration: Calibration) -> None:
 
     def waits(n: int) -> float:
         staffed = small.model_copy(update={"contact_center": small.contact_center.model_copy(
@@ -74,8 +78,7 @@ def test_more_agents_do_not_lengthen_waits(small: Scenario, agents: int) -> None
     assert waits(agents + 1) <= waits(agents)
 
 
-def test_backfire_raises_churn_of_contacted_lines(small: Scenario) -> None:
-    calibration = prepare(small, SEED)
+def test_backfire_raises_churn_of_contacted_lines(small: Scenario, calibration: Calibration) -> None:
     plan = Allocation({("households", "bill_credit", "H1"): 60_000})
     lever = small.levers["bill_credit"]
 
@@ -88,9 +91,9 @@ def test_backfire_raises_churn_of_contacted_lines(small: Scenario) -> None:
     assert angry > calm
 
 
-def test_churners_follow_the_cheapest_rival(small: Scenario) -> None:
+def test_churners_follow_the_cheapest_rival(small: Scenario, calibration: Calibration) -> None:
     # During U's cut, the targeted tiers' churners go to U more than before it.
-    result = simulate(small, seed=SEED, replications=REPS)
+    result = simulate(small, seed=SEED, replications=REPS, calibration=calibration)
     m = result.monthly[result.monthly["tier"].isin(["households", "prepaid"])]
     campaign = small.competitors.campaigns[0]
     during = m["month"].between(campaign.start_month, campaign.start_month + campaign.duration_months - 1)
@@ -101,10 +104,9 @@ def test_churners_follow_the_cheapest_rival(small: Scenario) -> None:
     assert share_to_u(m[during]) > share_to_u(m[~during])
 
 
-def test_strategies_share_their_outages(small: Scenario) -> None:
+def test_strategies_share_their_outages(small: Scenario, calibration: Calibration) -> None:
     # Common random numbers: outages come from their own stream, whatever lines they hit and whoever
     # calls about them, so a strategy that keeps other accounts and lines meets the same outages.
-    calibration = prepare(small, SEED)
     plan = Allocation({("key_a", "account_manager", "H1"): 60_000, ("households", "bill_credit", "H1"): 60_000})
     runs = [simulate(small, allocation, seed=SEED, replications=REPS, calibration=calibration)
             for allocation in (Allocation.empty(), plan)]

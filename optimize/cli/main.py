@@ -469,9 +469,7 @@ def _cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     from sim.runner import write_outputs
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        console.problem(f"{out}: the scenario file exists already\n    fix: choose another --out file, "
-                        "or add --force to replace it")
+    if _refuse_file(out, args.force, console):
         return EXIT_INVALID_INPUT
     report = Path(args.report) if args.report else _default_out("calibrate", out.stem)
     if _refuse_existing(report, console):

@@ -53,10 +53,7 @@ def strategy_figures(result: SimulationResult, scenario: Scenario,
     frame[["retention_spend", "discounted_spend", "value", "npv"]] = whole[
         ["retention_spend", "discounted_spend", "value", "npv"]]
     frame["monthly_churn"] = frame["churned_lines"] / frame["line_months"]
-    m = result.monthly
-    weights = m["lines_start"]
-    frame["mean_satisfaction"] = (m["mean_satisfaction"] * weights).groupby(m["replication"]).sum() / \
-        weights.groupby(m["replication"]).sum()
+    frame["mean_satisfaction"] = line_weighted(result.monthly, ["replication"], "mean_satisfaction")
     # Without a contact center (or without calls) no caller waited: service level 1, as contact_center.csv.
     frame["service_level"] = call_rates(result.contact_center)[0] if len(result.contact_center) else 1.0
     if reference is not None:

@@ -28,8 +28,8 @@ MAX_REGIONS = 256
 MAX_TIER_UNITS = 2_000_000_000
 """Lines (or accounts) of one tier: a unit's number is a 32-bit integer."""
 MAX_SIMULATED_UNITS = 100_000_000
-"""Units one run simulates, at the start and joining over the horizon: at about 56 bytes each at a run's peak,
-some 5.6 GB."""
+"""Units one run simulates, at the start and joining over the horizon: at about 65 bytes each at a run's peak
+(the 100M-line benchmark's 85M units took 5.55 GB), some 6.5 GB."""
 MAX_MONEY = 1e12
 """Largest amount of money in a scenario; sums over lines, months and replications, and their squares,
 stay finite."""

@@ -113,7 +113,7 @@ class Scenario(Section):
             raise fail(f"a run may simulate about {sum(projected.values()):,.0f} units (lines, or enterprise "
                        f"accounts): the tiers' segments, whose rival lines a price war can bring to us, and the "
                        f"lines joining over the horizon; {projected[biggest]:,.0f} of them in tier '{biggest}'. At "
-                       f"about 56 bytes each at its peak, a run holds at most {capacity.MAX_SIMULATED_UNITS:,} units in memory",
+                       f"about 65 bytes each at its peak, a run holds at most {capacity.MAX_SIMULATED_UNITS:,} units in memory",
                        f"simulate a share of the lines: set run.scale to at most "
                        f"{capacity.scale_within(sum(projected.values()), self.run.scale):g} "
                        "(results are scaled back up), or lower the tiers' lines or gross adds",

@@ -114,7 +114,7 @@ class Tier(Section):
     lines: Annotated[int, Field(ge=1, le=MAX_TIER_UNITS)] | None = None
     """Number of lines (consumer tiers); at most 2 billion (a line's number in the simulation is a 32-bit
     integer). A run simulates ``run.scale`` of them, at most 100 million units over all tiers and the
-    horizon (about 56 bytes each at a run's peak): lower ``run.scale`` for a larger base."""
+    horizon (about 65 bytes each at a run's peak): lower ``run.scale`` for a larger base."""
     accounts: Annotated[int, Field(ge=1, le=MAX_TIER_UNITS)] | None = None
     """Number of accounts (enterprise tiers); at most 2 billion."""
     lines_per_account: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
