@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import pandas as pd
 
 from . import __version__
 from .allocation import Allocation
-from .engine import Calibration, Simulation, prepare
+from .calibration_cache import calibrated, fits_used
+from .engine import Calibration, Simulation
 from .queue_cache import QueueCache
 from .results import SimulationResult, summarize
 from .scenario import Problem, Scenario, ScenarioError, scenario_to_yaml
@@ -59,7 +60,7 @@ def simulate(scenario: Scenario, allocation: Allocation | pd.DataFrame | None = 
     if calibration is None:
         if progress:
             progress("calibrating", 0, 1)
-        calibration = prepare(scenario, seed)
+        calibration = calibrated(scenario, seed)
         if progress:
             progress("calibrating", 1, 1)
     results = []
@@ -137,25 +138,6 @@ def write_outputs(destination: str | Path, frames: Mapping[str, pd.DataFrame], m
     return destination
 
 
-def write_file(destination: str | Path, write: Callable[[TextIO], object]) -> Path:
-    """Write one text file whole or not at all: ``write`` fills a hidden file beside ``destination``,
-    which then replaces it in one step (an interrupted write leaves the old file, or none)."""
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{destination.name}.partial-", dir=destination.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o666 & ~umask)  # a file like any other, not mkstemp's private 0600
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            write(stream)
-        os.replace(staging, destination)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-    return destination
-
-
 def _sweep_stale_staging(folder: Path) -> None:
     """Remove staging folders left by a writer that was killed outright (its process is gone).
 
@@ -189,6 +171,7 @@ def manifest(scenario: Scenario, scenario_path: str | Path | None, seed: int, re
         "versions": versions(),
         "command": command if command is not None else sys.argv,
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
+        "calibration": fits_used(),
     }
 
 

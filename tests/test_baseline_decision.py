@@ -13,7 +13,7 @@ from .conftest import SCENARIOS
 
 
 @pytest.mark.slow
-def test_on_the_baseline_the_lp_plan_beats_uniform_spending() -> None:
+def test_on_the_baseline_the_lp_plan_beats_uniform_spending(shared_fits) -> None:
     """The decision the product exists for: the LP's plan retains more value net of spend than spreading
     the same budget evenly per line, by a paired interval that excludes zero (10 replications), and
     delivers what the LP predicted of it."""
@@ -21,7 +21,8 @@ def test_on_the_baseline_the_lp_plan_beats_uniform_spending() -> None:
     from sim.scenario import load_scenario
 
     scenario = load_scenario(SCENARIOS / "baseline.yaml")
-    outcome = run(scenario, strategies=["uniform", "lp_optimal"], replications=10, workers=2)
+    with shared_fits():
+        outcome = run(scenario, strategies=["uniform", "lp_optimal"], replications=10, workers=2)
     assert outcome.baseline == "uniform"
     paired = outcome.paired.set_index(["strategy", "metric"])
     npv = paired.loc[("lp_optimal", "npv")]

@@ -18,11 +18,11 @@ import psutil
 import pytest
 
 from optimize.cli.main import main
-from optimize.run import pipeline
 from optimize.run.cluster import parse_address, using_cluster
 from optimize.run.parallel import Task, simulate_tasks
 from optimize.run.strategies import rule_allocation
 from sim.allocation import Allocation
+from sim.calibration_cache import calibrated
 from sim.engine import prepare
 from sim.scenario import load_scenario
 
@@ -33,27 +33,14 @@ RUN = ["--reps", "2", "--strategies", "uniform", "lp_optimal"]
 
 @pytest.fixture(scope="module")
 def market(quick_small: Path):  # type: ignore[no-untyped-def]
+    """The market, fitted once: this process keeps the fit, and the commands below reuse it (fitting is
+    the same bytes wherever its pilots run, which the last test checks)."""
     scenario = load_scenario(quick_small)
-    return quick_small, scenario, prepare(scenario, scenario.run.seed)
+    return quick_small, scenario, calibrated(scenario, scenario.run.seed)
 
 
 @pytest.fixture(scope="module")
-def calibrated(market):  # type: ignore[no-untyped-def]
-    """``retention run`` calibrates once for the module: the calibration is the same bytes for one
-    scenario and seed, runs in the command's own process, and is not what these tests are about."""
-    _, scenario, calibration = market
-
-    def same(given, seed, fan_out=None):  # type: ignore[no-untyped-def]
-        assert given == scenario and seed == scenario.run.seed
-        return calibration
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "prepare", same)
-        yield
-
-
-@pytest.fixture(scope="module")
-def serial(market, calibrated, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+def serial(market, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
     out = tmp_path_factory.mktemp("serial") / "run"
     assert main(["-q", "run", str(market[0]), *RUN, "--workers", "1", "--out", str(out)]) == 0
     return out
@@ -72,13 +59,14 @@ def _manifest(folder: Path) -> dict:
     return json.loads((folder / "manifest.json").read_text())
 
 
-def test_a_local_cluster_gives_the_same_bytes(market, calibrated, serial: Path, tmp_path: Path) -> None:
+def test_a_local_cluster_gives_the_same_bytes(market, serial: Path, tmp_path: Path) -> None:
     out = tmp_path / "local2"
-    # --remeasure: the curves are measured again on the cluster, not read from the serial run's cache.
-    assert main(["-q", "run", str(market[0]), *RUN, "--cluster", "local:2", "--remeasure", "--out", str(out)]) == 0
+    # A folder of its own, beside no curve cache: the curves are measured again, on the cluster.
+    assert main(["-q", "run", str(market[0]), *RUN, "--cluster", "local:2", "--out", str(out)]) == 0
     _same_files(serial, out)
     assert _manifest(serial)["backend"] == "processes"
     recorded = _manifest(out)
+    assert recorded["response_curve_runs"] > 0
     assert (recorded["backend"], recorded["cluster"], recorded["cluster_workers"]) == ("dask", "local:2", 2)
 
 
@@ -112,14 +100,15 @@ def scheduler():  # type: ignore[no-untyped-def]
             process.wait()
 
 
-def test_a_scheduler_and_workers_give_the_same_bytes(market, calibrated, serial: Path, scheduler, tmp_path: Path,
+def test_a_scheduler_and_workers_give_the_same_bytes(market, serial: Path, scheduler, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     address, _ = scheduler
     out = tmp_path / "scheduler"
     monkeypatch.setenv("RETENTION_CLUSTER", address)  # named by the environment, as on a cluster's login node
-    assert main(["-q", "run", str(market[0]), *RUN, "--remeasure", "--out", str(out)]) == 0
+    assert main(["-q", "run", str(market[0]), *RUN, "--out", str(out)]) == 0
     _same_files(serial, out)
     recorded = _manifest(out)
+    assert recorded["response_curve_runs"] > 0
     assert (recorded["backend"], recorded["cluster"], recorded["cluster_workers"]) == ("dask", address, 2)
 
 

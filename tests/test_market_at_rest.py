@@ -19,6 +19,7 @@ import pytest
 
 from sim.allocation import Allocation
 from sim.base_at_rest import base_at_rest, contract_renewal_rate
+from sim.calibration_cache import calibrated
 from sim.competition import (
     Competition,
     list_switching_shares,
@@ -230,11 +231,15 @@ def _luck(rows: pd.DataFrame) -> pd.Series:
     return means.std() / np.sqrt(means.count()) / means.mean()
 
 
-@functools.cache
-def _calibrated(name: str) -> tuple[object, Calibration]:
-    """A shipped scenario and its calibration, once for the module."""
-    scenario = load_scenario(SCENARIOS / f"{name}.yaml")
-    return scenario, prepare(scenario, scenario.run.seed)
+@pytest.fixture(scope="module")
+def fitted(shared_fits):  # type: ignore[no-untyped-def]
+    """A shipped scenario and its calibration by name, each fitted once for the suite's processes."""
+    @functools.cache
+    def of(name: str) -> tuple[object, Calibration]:
+        scenario = load_scenario(SCENARIOS / f"{name}.yaml")
+        with shared_fits():
+            return scenario, calibrated(scenario, scenario.run.seed)
+    return of
 
 
 def _reference_runs(scenario, replications: int = 3, months: int | None = None,
@@ -251,8 +256,8 @@ def _reference_runs(scenario, replications: int = 3, months: int | None = None,
 
 
 @pytest.mark.parametrize("name", TEMPLATES)
-def test_shipped_scenarios_hold_still_without_moves_or_retention(name: str) -> None:
-    scenario, calibration = _calibrated(name)
+def test_shipped_scenarios_hold_still_without_moves_or_retention(name: str, fitted) -> None:
+    scenario, calibration = fitted(name)
     rows, market = _reference_runs(scenario, calibration=calibration)
     drift = _expected_drift(rows)
     weights = rows[rows["month"] == 1].groupby("tier")["lines_start"].mean()
@@ -301,13 +306,13 @@ def test_ten_times_the_outages_still_reproduce_the_stated_churn() -> None:
         assert abs(value - stated) < max(0.001, 3 * luck[tier] * stated), (tier, value, luck[tier])
 
 
-def test_the_crisis_churns_more_than_normal_service_where_it_hits() -> None:
+def test_the_crisis_churns_more_than_normal_service_where_it_hits(fitted) -> None:
     # The same market, once in normal service (baseline) and once in the north's crisis with an
     # understaffed hotline (network_crisis, whose stated churn describes normal service): no retention,
     # the first year. Every tier churns more in the crisis, and its lines in the north far more.
     churn, north_churn = {}, {}
     for name in ("baseline", "network_crisis"):
-        scenario, calibration = _calibrated(name)
+        scenario, calibration = fitted(name)
         north = list(scenario.network.regions).index("north")
         run = scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": 0.03})})
         rows, leavers, units = [], {}, {}
@@ -328,7 +333,7 @@ def test_the_crisis_churns_more_than_normal_service_where_it_hits() -> None:
     assert (ratio > 1.3).all(), ratio.round(2).to_dict()
 
 
-def test_the_price_war_escalates_and_costs_us_what_it_keeps() -> None:
+def test_the_price_war_escalates_and_costs_us_what_it_keeps(fitted) -> None:
     # price_war.yaml without retention, the first two years, with our two cuts and without them (the same
     # draws). U answers each cut on top of its running price: in households its price falls to
     # 0.85 x 0.8 (its campaign) x 0.9 x 0.95 when both answers run (hand-computed). The cuts keep lines but
@@ -336,7 +341,7 @@ def test_the_price_war_escalates_and_costs_us_what_it_keeps() -> None:
     from optimize.run.compare import operator_figures, strategy_figures
     from sim.results import SimulationResult
 
-    scenario, calibration = _calibrated("price_war")
+    scenario, calibration = fitted("price_war")
     run = scenario.model_copy(update={"run": scenario.run.model_copy(update={"scale": 0.03})})
     figures, npv, margin = {}, {}, {}
     for label, variant in (("with", run), ("without", run.model_copy(update={"pricing": ()}))):

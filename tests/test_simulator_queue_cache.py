@@ -3,12 +3,15 @@ between runs."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
 from sim import population
 from sim.allocation import Allocation
-from sim.engine import Simulation, prepare
+from sim.calibration_cache import calibrated
+from sim.engine import Simulation
 from sim.queue import QueueState, serve_in_order, state_at
 from sim.queue_cache import QueueCache
 from sim.results import SimulationResult
@@ -59,7 +62,7 @@ def _frames(records) -> dict[str, bytes]:
 
 def test_a_shared_queue_cache_gives_the_same_bytes_as_none() -> None:
     scenario = load_scenario(SCENARIOS / "small.yaml")
-    calibration = prepare(scenario, seed=7)
+    calibration = calibrated(scenario, seed=7)
     plans = [Allocation({("households", "bill_credit", "H1"): 40_000, ("prepaid", "data_bonus", "H1"): 25_000}),
              Allocation({("households", "bill_credit", "H1"): 90_000, ("key_a", "account_manager", "H1"): 15_000})]
     alone = [[_frames(Simulation(scenario, plan, calibration, seed=7, replication=r).run()) for r in (0, 1)]
@@ -78,8 +81,8 @@ def test_a_shared_queue_cache_gives_the_same_bytes_as_none() -> None:
 
 def test_runs_of_a_replication_share_its_starting_base_and_give_the_bytes_of_drawing_it(monkeypatch) -> None:
     scenario = load_scenario(SCENARIOS / "small.yaml")
-    calibration = prepare(scenario, seed=7)
-    again = prepare(scenario, seed=7)   # the same figures, other objects
+    calibration = calibrated(scenario, seed=7)
+    again = copy.deepcopy(calibration)   # the same figures, other objects
     plans = [Allocation.empty(),
              Allocation({("households", "bill_credit", "H1"): 90_000, ("key_a", "account_manager", "H1"): 15_000}),
              Allocation({("households", "bill_credit", "H1"): 40_000, ("prepaid", "data_bonus", "H1"): 25_000})]
@@ -107,7 +110,7 @@ def test_runs_of_a_replication_share_its_starting_base_and_give_the_bytes_of_dra
 
 def test_the_cache_key_tells_seeds_and_staffing_apart() -> None:
     scenario = load_scenario(SCENARIOS / "small.yaml")
-    calibration = prepare(scenario, seed=7)
+    calibration = calibrated(scenario, seed=7)
     shared = QueueCache()
     base = _frames(Simulation(scenario, Allocation.empty(), calibration, seed=7, queue_cache=shared).run())
     other_seed = _frames(Simulation(scenario, Allocation.empty(), calibration, seed=8, queue_cache=shared).run())

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from sim.allocation import Allocation
+from sim.calibration_cache import calibrated
 from sim.engine import Simulation, prepare, reference_conditions
 from sim.population import tier_scale
 from sim.queue import erlang_c, serve_in_order, simulate_queue, stationary_state
@@ -332,12 +333,13 @@ def test_a_random_model_offers_to_every_region_alike() -> None:
 
 
 @pytest.mark.slow
-def test_calibration_reproduces_stated_churn_on_the_baseline() -> None:
+def test_calibration_reproduces_stated_churn_on_the_baseline(shared_fits) -> None:
     # Baseline conditions (normal outages and calls, list prices, no campaign or offer) over many
     # replications: each tier's mean monthly hazard within 0.1 pp of its stated churn, and the realized
     # churn of the large tiers too (within 0.1 pp and three binomial standard errors of the hazard).
     scenario = load_scenario(SCENARIOS / "baseline.yaml")
-    calibration = prepare(scenario, seed=scenario.run.seed)
+    with shared_fits():
+        calibration = calibrated(scenario, scenario.run.seed)
     quiet = reference_conditions(scenario, scale=0.25)
     rows = []
     for replication in range(8):

@@ -13,7 +13,7 @@ import pytest
 from optimize.cli.main import main
 from sim.allocation import Allocation
 from sim.customers.target_list import COLUMNS, TargetList, target_list
-from sim.runner import write_file
+from sim.files import write_file
 from sim.scenario import load_scenario
 from sim.uplift import expected_uplift
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sim import __version__
 from sim.allocation import Allocation
+from sim.calibration_cache import CALIBRATION_FOLDER, CalibrationCache, keeping_calibrations
 from sim.scenario import Scenario, ScenarioError, ScenarioWarning, json_schema, load_scenario
 
 from ..run.cluster import ENVIRONMENT, ClusterAddress, ClusterError, parse_address, using_cluster
@@ -69,7 +70,7 @@ def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
 def _cmd_schema(args: argparse.Namespace, console: Console) -> int:
     text = json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
     if args.out:
-        from sim.runner import write_file
+        from sim.files import write_file
 
         write_file(args.out, lambda stream: stream.write(text))
         console.info(f"schema written to {args.out}")
@@ -99,6 +100,7 @@ def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
     out = Path(args.out) if args.out else _default_out("simulate", scenario.meta.name, seed)
     if _refuse_existing(out, console):
         return EXIT_INVALID_INPUT
+    _keep_calibrations(args, out, console)
     watch.lap("load")
     with ProgressBar(console) as bar:
         result = simulate(scenario, allocation, seed=seed, replications=reps, progress=bar)
@@ -239,11 +241,20 @@ def _measure_curves(args: argparse.Namespace, console: Console, kind: str,  # ty
 
 
 def _curve_store(args: argparse.Namespace, out: Path, console: Console):  # type: ignore[no-untyped-def]
-    """Where curves measured before are found: ``--curves``, else the cache beside the output folder."""
+    """Where curves measured before are found: ``--curves``, else the cache beside the output folder (and
+    the fits of the stated churn, in theirs)."""
     from ..run.curve_cache import CACHE_FOLDER, CurveStore
 
     given = Path(args.curves) if getattr(args, "curves", None) else None
-    return CurveStore(given, out.parent / CACHE_FOLDER, bool(getattr(args, "remeasure", False)), console.info)
+    remeasure = bool(getattr(args, "remeasure", False))
+    _keep_calibrations(args, out, console, refit=remeasure)
+    return CurveStore(given, out.parent / CACHE_FOLDER, remeasure, console.info)
+
+
+def _keep_calibrations(args: argparse.Namespace, out: Path, console: Console, refit: bool = False) -> None:
+    """Keep the command's fits of the stated churn beside its output folder, and find them there."""
+    cache = args.calibrations
+    cache.folder, cache.refit, cache.say = out.parent / CALIBRATION_FOLDER, refit, console.info
 
 
 def _with_curves(args: argparse.Namespace, info: dict, extra: Callable[[Path], None] | None = None):  # type: ignore[no-untyped-def]
@@ -387,7 +398,7 @@ def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
     table = compare_runs([Path(p) for p in args.runs])
     if args.out:
-        from sim.runner import write_file
+        from sim.files import write_file
 
         write_file(args.out, lambda stream: table.to_csv(stream, index=False, float_format="%.10g",
                                                          lineterminator="\n"))
@@ -540,7 +551,7 @@ def _cmd_learn_lever(args: argparse.Namespace, console: Console) -> int:
 
 def _cmd_targets(args: argparse.Namespace, console: Console) -> int:
     from sim.customers.target_list import period_months, require_customer_table, target_list
-    from sim.runner import write_file
+    from sim.files import write_file
 
     scenario = load_scenario(args.file)
     require_customer_table(scenario, str(args.file))
@@ -653,8 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="reuse the response curves of a finished run, optimize, frontier or goal folder "
                                 "(measured for the same scenario and seed; checked)")
         reuse.add_argument("--remeasure", action="store_true",
-                           help="measure the response curves again instead of reusing those kept in "
-                                "results/<scenario>/.curves")
+                           help="measure the response curves and fit the stated churn again instead of reusing "
+                                "those kept in results/<scenario>/.curves and .calibrations")
 
     p = command("optimize", "measure response curves and find the allocation that retains the most value",
                 "retention optimize scenarios/small.yaml --write-lp --out results/small/plan", _cmd_optimize)
@@ -800,6 +811,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
+    args.calibrations = CalibrationCache()
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -810,9 +822,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         where = _cluster_of(args)
-        # One pool of --workers processes for the whole command, its stages sharing it.
+        # One pool of --workers processes for the whole command, its stages sharing it; the fits of the
+        # stated churn it makes are kept (on disk once the command names its output folder).
         with console.showing(ScenarioWarning), using_cluster(where), \
-                keeping_workers(getattr(args, "workers", 1) if where is None else 1):
+                keeping_workers(getattr(args, "workers", 1) if where is None else 1), \
+                keeping_calibrations(args.calibrations):
             return int(args.handler(args, console))
     except ScenarioError as exc:
         console.problem(str(exc))

@@ -23,7 +23,7 @@ What a measurement depends on (:func:`measurement_key`):
   otherwise).
 
 Not reused: the closed loop of ``optimize`` and ``run`` (its rounds simulate the plan, which depends
-on the budget), the calibration (later stages that simulate make it again) and the comparison.
+on the budget) and the comparison. The calibration is kept apart (:mod:`sim.calibration_cache`).
 
 Curves are kept in two places, in the same format (``response_curves.json``, floats written exactly,
 so reused curves give the same allocation bytes as measured ones):
@@ -47,9 +47,8 @@ from typing import Any
 
 import pandas as pd
 
-from sim import __version__
 from sim.allocation import Cell
-from sim.runner import write_file
+from sim.files import source_digest, write_file
 from sim.scenario import Problem, Scenario, ScenarioError
 
 from ..allocation.curves import ResponseCurve, TierChurn, stated_curves
@@ -84,22 +83,9 @@ def _digest(value: object) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-_ENGINE: list[str] = []
-
-
 def engine_digest() -> str:
     """The engine's version and a digest of its source files (computed once per process)."""
-    if not _ENGINE:
-        root = Path(__file__).resolve().parents[2]
-        h = hashlib.sha256(__version__.encode())
-        for entry in ENGINE_SOURCES:
-            path = root / entry
-            for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-                if file.is_file():
-                    h.update(file.relative_to(root).as_posix().encode())
-                    h.update(file.read_bytes())
-        _ENGINE.append(f"{__version__}:{h.hexdigest()}")
-    return _ENGINE[0]
+    return source_digest(ENGINE_SOURCES)
 
 
 def _table_digests(scenario: Scenario) -> dict[str, str]:

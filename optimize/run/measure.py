@@ -44,7 +44,8 @@ import numpy as np
 import pandas as pd
 
 from sim.allocation import Allocation, Cell
-from sim.engine import Calibration, prepare
+from sim.calibration_cache import calibrated
+from sim.engine import Calibration
 from sim.queue_cache import QueueCache
 from sim.results import SimulationResult
 from sim.runner import Progress
@@ -291,7 +292,7 @@ def estimate_variants(scenarios: dict[str, Scenario], calibration: Calibration |
     if not designs:
         return estimates
     if calibration is None:
-        calibration = prepare(first, seed, fan_out=partial(map_replications, workers=workers))
+        calibration = calibrated(first, seed, fan_out=partial(map_replications, workers=workers))
     queues = QueueCache() if queue_cache is None else queue_cache
     keyed: dict[str, Scenario] = {}
     tasks: list[Task] = []

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from sim.allocation import FEED_COLUMNS, STRATEGY, Allocation, Cell
+from sim.calibration_cache import calibrated
 from sim.churn_drivers import churn_drivers
 from sim.customers.target_list import target_list
-from sim.engine import Calibration, prepare
+from sim.engine import Calibration
 from sim.queue_cache import QueueCache
 from sim.results import SimulationResult, mean_interval
 from sim.runner import Progress, Stopwatch
@@ -184,7 +185,7 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
     chosen = [s for s in scenario.strategies if strategies is None or s.name in strategies]
     if progress:
         progress("calibrating", 0, 1)
-    calibration = prepare(scenario, seed, fan_out=partial(map_replications, workers=workers))
+    calibration = calibrated(scenario, seed, fan_out=partial(map_replications, workers=workers))
     if progress:
         progress("calibrating", 1, 1)
     watch.lap("calibrate")

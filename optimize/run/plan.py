@@ -13,7 +13,8 @@ from functools import partial
 import pandas as pd
 
 from sim.allocation import LAUNCH, Cell
-from sim.engine import Calibration, prepare
+from sim.calibration_cache import calibrated
+from sim.engine import Calibration
 from sim.queue_cache import QueueCache
 from sim.scenario import Scenario
 
@@ -121,7 +122,7 @@ def plan_allocation(scenario: Scenario, *, estimate: CurveEstimate | None = None
     if calibration is None and estimate is not None:
         calibration = estimate.calibration
     if calibration is None and (estimate is None or estimate.runs > 0):
-        calibration = prepare(scenario, seed, fan_out=partial(map_replications, workers=workers))
+        calibration = calibrated(scenario, seed, fan_out=partial(map_replications, workers=workers))
     estimate = estimate or estimate_curves(scenario, calibration, seed=seed, progress=progress, workers=workers,
                                            queue_cache=queue_cache)
     settings = scenario.solver

@@ -31,7 +31,8 @@ import pandas as pd
 import yaml
 
 from ..allocation import Allocation
-from ..engine import Simulation, prepare
+from ..calibration_cache import calibrated
+from ..engine import Simulation
 from ..scenario import Problem, Scenario, ScenarioError, parse_yaml, validate_document
 from ..subscribers import ACTIVE
 from .churn_model import driver_groups
@@ -92,7 +93,7 @@ def simulate_campaign(scenario: Scenario, lever: str, months: int, *, treated_sh
     # Cost per offer is 1: a cell of n buys n offers (the pacing's keyed fraction never adds a whole one).
     amounts = {(name, lever, CAMPAIGN_PERIOD): float(round(treated_share * population.rows_of(name).size))
                for name in reached}
-    simulation = Simulation(campaign, Allocation(amounts), prepare(campaign, seed), seed, replication, contacts=True)
+    simulation = Simulation(campaign, Allocation(amounts), calibrated(campaign, seed), seed, replication, contacts=True)
     simulation.run()
     treated = np.zeros(table.rows, dtype=np.int8)
     accepted = np.zeros(table.rows, dtype=np.int8)

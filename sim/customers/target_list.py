@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from ..allocation import Allocation
+from ..calibration_cache import calibrated
 from ..competition import line_margin
-from ..engine import Calibration, Simulation, prepare
+from ..engine import Calibration, Simulation
 from ..scenario import Problem, Scenario, ScenarioError
 from ..scenario.types import did_you_mean
 from ..uplift import expected_uplift
@@ -91,7 +92,7 @@ def target_list(scenario: Scenario, allocation: Allocation, period: str, *, seed
     seed = scenario.run.seed if seed is None else seed
     population = load_table_population(scenario)
     ids = population.table.customer_ids()
-    calibration = prepare(scenario, seed) if calibration is None else calibration
+    calibration = calibrated(scenario, seed) if calibration is None else calibration
     simulation = Simulation(scenario, allocation, calibration, seed, replication, contacts=True)
     for state in simulation.tiers:
         if state.table_rows is None or state.table_rows.size != population.rows_of(state.name).size \

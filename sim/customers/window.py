@@ -30,7 +30,8 @@ import pandas as pd
 import yaml
 
 from ..allocation import Allocation
-from ..engine import Simulation, prepare, reference_conditions
+from ..calibration_cache import calibrated
+from ..engine import Simulation, reference_conditions
 from ..scenario import Problem, Scenario, ScenarioError, parse_yaml, validate_document
 from ..subscribers import ACTIVE
 from .churn_model import driver_groups
@@ -87,7 +88,7 @@ def left_within_window(scenario: Scenario, seed: int, replications: int) -> np.n
     window = observation_window(scenario)
     population = load_table_population(window)
     table = population.table
-    calibration = prepare(window, seed)
+    calibration = calibrated(window, seed)
     left = np.zeros(table.rows)
     for r in range(replications):
         simulation = Simulation(window, Allocation.empty(), calibration, seed, r)
