@@ -1,8 +1,8 @@
 """The fit of the stated churn made once and reused, by this process and by later commands.
 
 Fitting the stated churn (:func:`sim.engine.prepare`: pilot runs until every tier churns at its
-stated rate under normal service) is the fixed cost of every command that simulates: about half a
-minute for the baseline. A planner's what-if questions (another budget, another strategy, more
+stated rate under normal service) is the fixed cost of every command that simulates: seconds for the
+small market, about a minute for the baseline on a 2-core machine. A planner's what-if questions (another budget, another strategy, more
 replications, a plan to simulate) leave it unchanged, so it is kept with its *key*, a digest of
 exactly what it depends on, and reused only where fitting again would give the same bytes:
 
@@ -123,7 +123,13 @@ def calibrated(scenario: Scenario, seed: int, fan_out: FanOut | None = None) -> 
     # kept is written if the folder lacks it.
     if path is not None and origin is None and (fitted or not path.is_file()):
         record = {"format": FORMAT, "key": key, "calibration": found}
-        write_file(path, lambda stream: pickle.dump(record, stream, protocol=pickle.HIGHEST_PROTOCOL), binary=True)
+        try:
+            write_file(path, lambda stream: pickle.dump(record, stream, protocol=pickle.HIGHEST_PROTOCOL),
+                       binary=True)
+        except OSError as exc:  # keeping it saves time later; the command's own results do not need it
+            if cache.say is not None:
+                cache.say(f"warning: the fit of the stated churn could not be kept in {path.parent} ({exc}); "
+                          "the next command fits it again")
     _KEPT[key] = found
     _KEPT.move_to_end(key)
     while len(_KEPT) > KEPT_IN_PROCESS:

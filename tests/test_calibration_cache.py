@@ -98,6 +98,14 @@ def test_a_fit_is_kept_on_disk_read_back_exactly_and_made_again_when_asked_or_da
     with open(path, "rb") as stream:
         assert pickle.dumps(pickle.load(stream)["calibration"]) == pickle.dumps(fit)  # replaced whole
 
+    # A folder that cannot be written: the command goes on with its fit, and says it was not kept.
+    blocked = tmp_path / "a file"
+    blocked.write_text("")
+    said.clear()
+    with keeping_calibrations(CalibrationCache(blocked / CALIBRATION_FOLDER, refit=True, say=said.append)):
+        assert calibrated(scenario, seed) is fit
+    assert len(said) == 1 and said[0].startswith("warning: the fit of the stated churn could not be kept")
+
 
 def test_a_second_command_reuses_the_fit_and_writes_the_same_bytes(tmp_path: Path, monkeypatch, capsys) -> None:
     """Two ``simulate`` commands of one scenario: the second reads the first's fit from the folder beside
