@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .engine import Calibration, FanOut, prepare
-from .files import source_digest, write_file
+from .files import source_digest, table_digests, write_file
 from .scenario import Scenario
 
 CALIBRATION_FOLDER = ".calibrations"
@@ -55,13 +55,7 @@ def calibration_key(scenario: Scenario, seed: int) -> str:
     for section in NOT_READ:
         data.pop(section)
     data["meta"].pop("description", None)
-    parts = {"scenario": data, "seed": int(seed), "engine": source_digest(("sim",))}
-    population = scenario.population
-    if population is not None:
-        base = Path(scenario._source_dir) if scenario._source_dir else Path.cwd()
-        for name, ref in (("table", population.table), ("mapping", population.mapping)):
-            path = base / ref
-            parts[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ref
+    parts = {"scenario": data, "seed": int(seed), "engine": source_digest(("sim",)), **table_digests(scenario)}
     # Not sorted: the order tiers, levers and regions are written in is part of the key.
     text = json.dumps(parts, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -80,7 +74,6 @@ class CalibrationCache:
     refit: bool = False
     say: Callable[[str], None] | None = None
     used: list[tuple[str, str | None]] = field(default_factory=list)
-
 
 
 _active: ContextVar[CalibrationCache | None] = ContextVar("retention_calibrations", default=None)

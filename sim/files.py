@@ -7,9 +7,12 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .scenario import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 """The project's folder: ``sim/`` and ``optimize/`` sit in it."""
@@ -51,3 +54,17 @@ def source_digest(entries: tuple[str, ...]) -> str:
                     h.update(file.read_bytes())
         _SOURCES[entries] = f"{__version__}:{h.hexdigest()}"
     return _SOURCES[entries]
+
+
+def table_digests(scenario: Scenario) -> dict[str, str]:
+    """For a scenario made from a customer table, the digests of its table and mapping files (their
+    names where they are missing): what a kept result read besides the scenario."""
+    population = scenario.population
+    if population is None:
+        return {}
+    base = Path(scenario._source_dir) if scenario._source_dir else Path.cwd()
+    found = {}
+    for name, ref in (("table", population.table), ("mapping", population.mapping)):
+        path = base / ref
+        found[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ref
+    return found

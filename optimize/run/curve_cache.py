@@ -48,7 +48,7 @@ from typing import Any
 import pandas as pd
 
 from sim.allocation import Cell
-from sim.files import source_digest, write_file
+from sim.files import source_digest, table_digests, write_file
 from sim.scenario import Problem, Scenario, ScenarioError
 
 from ..allocation.curves import ResponseCurve, TierChurn, stated_curves
@@ -88,19 +88,6 @@ def engine_digest() -> str:
     return source_digest(ENGINE_SOURCES)
 
 
-def _table_digests(scenario: Scenario) -> dict[str, str]:
-    """For a scenario made from a customer table, the digests of its table and mapping files."""
-    population = scenario.population
-    if population is None:
-        return {}
-    base = Path(scenario._source_dir) if scenario._source_dir else Path.cwd()
-    found = {}
-    for name, ref in (("table", population.table), ("mapping", population.mapping)):
-        path = base / ref
-        found[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ref
-    return found
-
-
 def measurement_key(scenario: Scenario, seed: int) -> MeasurementKey:
     """The key of ``scenario``'s curves measured on ``seed`` (see the module's description)."""
     data = scenario.model_dump(mode="json")
@@ -118,7 +105,7 @@ def measurement_key(scenario: Scenario, seed: int) -> MeasurementKey:
         else:
             parts[section] = _digest(value)
     if scenario.population is not None:
-        parts["population files"] = _digest(_table_digests(scenario))
+        parts["population files"] = _digest(table_digests(scenario))
     parts["budget.contact_policy"] = _digest(scenario.budget.contact_policy.model_dump(mode="json"))
     for setting in RUN_SETTINGS:
         parts[f"run.{setting}"] = _digest(getattr(scenario.run, setting) if setting != "estimation"
