@@ -126,3 +126,7 @@ def test_a_second_command_reuses_the_fit_and_writes_the_same_bytes(tmp_path: Pat
     assert manifests[0]["calibration"][0]["key"] == manifests[1]["calibration"][0]["key"]
     for table in ("summary.csv", "by_tier.csv", "monthly.csv"):
         assert (results / "first" / table).read_bytes() == (results / "second" / table).read_bytes(), table
+    # --remeasure fits again, in this process too.
+    assert main([*args, "--remeasure", "--out", str(results / "third")]) == 0
+    assert "reused from" not in capsys.readouterr().out
+    assert json.loads((results / "third" / "manifest.json").read_text())["calibration"][0]["reused_from"] is None

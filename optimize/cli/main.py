@@ -100,7 +100,7 @@ def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
     out = Path(args.out) if args.out else _default_out("simulate", scenario.meta.name, seed)
     if _refuse_existing(out, console):
         return EXIT_INVALID_INPUT
-    _keep_calibrations(args, out, console)
+    _keep_calibrations(args, out, console, refit=args.remeasure)
     watch.lap("load")
     with ProgressBar(console) as bar:
         result = simulate(scenario, allocation, seed=seed, replications=reps, progress=bar)
@@ -635,6 +635,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=arguments.seed, help="random seed (default: run.seed of the scenario)")
     p.add_argument("--reps", type=arguments.positive_int, help="replications (default: run.replications of the scenario)")
     p.add_argument("--scale", type=arguments.share, help="simulate this share of the lines, 0 < S <= 1 (default: run.scale)")
+    p.add_argument("--remeasure", action="store_true",
+                   help="fit the stated churn again instead of reusing the fit kept in results/<scenario>/.calibrations")
     p.add_argument("--window", action="store_true",
                    help="a calibrated scenario over exactly its table's observation window, from the table's rows, "
                         "with no new lines, no rivals' switchers and no retention: churn by each driver's groups "
