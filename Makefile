@@ -7,16 +7,18 @@ SCENARIO ?= scenarios/baseline.yaml
 .PHONY: run test venv test-venv bench schema clean
 
 # The stamp files re-install only when pyproject.toml changes.
+# --no-compile: a module is compiled to bytecode when first imported, not every installed module at
+# install time (the engine imports a small part of what its dependencies install).
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --no-compile -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[test]'
 	touch $@ $(VENV)/.installed
 
 venv: $(VENV)/.installed
