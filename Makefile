@@ -6,12 +6,12 @@ SCENARIO ?= scenarios/baseline.yaml
 
 .PHONY: run test venv test-venv bench schema clean
 
-# The stamp files re-install only when pyproject.toml changes.
+# The stamp files re-install only when pyproject.toml changes. The venv's own pip (Python 3.11 ships
+# 23.x) installs the project editable from pyproject.toml: no upgrade first.
 # --no-compile: a module is compiled to bytecode when first imported, not every installed module at
 # install time (the engine imports a small part of what its dependencies install).
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --no-compile -e .
