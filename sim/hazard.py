@@ -249,13 +249,23 @@ def sample_population(scenario: Scenario, generators: TierGenerators, scale: flo
 def _solve_base(offsets: np.ndarray, target: float) -> float:
     """The constant b with mean(sigmoid(b + offsets)) = target (monotone in b: bisection)."""
     low, high = -30.0, 30.0
+    buffer = np.empty_like(offsets, dtype=np.float64)
     for _ in range(80):
         mid = 0.5 * (low + high)
-        mean = float(np.mean(1.0 / (1.0 + np.exp(-(mid + offsets)))))
-        if mean < target:
+        # mean(1 / (1 + exp(-(mid + offsets)))), the same operations in one buffer.
+        np.add(offsets, mid, out=buffer)
+        np.negative(buffer, out=buffer)
+        np.exp(buffer, out=buffer)
+        buffer += 1.0
+        np.reciprocal(buffer, out=buffer)
+        adjacent = mid in (low, high)
+        if float(np.mean(buffer)) < target:
             low = mid
         else:
             high = mid
+        if adjacent:
+            # low and high were neighbouring numbers: whichever way this step went, no later one moves them.
+            break
     return 0.5 * (low + high)
 
 

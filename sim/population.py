@@ -92,8 +92,7 @@ def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares
     # Grouped by region (the other attributes are drawn independently of it): a region's new units are
     # one run of rows, which an outage reads without an index.
     if len(shares) > 1:
-        regions = np.searchsorted(np.cumsum(shares) / np.sum(shares), stratified_uniforms(rng, n), side="right")
-        state.region[rows] = np.sort(np.minimum(regions, len(shares) - 1)).astype(np.uint8)
+        state.region[rows] = kernels.sorted_regions(stratified_uniforms(rng, n), np.cumsum(shares) / np.sum(shares))
     else:
         state.region[rows] = 0
     state.status[rows] = ACTIVE
@@ -130,8 +129,9 @@ def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares
     state.effect_lever[rows] = 0
     # A normal propensity (or the base at rest's), kept in one byte per unit.
     if propensity is None:
-        propensity = normal_quantile(stratified_uniforms(rng, n)) * tier.risk_spread
-    state.propensity[rows] = np.clip(np.rint(propensity / PROPENSITY_STEP), -127, 127).astype(np.int8)
+        state.propensity[rows] = kernels.normal_steps(stratified_uniforms(rng, n), tier.risk_spread, PROPENSITY_STEP)
+    else:
+        state.propensity[rows] = np.clip(np.rint(propensity / PROPENSITY_STEP), -127, 127).astype(np.int8)
     if at_start:
         # Satisfaction as normal service leaves it: lines recover towards the tier's usual level, so any
         # other spread at the start would fade over the first year and the tier's churn with it; the
@@ -141,8 +141,7 @@ def fill_new_units(state: TierState, tier: Tier, rows: slice, month: int, shares
         else:
             state.satisfaction[rows] = satisfaction.draw(state.region[rows], state.propensity[rows],
                                                          stratified_uniforms(rng, n)).astype(np.float32)
-    errors = np.rint(normal_quantile(stratified_uniforms(rng, n)) / PROPENSITY_STEP)
-    state.model_error[rows] = np.clip(errors, -127, 127).astype(np.int8)
+    state.model_error[rows] = kernels.normal_steps(stratified_uniforms(rng, n), 1.0, PROPENSITY_STEP)
     if state.lines is not None:
         # Drawn last, and only where sizes vary: the other attributes' draws are those of accounts all
         # the same size, and size is independent of them (a large group is no likelier to leave).

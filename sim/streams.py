@@ -10,6 +10,7 @@ so their difference is the strategy's effect, not noise.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable
 
@@ -80,7 +81,7 @@ class RandomStreams:
 
     def salt(self, source: str, *key: int) -> np.uint64:
         """The key of a stream of per-unit draws: :mod:`sim.kernels` hashes it with each unit's uid."""
-        return _mix(np.uint64(self.seed & _MASK), self.replication, _source_key(source), *key)
+        return _salt(self.seed, self.replication, source, key)
 
     def per_tier(self, source: str) -> TierGenerators:
         """A generator per tier for ``source`` (keyed by the tier's name)."""
@@ -127,6 +128,14 @@ def _splitmix64_int(x: int) -> int:
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
     return x ^ (x >> 31)
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _salt(seed: int, replication: int, source: str, key: tuple[int, ...]) -> np.uint64:
+    """:meth:`RandomStreams.salt`, kept: the runs of a replication (the strategies compared, the designs
+    measured) ask for the same few thousand salts each, month by month, and mixing them in Python
+    integers costs more than looking them up."""
+    return _mix(np.uint64(seed & _MASK), replication, _source_key(source), *key)
 
 
 def _mix(value: np.uint64, *parts: int) -> np.uint64:

@@ -25,13 +25,18 @@ def auc(scores: np.ndarray, positives: np.ndarray) -> float:
     if n_pos == 0 or n_neg == 0:
         return 0.5
     order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(scores.size, dtype=float)
     sorted_scores = scores[order]
-    # Average ranks over ties.
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    average = first + (counts - 1) / 2.0 + 1.0
-    ranks[order] = np.repeat(average, counts)
-    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    if not (sorted_scores[1:] == sorted_scores[:-1]).any():
+        # No ties: the ranks are the sorted positions (an exact integer sum, as the float one below is).
+        rank_sum = float(np.flatnonzero(positives[order]).sum() + n_pos)
+    else:
+        # Average ranks over ties.
+        ranks = np.empty(scores.size, dtype=float)
+        _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+        average = first + (counts - 1) / 2.0 + 1.0
+        ranks[order] = np.repeat(average, counts)
+        rank_sum = float(ranks[positives].sum())
+    return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def expected_auc(logits: np.ndarray, noise: float, rng: np.random.Generator, draws: int = 4) -> float:
