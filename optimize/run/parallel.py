@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing.pool import Pool
+from multiprocessing.pool import AsyncResult, Pool
 from typing import Any, TypeVar
 
 from sim.allocation import Allocation
@@ -82,6 +82,8 @@ class _KeptPool:
         self.pool: Pool | None = None
         self.folder = tempfile.TemporaryDirectory(prefix="retention-stage-")
         self.stages = 0
+        self.warming: AsyncResult | None = None
+        """The warm-up run (:func:`warm_up`), if one was asked for."""
 
     def started(self, calibration: Calibration | None, seed: int) -> Pool:
         """The pool, started if not yet."""
@@ -135,7 +137,8 @@ def warm_up(scenario: Scenario, seed: int, workers: int, allocation: Allocation)
     kept = _kept.get()
     if kept is None or kept.workers != workers or scenario.population is not None:
         return
-    kept.started(None, seed).apply_async(_warm, (scenario, seed, allocation))
+    if kept.warming is None:
+        kept.warming = kept.started(None, seed).apply_async(_warm, (scenario, seed, allocation))
 
 
 WARM_UNITS = 2_000
