@@ -192,22 +192,28 @@ class Hotline:
         complaint_cut = np.uint64(cc.complaint_share * 2**32)
         abandoned_cut = np.uint64(cc.abandoned_complaint_share * 2**32)
 
+        pooled: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
         def settle(state: TierState, units: np.ndarray, outcomes: list[QueueOutcome | None], regimes: list[int],
                    burst_share: float = 0.0, counts: np.ndarray = NO_CALLS) -> None:
             """Settle ``units``' calls (``counts`` per row, else one each) on the ``outcomes`` of ``regimes``
             (see :func:`sim.kernels.settle_calls`)."""
             if units.size == 0:
                 return
-            kept = [o if o is not None else EMPTY_OUTCOME for o in outcomes]
-            offsets = np.cumsum([0] + [o.calls for o in kept])
+            key = tuple(map(id, outcomes))
+            if key not in pooled:
+                # Every tier settles on the same regimes: their outcomes are laid end to end once a month.
+                kept = [o if o is not None else EMPTY_OUTCOME for o in outcomes]
+                pooled[key] = (np.cumsum([0] + [o.calls for o in kept]), np.concatenate([o.waits for o in kept]),
+                               np.concatenate([o.abandoned for o in kept]))
+            offsets, waits, abandoned = pooled[key]
             if offsets[-1] == 0:
                 return
             # Keyed by the calling unit: the same caller meets the same fate in every strategy's run.
             salts = np.array([self.streams.salt("call_outcome", month, state.key, r) for r in regimes], np.uint64)
             # An account's satisfaction is its lines' average: one line's bad call moves it by 1/lines.
             complainers, settled, in_target, gone, complaints, wait_sum = kernels.settle_calls(
-                units, counts, state.uid, salts, np.concatenate([o.waits for o in kept]),
-                np.concatenate([o.abandoned for o in kept]), offsets,
+                units, counts, state.uid, salts, waits, abandoned, offsets,
                 self.streams.salt("call_time", month, state.key), burst_share, state.satisfaction,
                 state.complaints, complaint_cut, abandoned_cut, impact.per_minute_waited, impact.abandoned,
                 impact.complaint, float(state.lines_per_unit), target)
