@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import kernels
+
 TierGenerators = Callable[[str], np.random.Generator]
 """A tier's own generator by its name: what draws the tiers' populations, one independent stream each."""
 
@@ -63,21 +65,7 @@ class RandomStreams:
         the same line in the same month see it accept or decline alike (common random numbers
         at the level of the line), however their other offers differ.
         """
-        x = self.unit_bits(source, units, *key, *named.values())
-        x >>= np.uint64(11)
-        out = x.astype(np.float64)
-        out *= 1.0 / (1 << 53)
-        return out
-
-    def unit_bits(self, source: str, units: np.ndarray, *key: int) -> np.ndarray:
-        """64 random bits per unit, fixed by (seed, replication, source, key, unit): two independent
-        draws from one hash when a caller needs two (the high and the low 32 bits)."""
-        salt = self.salt(source, *key)
-        x = units.astype(np.uint64)
-        with np.errstate(over="ignore"):
-            x *= np.uint64(0x9E3779B97F4A7C15)
-            x += salt
-        return _splitmix64_inplace(x)
+        return kernels.keyed_uniforms(np.ascontiguousarray(units), self.salt(source, *key, *named.values()))
 
     def salt(self, source: str, *key: int) -> np.uint64:
         """The key of a stream of per-unit draws: :mod:`sim.kernels` hashes it with each unit's uid."""
@@ -97,33 +85,10 @@ class RandomStreams:
 _MASK = (1 << 64) - 1
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """The splitmix64 finalizer, elementwise (uint64 arithmetic wraps, as the algorithm intends)."""
-    with np.errstate(over="ignore"):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
-def _splitmix64_inplace(x: np.ndarray) -> np.ndarray:
-    """:func:`_splitmix64` in place with one scratch array: a few million units per call, and each
-    fresh temporary array would cost more than the arithmetic."""
-    scratch = np.empty_like(x)
-    with np.errstate(over="ignore"):
-        x += np.uint64(0x9E3779B97F4A7C15)
-        for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
-            np.right_shift(x, np.uint64(shift), out=scratch)
-            x ^= scratch
-            x *= np.uint64(factor)
-        np.right_shift(x, np.uint64(31), out=scratch)
-        x ^= scratch
-    return x
-
-
 def _splitmix64_int(x: int) -> int:
-    """:func:`_splitmix64` of one 64-bit number, in Python integers: a run mixes thousands of salts from a
-    handful of parts each, and one-element arrays would cost ten times more than the arithmetic."""
+    """The splitmix64 finalizer of one 64-bit number (as :func:`sim.kernels.unit_bits` mixes a unit's), in
+    Python integers: a run mixes thousands of salts from a handful of parts each, and one-element arrays
+    would cost ten times more than the arithmetic."""
     x = (x + 0x9E3779B97F4A7C15) & _MASK
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
