@@ -15,15 +15,12 @@ from optimize.run.parallel import (
     keeping_workers,
     map_replications,
     simulate_tasks,
-    warm_up,
 )
 from optimize.run.strategies import rule_allocation
 from sim.allocation import Allocation
 from sim.churn_drivers import decompose_replication
 from sim.engine import prepare
 from sim.scenario import load_scenario
-
-from .conftest import SCENARIOS
 
 
 def _bytes(results: list) -> list[bytes]:  # type: ignore[type-arg]
@@ -58,31 +55,6 @@ def test_the_stages_of_a_command_share_one_pool_and_give_the_bytes_of_one_proces
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
                    for pid in processes)
     assert not Path(kept.folder.name).exists()
-
-
-def test_a_warm_up_runs_in_one_worker_and_changes_no_bytes(quick_small: Path) -> None:
-    """The run that compiles the kernels while the parent fits the stated churn starts the pool at once,
-    runs to its end on the shipped scenarios (a failure there would be silent), and leaves every later
-    stage's bytes alone."""
-    scenario = load_scenario(quick_small)
-    seed = scenario.run.seed
-    calibration = prepare(scenario, seed)
-    spread = rule_allocation(scenario, "uniform")
-    tasks = [Task("", allocation, r) for r in range(2) for allocation in (Allocation.empty(), spread)]
-    alone = simulate_tasks({"": scenario}, tasks, calibration, seed, chunk=2)
-    with keeping_workers(2):
-        kept = parallel._kept.get()
-        assert kept is not None
-        warm_up(scenario, seed, 3, spread)  # not this command's pool: nothing starts
-        assert kept.pool is None and kept.warming is None
-        warm_up(scenario, seed, 2, spread)
-        assert kept.pool is not None and kept.warming is not None
-        warm_up(scenario, seed, 2, spread)  # once per command
-        assert kept.warming.get(timeout=300) is None
-        baseline = load_scenario(SCENARIOS / "baseline.yaml")
-        parallel._warm(baseline, seed, rule_allocation(baseline, "uniform"))
-        warmed = simulate_tasks({"": scenario}, tasks, calibration, seed, workers=2, chunk=2)
-    assert _bytes(warmed) == _bytes(alone)
 
 
 def test_the_pilots_of_fitting_the_stated_churn_fan_out_to_the_same_calibration(quick_small: Path) -> None:

@@ -12,7 +12,6 @@ to a Dask cluster instead (:mod:`optimize.run.cluster`), on the same terms.
 from __future__ import annotations
 
 import contextvars
-import math
 import multiprocessing
 import os
 import pickle
@@ -21,12 +20,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing.pool import AsyncResult, Pool
+from multiprocessing.pool import Pool
 from typing import Any, TypeVar
 
 from sim.allocation import Allocation
 from sim.engine import Calibration, Simulation
-from sim.hazard import TierHazard, region_quality
 from sim.queue_cache import QueueCache
 from sim.results import SimulationResult
 from sim.runner import Progress
@@ -82,19 +80,11 @@ class _KeptPool:
         self.pool: Pool | None = None
         self.folder = tempfile.TemporaryDirectory(prefix="retention-stage-")
         self.stages = 0
-        self.warming: AsyncResult | None = None
-        """The warm-up run (:func:`warm_up`), if one was asked for."""
-
-    def started(self, calibration: Calibration | None, seed: int) -> Pool:
-        """The pool, started if not yet."""
-        if self.pool is None:
-            self.pool = _pool(self.workers, {}, calibration, seed)
-        return self.pool
 
     def stage(self, scenarios: dict[str, Scenario], calibration: Calibration, seed: int) -> tuple[Pool, str]:
         """The pool (started if not yet) and the file holding this stage's inputs."""
-        self.started(calibration, seed)
-        assert self.pool is not None
+        if self.pool is None:
+            self.pool = _pool(self.workers, {}, calibration, seed)
         self.stages += 1
         path = os.path.join(self.folder.name, f"stage-{self.stages}.pickle")
         with open(path, "wb") as file:
@@ -126,36 +116,6 @@ def keeping_workers(workers: int) -> Iterator[None]:
     finally:
         _kept.reset(token)
         kept.close()
-
-
-def warm_up(scenario: Scenario, seed: int, workers: int, allocation: Allocation) -> None:
-    """Start the command's kept pool (:func:`keeping_workers`) now, and have one of its workers run a short
-    simulation of ``scenario`` spending ``allocation`` (one that funds every lever) while this process goes on (fitting the stated churn, whose first guess
-    runs here): on a fresh install the simulator's kernels compile on their first run, once, into
-    ``sim/__pycache__``, where the other worker and every later process load them from. The run is
-    thrown away, draws from its own streams and fills no shared cache: results are the same bytes."""
-    kept = _kept.get()
-    if kept is None or kept.workers != workers or scenario.population is not None:
-        return
-    if kept.warming is None:
-        kept.warming = kept.started(None, seed).apply_async(_warm, (scenario, seed, allocation))
-
-
-WARM_UNITS = 2_000
-"""About how many units the warm-up run simulates: enough that every tier has units, offers and calls."""
-
-
-def _warm(scenario: Scenario, seed: int, allocation: Allocation) -> None:
-    """A run of about :data:`WARM_UNITS` units over the whole horizon, on base hazards guessed from the
-    stated churn (no fit: the kernels, not the figures, are wanted)."""
-    units = sum(t.unit_count for t in scenario.tiers.values())
-    small = scenario.model_copy(update={"run": scenario.run.model_copy(update={
-        "scale": min(1.0, WARM_UNITS / max(units, 1))})})
-    quality = region_quality(scenario)
-    hazards = {name: TierHazard.of(tier, math.log(tier.baseline_churn / (1.0 - tier.baseline_churn)), quality)
-               for name, tier in scenario.tiers.items()}
-    calibration = Calibration(hazards, {name: 1.0 for name in scenario.tiers})
-    Simulation(small, allocation, calibration, seed, 0).run()
 
 
 def _load_stage(path: str) -> None:

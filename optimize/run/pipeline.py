@@ -40,7 +40,7 @@ from .compare import (
 )
 from .curve_cache import CurveStore
 from .measure import CurveEstimate, estimate_curves, estimate_variants
-from .parallel import Task, backend, map_replications, simulate_tasks, warm_up
+from .parallel import Task, backend, map_replications, simulate_tasks
 from .plan import Plan, plan_allocation
 from .stopping import Stopping, replicate_until
 from .strategies import csv_allocation, rule_allocation
@@ -185,7 +185,6 @@ def run(scenario: Scenario, scenario_file: str | None = None, *, seed: int | Non
     chosen = [s for s in scenario.strategies if strategies is None or s.name in strategies]
     if progress:
         progress("calibrating", 0, 1)
-    warm_up(scenario, seed, workers, rule_allocation(scenario, "uniform"))
     calibration = calibrated(scenario, seed, fan_out=partial(map_replications, workers=workers))
     if progress:
         progress("calibrating", 1, 1)

@@ -23,8 +23,7 @@ from ..allocation.problem import AllocationProblem, build_problem
 from ..allocation.solve import AllocationResult, solve
 from .loop import ClosedLoop, close_the_loop
 from .measure import CurveEstimate, Progress, estimate_curves
-from .parallel import map_replications, warm_up
-from .strategies import rule_allocation
+from .parallel import map_replications
 
 ALLOCATION_COLUMNS = ["tier", "lever", "period", "amount", "policy", "offers", "retained_lines", "value",
                       "next_unit_value"]
@@ -123,7 +122,6 @@ def plan_allocation(scenario: Scenario, *, estimate: CurveEstimate | None = None
     if calibration is None and estimate is not None:
         calibration = estimate.calibration
     if calibration is None and (estimate is None or estimate.runs > 0):
-        warm_up(scenario, seed, workers, rule_allocation(scenario, "uniform"))
         calibration = calibrated(scenario, seed, fan_out=partial(map_replications, workers=workers))
     estimate = estimate or estimate_curves(scenario, calibration, seed=seed, progress=progress, workers=workers,
                                            queue_cache=queue_cache)
