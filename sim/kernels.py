@@ -6,8 +6,8 @@ drawn per unit comes from a hash of (the stream's salt, the unit's ``uid``): the
 the same number whatever row it sits in and whoever else is still with us, which is what lets the
 engine drop churned rows (:meth:`sim.subscribers.TierState.compact`) under common random numbers.
 
-The hash is the one of :meth:`sim.streams.RandomStreams.unit_bits` (splitmix64 of
-``uid * golden + salt``), so a draw made here equals the same draw made in numpy.
+The hash is splitmix64 of ``uid * golden + salt`` (:func:`unit_bits`); the salts come from
+:meth:`sim.streams.RandomStreams.salt`.
 
 Every function is compiled on first use and cached on disk (``cache=True``): a new process loads
 the machine code instead of compiling it again.
@@ -478,6 +478,63 @@ def settle_calls(units, counts, uid, salts, waits, abandoned, offsets, time_salt
                 in_target += 1
             wait_sum += wait
     return complainers[:logged].copy(), settled, in_target, gone_count, count, wait_sum
+
+
+@njit(cache=True)
+def first_come_first_served(arrivals, service, patience, impatient, agents, busy_ends):
+    """The contact center's queue, caller by caller in order of arrival (see :func:`sim.queue.serve_in_order`):
+    each takes the agent that frees first, or hangs up (``impatient``) when the wait would pass their
+    patience, taking the agent for no time. ``busy_ends``: sorted minutes of the agents busy at the start.
+
+    Times are added up as a discrete-event calendar adds them (an event due ``d`` after the clock's
+    ``now`` falls at ``now + d``), so the waits are the same bytes as the simpy queue's the tests keep."""
+    n = arrivals.size
+    waits = np.empty(n)
+    gone = np.zeros(n, np.bool_)
+    # The agents' free times as a binary min-heap: sorted is a heap. Idle agents are free from the start;
+    # the busy ones at their timers: one timer at a time, to the next agent due, freeing every agent due
+    # by the moment it fires.
+    free = np.zeros(agents)
+    held = busy_ends.size
+    if held:
+        now = 0.0 + busy_ends[0]
+        k = 0
+        while k < held:
+            free[agents - held + k] = now
+            k += 1
+            while k < held and busy_ends[k] <= now:
+                free[agents - held + k] = now
+                k += 1
+            if k < held:
+                now = now + (busy_ends[k] - now)
+    clock = 0.0
+    for i in range(n):
+        # Each arrival is scheduled from the one before it.
+        clock = clock + (arrivals[i] - clock)
+        first = free[0]
+        answered = max(clock, first)
+        waited = answered - clock
+        if impatient and waited > patience[i]:
+            waits[i] = patience[i]
+            gone[i] = True
+            until = answered
+        else:
+            waits[i] = waited
+            until = answered + service[i]
+        # Replace the heap's top with ``until`` and sift it down.
+        j = 0
+        while True:
+            child = 2 * j + 1
+            if child >= agents:
+                break
+            if child + 1 < agents and free[child + 1] < free[child]:
+                child += 1
+            if free[child] >= until:
+                break
+            free[j] = free[child]
+            j = child
+        free[j] = until
+    return waits, gone
 
 
 @njit(cache=True)

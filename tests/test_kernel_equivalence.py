@@ -1,6 +1,7 @@
 """The one-pass kernels and shortcuts of the simulator's small runs give exactly what the numpy
 formulas they replaced give: the same bits, edge values included (a uniform on a region's cut, an
-attribute past the one-byte range, a bisection that reaches neighbouring numbers)."""
+attribute past the one-byte range, a bisection that reaches neighbouring numbers). The compiled queue
+waits as the discrete-event queue of simpy events it replaced (``tests/queue_events.py``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import numpy as np
 
 from sim import kernels
 from sim.hazard import _solve_base
+from sim.queue import serve_in_order
 from sim.streams import RandomStreams, _mix, _source_key
 from sim.targeting import auc
+
+from .queue_events import serve_with_events
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -80,3 +84,50 @@ def test_auc_without_ties_is_the_mann_whitney_count() -> None:
     pos, neg = tied[positives], tied[~positives]
     half = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (pos.size * neg.size)
     assert abs(auc(tied, positives) - half) < 1e-12
+
+
+def test_the_compiled_queue_waits_as_the_simpy_events_do() -> None:
+    # Windows of every kind the hotline opens: callers waiting from the start (patient or not), agents
+    # busy at the start (several freeing at the same moment), patient, impatient and overloaded queues,
+    # a lone agent, no caller at all.
+    rng = np.random.default_rng(5)
+    abandoned = waited = 0
+    for _ in range(400):
+        agents = int(rng.integers(1, 40))
+        held, calls = int(rng.integers(0, 12)) * int(rng.random() < 0.5), int(rng.integers(0, 300))
+        arrivals = np.concatenate([np.zeros(held), np.sort(rng.random(calls)) * rng.uniform(1.0, 60.0)])
+        service = rng.exponential(rng.uniform(0.5, 10.0), arrivals.size)
+        patience = [None, rng.exponential(rng.uniform(0.1, 5.0), arrivals.size),
+                    np.concatenate([np.full(held, np.inf), rng.exponential(2.0, calls)])][int(rng.integers(0, 3))]
+        busy = rng.exponential(5.0, int(rng.integers(0, agents + 1)))
+        busy[: busy.size // 3] = busy[:1]
+        waits, gone = serve_in_order(arrivals, service, patience, agents, busy=busy)
+        expected_waits, expected_gone = serve_with_events(arrivals, service, patience, agents, busy=busy)
+        assert waits.tobytes() == expected_waits.tobytes()
+        assert gone.tobytes() == expected_gone.tobytes()
+        abandoned += int(gone.sum())
+        waited += int((waits > 0).sum())
+    assert abandoned > 1_000 and waited > 5_000  # the windows queued and lost callers
+
+
+def test_a_whole_window_ends_as_with_the_simpy_queue(monkeypatch) -> None:
+    # A window from the long-run state, with a warm-up and one opening on the state another left: the
+    # same waits and the same end state (busy agents, callers still waiting) as with simpy's queue.
+    import sim.queue
+
+    def windows() -> list:
+        rng = np.random.default_rng(3)
+        normal = sim.queue.simulate_queue(2.4, 10, 5.0, 2.0, 300.0, rng, stationary=True)
+        warmed = sim.queue.simulate_queue(2.6, 10, 5.0, None, 200.0, rng, warmup_minutes=50.0)
+        burst = sim.queue.simulate_queue(4.0, 10, 5.0, 2.0, 60.0, rng, start=normal.end)
+        return [normal, warmed, burst]
+
+    compiled = windows()
+    monkeypatch.setattr(sim.queue, "serve_in_order", serve_with_events)
+    for got, expected in zip(compiled, windows()):
+        assert got.calls > 100
+        for a, b in [(got.waits, expected.waits), (got.abandoned, expected.abandoned), (got.end.busy, expected.end.busy),
+                     (got.end.waiting_patience, expected.end.waiting_patience),
+                     (got.end.waiting_service, expected.end.waiting_service)]:
+            assert a.tobytes() == b.tobytes()
+    assert compiled[0].end.busy.size > 0 and compiled[1].end.waiting_patience.size > 0

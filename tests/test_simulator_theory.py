@@ -142,7 +142,7 @@ def _first_come_first_served(arrivals, service, patience, agents, busy=()):
 
 
 @pytest.mark.parametrize("patience_minutes", [None, 0.5, 3.0], ids=["patient", "impatient", "usual"])
-def test_simpy_queue_serves_exactly_as_first_come_first_served(patience_minutes) -> None:
+def test_the_queue_serves_exactly_as_first_come_first_served(patience_minutes) -> None:
     rng = np.random.default_rng(17)
     arrivals = np.sort(rng.random(20_000)) * 2_000.0       # 10 calls a minute on 50 agents: busy
     service = rng.exponential(5.0, arrivals.size)
