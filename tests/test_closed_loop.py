@@ -10,6 +10,7 @@ the round that did best; and that the contact policy, where it binds, has a pric
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from optimize.allocation.curves import ResponseCurve
@@ -120,3 +121,24 @@ def test_a_binding_contact_policy_has_a_price(small) -> None:  # type: ignore[no
     assert row["binding"]
     assert row["shadow_price"] == pytest.approx((1.5 - 0.9) * cost)
     assert "allowing one more offer to households in H1" in row["statement"]
+
+
+def test_a_rule_at_its_limit_without_a_price_is_not_said_to_hold_the_plan_back() -> None:
+    # A degenerate optimum: the contact policy is met exactly, but the curve stops paying at the same
+    # point, so its shadow price is 0. Loosening it changes nothing: the report does not list it among
+    # the rules worth loosening, and its statement says so instead of "would add about 0".
+    from types import SimpleNamespace
+
+    from optimize.allocation.solve import statement
+    from optimize.outputs.headline import binding_rules
+
+    said = statement("contact_policy", ("key_a", "Y1"), 0.0, True, "CNY")
+    assert said == "at its limit, but worth nothing at the margin: allowing one more offer to key_a in Y1 would change nothing"
+    assert statement("contact_policy", ("key_a", "Y1"), 12.5, True, "CNY") == \
+        "is binding: allowing one more offer to key_a in Y1 would add about 12 CNY of objective"
+    prices = pd.DataFrame({
+        "constraint": ["budget", "period_budget_Y1", "contact_policy_key_a_Y1", "contact_policy_key_b_Y1", "definition_1"],
+        "kind": ["budget", "period_budget", "contact_policy", "contact_policy", "definition"],
+        "shadow_price": [0.0, 0.19, 0.0, 3.0, 5.0], "binding": [False, True, True, False, True]})
+    rules = binding_rules(SimpleNamespace(plan=SimpleNamespace(shadow_prices=prices)))
+    assert rules["constraint"].tolist() == ["period_budget_Y1"]

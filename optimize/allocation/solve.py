@@ -208,5 +208,8 @@ def statement(kind: str, about: tuple[str, ...], price: float, binding: bool, cu
                 return f"shadow price {price:,.4f}"
     words, step = step_of
     gain = price * step
+    if binding and abs(price) < 1e-9:
+        # A degenerate vertex: the rule is met exactly, yet other rules or the curves stop the plan there too.
+        return f"at its limit, but worth nothing at the margin: {words} would change nothing"
     verb = "is binding: " if binding else ""
     return f"{verb}{words} would {'add' if gain >= 0 else 'cost'} about {abs(gain):,.0f} {currency} of objective"

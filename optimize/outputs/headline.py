@@ -163,7 +163,8 @@ def unspent(outcome: RunOutcome, plan: str) -> Unspent:
         return Unspent(0.0, [(f"the budget is spent to the last unit: each 10,000 {currency} more would add about "
                              f"{money(price * 10_000, currency)} of objective")])
     reasons = []
-    binding = prices[prices["binding"] & ~prices["kind"].isin(RULE_KINDS_NOT_RULES | {"budget"})]
+    binding = binding_rules(outcome)
+    binding = binding[binding["kind"] != "budget"]
     if len(binding):
         kinds = [words(k) for k in dict.fromkeys(binding["kind"])]
         reasons.append(f"{len(binding)} rule{'s' if len(binding) > 1 else ''} bind ({', '.join(kinds)}): "
@@ -197,9 +198,12 @@ def unspent(outcome: RunOutcome, plan: str) -> Unspent:
 
 
 def binding_rules(outcome: RunOutcome) -> pd.DataFrame:
-    """The plan's binding rules (not the model's linking rows), the largest shadow price first."""
+    """The rules that hold the plan back (not the model's linking rows): binding, with a shadow price,
+    the largest first. A rule met exactly but worth nothing at the margin is not among them: loosening
+    it would change nothing (``shadow_prices.csv`` says so of each)."""
     prices = outcome.plan.shadow_prices
-    rows = prices[prices["binding"] & ~prices["kind"].isin(RULE_KINDS_NOT_RULES)]
+    rows = prices[prices["binding"] & (prices["shadow_price"].abs() >= 1e-9)
+                  & ~prices["kind"].isin(RULE_KINDS_NOT_RULES)]
     order = rows["shadow_price"].abs().sort_values(ascending=False, kind="stable").index
     return rows.loc[order]
 
