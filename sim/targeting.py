@@ -24,13 +24,15 @@ def auc(scores: np.ndarray, positives: np.ndarray) -> float:
     n_neg = positives.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return 0.5
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    if not (sorted_scores[1:] == sorted_scores[:-1]).any():
-        # No ties: the ranks are the sorted positions (an exact integer sum, as the float one below is).
-        rank_sum = float(np.flatnonzero(positives[order]).sum() + n_pos)
+    ordered = np.sort(scores)
+    if not (ordered[1:] == ordered[:-1]).any() and not np.isnan(ordered[-1]):
+        # No ties: a positive's rank is where its score sorts (an exact integer sum, as the float one below
+        # is), found without sorting the positions along.
+        rank_sum = float(np.searchsorted(ordered, scores[positives]).sum() + n_pos)
     else:
         # Average ranks over ties.
+        order = np.argsort(scores, kind="mergesort")
+        sorted_scores = scores[order]
         ranks = np.empty(scores.size, dtype=float)
         _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
         average = first + (counts - 1) / 2.0 + 1.0
