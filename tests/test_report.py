@@ -173,3 +173,32 @@ def test_the_unspent_reasons_are_given_for_the_plan_the_run_simulated(outcome, m
     assert outcome.plan.result.to_allocation().amounts != outcome.allocations["lp_optimal"].amounts
     left = unspent(outcome, "lp_optimal")
     assert left.reasons, "the LP's plan gets its reasons, spent to the last unit or not"
+
+
+def test_a_cell_that_pays_but_not_its_levers_launch_is_not_said_to_lose_money(outcome, monkeypatch) -> None:
+    # An unfunded cell whose first unit returns more than it costs, its lever switched off in that period
+    # (the launch row binds): it is held back by the launch cost, not by money that stops paying, and it
+    # is not "the best" of the cells where money returns less than it costs.
+    plan = type(outcome.plan)
+    prices, unfunded = outcome.plan.shadow_prices.copy(), outcome.plan.reduced_costs.copy()
+    tier = next(iter(outcome.scenario.tiers))
+    lever = next(iter(outcome.scenario.levers))
+    period = outcome.scenario.meta.periods[-1].name
+    cost = outcome.plan.curves.get((tier, lever, period))
+    cost = cost.cost if cost is not None else 1.0
+    unfunded = pd.concat([unfunded, pd.DataFrame([{"tier": tier, "lever": lever, "period": period, "reduced_cost": -0.1,
+                                                   "first_unit_value": cost + 5.0}])], ignore_index=True)
+    prices = pd.concat([prices, pd.DataFrame([{"constraint": f"launch_{lever}_{period}", "kind": "launch",
+                                               "about": f"{lever},{period}", "shadow_price": 5.0, "slack": 0.0,
+                                               "binding": True, "statement": ""}])], ignore_index=True)
+    monkeypatch.setattr(plan, "shadow_prices", property(lambda self: prices))
+    monkeypatch.setattr(plan, "reduced_costs", property(lambda self: unfunded))
+    # Half the plan's spend again left over, so that the reasons are asked for.
+    spent = float(outcome.plan.allocation["amount"].sum())
+    monkeypatch.setattr(outcome, "scenario", outcome.scenario.with_changes({"budget.total": 1.5 * spent + 1.0,
+                                                                            "budget.per_period": {}}))
+    reasons = unspent(outcome, "lp_optimal").reasons
+    said = " ".join(reasons)
+    assert f"1 unfunded cell would return more than it costs, but not enough to pay for switching on " \
+           f"{fmt.words(lever)} in {period}" in said, reasons
+    assert f"{tier} · {fmt.words(lever)} in {period}" not in said, reasons

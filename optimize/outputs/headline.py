@@ -167,8 +167,8 @@ def unspent(outcome: RunOutcome, plan: str) -> Unspent:
     binding = binding[binding["kind"] != "budget"]
     if len(binding):
         kinds = [words(k) for k in dict.fromkeys(binding["kind"])]
-        reasons.append(f"{len(binding)} rule{'s' if len(binding) > 1 else ''} bind ({', '.join(kinds)}): "
-                       "money they hold back cannot go elsewhere")
+        reasons.append(f"{len(binding)} rule{'s bind' if len(binding) > 1 else ' binds'} ({', '.join(kinds)}): "
+                       f"money {'they hold' if len(binding) > 1 else 'it holds'} back cannot go elsewhere")
     cells = outcome.plan.allocation
     cells = cells[cells["tier"] != LAUNCH]
     curves = outcome.plan.curves
@@ -180,10 +180,11 @@ def unspent(outcome: RunOutcome, plan: str) -> Unspent:
     unfunded = outcome.plan.reduced_costs
     unfunded_cost = np.array([cost.get((t, lv, p), 1.0) for t, lv, p in
                               zip(unfunded["tier"], unfunded["lever"], unfunded["period"])], dtype=float)
-    closed = int((unfunded["first_unit_value"].to_numpy() < unfunded_cost).sum()) if len(unfunded) else 0
+    unfunded = unfunded.assign(next_unit_value=unfunded["first_unit_value"], cost=unfunded_cost)
+    losing = unfunded[unfunded["next_unit_value"] < unfunded["cost"]]
+    closed = len(losing)
     best = pd.concat([below[["tier", "lever", "period", "next_unit_value", "cost"]],
-                      unfunded.assign(next_unit_value=unfunded["first_unit_value"], cost=unfunded_cost)[
-                          ["tier", "lever", "period", "next_unit_value", "cost"]]], ignore_index=True)
+                      losing[["tier", "lever", "period", "next_unit_value", "cost"]]], ignore_index=True)
     if len(below) or closed:
         top = best.loc[(best["next_unit_value"] - best["cost"]).idxmax()] if len(best) else None
         words_best = (f" (the best: {top['tier']} · {words(top['lever'])} in {top['period']}, "
@@ -191,6 +192,17 @@ def unspent(outcome: RunOutcome, plan: str) -> Unspent:
                       "of discounted cost)") if top is not None else ""
         reasons.append(f"the next unit of money returns less than it costs in {len(below)} funded and {closed} "
                        f"unfunded cells{words_best}")
+    # Cells that would pay per unit but stay unfunded because switching their lever on in that period
+    # (its launch cost, or its minimum size) would cost more than they add.
+    off = {tuple(about.split(",")) for about, kind, bound in zip(prices["about"], prices["kind"], prices["binding"])
+           if kind in ("launch", "min_spend") and bound}
+    switched_off = np.array([(lv, p) in off for lv, p in zip(unfunded["lever"], unfunded["period"])], dtype=bool)
+    held = unfunded[(unfunded["next_unit_value"] >= unfunded["cost"]).to_numpy() & switched_off]
+    if len(held):
+        switched = ", ".join(f"{words(lv)} in {p}" for lv, p in dict.fromkeys(zip(held["lever"], held["period"])))
+        reasons.append(f"{len(held)} unfunded cell{'s' if len(held) > 1 else ''} would return more than "
+                       f"{'they cost' if len(held) > 1 else 'it costs'}, but not enough to pay for switching on "
+                       f"{switched} (a launch cost or a minimum size)")
     if len(exhausted):
         reasons.append(f"{len(exhausted)} funded cell{'s' if len(exhausted) > 1 else ''} reach every line "
                        "their curve counts: more money there buys nothing")
