@@ -34,10 +34,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .engine import Calibration, FanOut, prepare
 from .files import source_digest, table_digests, write_file
 from .scenario import Scenario
+
+if TYPE_CHECKING:  # the engine is loaded by the first fit, not by a command that only reads a scenario
+    from .engine import Calibration, FanOut
 
 CALIBRATION_FOLDER = ".calibrations"
 """The folder of kept fits, beside the output folders of a scenario."""
@@ -109,6 +112,8 @@ def calibrated(scenario: Scenario, seed: int, fan_out: FanOut | None = None) -> 
         origin = str(path) if found is not None else None
     fitted = found is None
     if found is None:
+        from .engine import prepare
+
         found = prepare(scenario, seed, fan_out=fan_out)
     if origin is not None and cache.say is not None:
         cache.say(f"fit of the stated churn: reused from {origin} (--remeasure fits it again)")
@@ -134,6 +139,8 @@ def calibrated(scenario: Scenario, seed: int, fan_out: FanOut | None = None) -> 
 def _read(path: Path, key: str) -> Calibration | None:
     """The fit kept in ``path`` if it is one of ``key`` in this format; ``None`` for a missing, damaged or
     foreign file (fitted again, and replaced)."""
+    from .engine import Calibration
+
     try:
         with open(path, "rb") as stream:
             record = pickle.load(stream)

@@ -17,6 +17,7 @@ from . import kernels
 from .accounts import LINES_DTYPE, account_sizes
 from .base_at_rest import MAX_TENURE, BaseAtRest, SatisfactionAtRest, decision_cycle
 from .customers.population import apply_rows, choose_rows, load_table_population
+from .scale import initial_units
 from .scenario import Scenario
 from .scenario.tiers import Tier
 from .streams import TierGenerators, name_key
@@ -36,24 +37,6 @@ def region_shares(scenario: Scenario, tier: Tier) -> np.ndarray:
     if tier.regions:
         return np.array([tier.regions.get(r, 0.0) for r in regions], dtype=float)
     return np.array([scenario.network.regions[r].share for r in regions], dtype=float)
-
-
-MIN_SIMULATED_UNITS = 2_000
-"""A tier thinned by ``run.scale`` keeps at least this many units (or all it has), so small tiers
-such as key accounts are never reduced to a handful."""
-
-
-def tier_scale(tier: Tier, scale: float, minimum: int | None = None) -> float:
-    """The share of a tier's units that is simulated. A run simulates at most every unit (scale 1); a
-    calibration sample may ask for more (a scale above 1, or ``minimum`` units of every tier), drawing
-    a small tier several times over (each simulated unit then stands for less than one)."""
-    share = scale if scale >= 1.0 else min(1.0, max(scale, MIN_SIMULATED_UNITS / max(tier.unit_count, 1)))
-    return share if minimum is None else max(share, minimum / max(tier.unit_count, 1))
-
-
-def initial_units(tier: Tier, scale: float, minimum: int | None = None) -> int:
-    """Deciding units simulated for a tier at the run's scale (at least one)."""
-    return max(1, int(round(tier.unit_count * tier_scale(tier, scale, minimum))))
 
 
 def stratified_uniforms(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -185,7 +168,7 @@ def build_population(scenario: Scenario, generators: TierGenerators, scale: floa
     A tier without a stated mean tenure is drawn from its base at rest in ``rest`` (from the calibration,
     :func:`sim.engine.prepare`); missing there, from a first guess (:func:`first_guess_tenure`).
     ``satisfaction``: per tier, the starting base's law of satisfaction by region (:func:`fill_new_units`).
-    ``minimum``: units drawn of every tier at least (:func:`tier_scale`)."""
+    ``minimum``: units drawn of every tier at least (:func:`sim.scale.tier_scale`)."""
     states = []
     horizon = scenario.meta.horizon_months
     table = None

@@ -70,7 +70,7 @@ def test_a_fit_is_kept_on_disk_read_back_exactly_and_made_again_when_asked_or_da
         made.append(1)
         return fit
 
-    monkeypatch.setattr(calibration_cache, "prepare", fitting)
+    monkeypatch.setattr("sim.engine.prepare", fitting)  # the fit the cache calls (imported on first use)
     monkeypatch.setattr(calibration_cache, "_KEPT", type(calibration_cache._KEPT)())
     said: list[str] = []
     folder = tmp_path / CALIBRATION_FOLDER

@@ -127,3 +127,14 @@ def test_a_stated_baseline_among_the_strategies_is_used() -> None:
     assert small.baseline_among(["lp_optimal", "no_retention"]) == "lp_optimal"
     assert small.baseline_strategy == "uniform"
     assert load_scenario(SCENARIOS / "small.yaml").baseline_strategy == "no_retention"
+
+
+def test_reading_a_scenario_does_not_load_the_engine() -> None:
+    """`validate` and `schema` load the scenario's model only: numba, pandas and the engine would triple the
+    start of a command a planner runs after every edit (and that the bad-input corpus runs 150 times)."""
+    heavy = ("numba", "pandas", "sim.engine", "sim.population", "highspy", "pulp")
+    probe = ("import sys\nfrom optimize.cli.main import main\n"
+             f"codes = [main(['-q', 'validate', {str(SCENARIOS / 'baseline.yaml')!r}]), main(['schema'])]\n"
+             f"print(codes, [m for m in {heavy!r} if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert done.stdout.splitlines()[-1] == "[0, 0] []", done.stdout + done.stderr

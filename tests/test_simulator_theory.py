@@ -11,7 +11,7 @@ import pytest
 from sim.allocation import Allocation
 from sim.calibration_cache import calibrated
 from sim.engine import Simulation, prepare, reference_conditions
-from sim.population import tier_scale
+from sim.scale import tier_scale
 from sim.queue import erlang_c, serve_in_order, simulate_queue, stationary_state
 from sim.results import SimulationResult
 from sim.runner import simulate

@@ -35,9 +35,10 @@ import highspy
 import numpy as np
 import pulp
 
+from sim.scenario.run import SOLVERS
+
 from .problem import INF, AllocationProblem
 
-SOLVERS = ("highs", "highs-simplex", "highs-ipm", "cbc")
 IPM_ABOVE: float = INF
 """Nonzeros above which ``highs`` uses the interior-point method. Dual simplex was faster at every
 size measured (up to 500 tiers x 20 levers x 20 segments x 2 periods), so it is never switched."""

@@ -16,18 +16,23 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sim import __version__
-from sim.allocation import Allocation
 from sim.calibration_cache import CALIBRATION_FOLDER, CalibrationCache, keeping_calibrations
 from sim.scenario import Scenario, ScenarioError, ScenarioWarning, json_schema, load_scenario
 
 from ..run.cluster import ENVIRONMENT, ClusterAddress, ClusterError, parse_address, using_cluster
-from ..run.parallel import keeping_workers
 from . import arguments
 from .console import Console, ProgressBar
+
+# A command loads what it uses: `validate` and `schema` start in a third of the time without the
+# engine, numba and pandas (each command's function imports its own).
+if TYPE_CHECKING:
+    from sim.allocation import Allocation
 
 EXIT_OK = 0
 EXIT_INVALID_INPUT = 1
@@ -85,6 +90,7 @@ def _default_out(kind: str, scenario_name: str, seed: int | None = None) -> Path
 
 
 def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
+    from sim.allocation import Allocation
     from sim.runner import Stopwatch, manifest, simulate, tables, write_outputs
 
     watch = Stopwatch()
@@ -409,6 +415,7 @@ def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_frontier(args: argparse.Namespace, console: Console) -> int:
+    from sim.allocation import Allocation
     from sim.runner import manifest, write_outputs
 
     from ..run.plan import curve_table, efficient_frontier
@@ -433,6 +440,7 @@ def _cmd_frontier(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_goal(args: argparse.Namespace, console: Console) -> int:
+    from sim.allocation import Allocation
     from sim.runner import manifest, write_outputs
 
     from ..run.plan import ALLOCATION_COLUMNS, least_budget, with_policy
@@ -550,6 +558,7 @@ def _cmd_learn_lever(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_targets(args: argparse.Namespace, console: Console) -> int:
+    from sim.allocation import Allocation
     from sim.customers.target_list import period_months, require_customer_table, target_list
     from sim.files import write_file
 
@@ -645,7 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (default: results/<scenario>/simulate-<time>-seed<N>)")
 
     def solver_option(p: argparse.ArgumentParser) -> None:
-        from ..allocation.solvers import SOLVERS
+        from sim.scenario.run import SOLVERS
 
         p.add_argument("--solver", choices=SOLVERS, help="LP/MILP solver (default: solver.name of the scenario)")
         where = p.add_mutually_exclusive_group()
@@ -809,6 +818,16 @@ def _cluster_of(args: argparse.Namespace) -> ClusterAddress | None:
                            "tcp://10.0.0.5:8786, or unset it") from None
 
 
+def _sharing_workers(workers: int) -> AbstractContextManager[None]:
+    """One pool of ``workers`` processes for the command's stages; one worker needs no pool, and a command
+    that never simulates then never loads the engine."""
+    if workers <= 1:
+        return nullcontext()
+    from ..run.parallel import keeping_workers
+
+    return keeping_workers(workers)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -827,7 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One pool of --workers processes for the whole command, its stages sharing it; the fits of the
         # stated churn it makes are kept (on disk once the command names its output folder).
         with console.showing(ScenarioWarning), using_cluster(where), \
-                keeping_workers(getattr(args, "workers", 1) if where is None else 1), \
+                _sharing_workers(getattr(args, "workers", 1) if where is None else 1), \
                 keeping_calibrations(args.calibrations):
             return int(args.handler(args, console))
     except ScenarioError as exc:

@@ -157,7 +157,7 @@ def beyond_policy(scenario: Scenario, cell: Cell) -> float:
 def measurement_scale(scenario: Scenario) -> float:
     """The share of the lines the curve-measuring runs (and the closed loop's) simulate: about
     ``run.estimation.simulated_lines`` units, times ``run.scale``. The engine scales every result back to
-    the whole base by the same share (:func:`sim.population.tier_scale`, which keeps small tiers whole
+    the whole base by the same share (:func:`sim.scale.tier_scale`, which keeps small tiers whole
     enough to measure)."""
     units = sum(t.unit_count for t in scenario.tiers.values())
     return scenario.run.scale * min(1.0, scenario.run.estimation.simulated_lines / max(units, 1))

@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from ..scale import initial_units
+
 if TYPE_CHECKING:
     from .model import Scenario
 
@@ -91,9 +93,6 @@ def projected_lines(scenario: Scenario) -> dict[str, float]:
 def projected_units(scenario: Scenario) -> dict[str, float]:
     """An upper estimate of the units each tier may simulate over the horizon, at ``run.scale``
     (:func:`projected_lines` in the engine's units)."""
-    # The engine's own rounding of the scaled units; imported here, as the engine imports the scenario.
-    from ..population import initial_units
-
     return {name: initial_units(tier, scenario.run.scale) / max(tier.line_count, 1) * lines
             for (name, tier), lines in zip(scenario.tiers.items(), projected_lines(scenario).values())}
 

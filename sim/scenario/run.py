@@ -12,6 +12,9 @@ StrategyKind = Literal[
     "no_retention", "uniform", "proportional_revenue", "key_accounts_first", "lp_optimal", "robust_lp", "csv",
 ]
 BUILT_IN_STRATEGIES: tuple[str, ...] = StrategyKind.__args__[:-1]  # type: ignore[attr-defined]
+SolverName = Literal["highs", "highs-simplex", "highs-ipm", "cbc"]
+SOLVERS: tuple[str, ...] = SolverName.__args__  # type: ignore[attr-defined]
+"""The LP/MILP solvers a scenario or the command line may name."""
 
 
 class Strategy(Section):
@@ -135,7 +138,7 @@ class Run(Section):
 class Solver(Section):
     """The LP/MILP solver."""
 
-    name: Literal["highs", "highs-simplex", "highs-ipm", "cbc"] = "highs"
+    name: SolverName = "highs"
     """``highs`` (default: HiGHS chooses simplex or interior point), ``highs-simplex``,
     ``highs-ipm`` (interior point with crossover, for large problems) or ``cbc`` (the fallback)."""
     time_limit_seconds: Annotated[NonNegativeFloat, Field(le=86_400)] = 60.0
