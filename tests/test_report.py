@@ -17,6 +17,7 @@ from scipy import stats
 from optimize.outputs import formatting as fmt
 from optimize.outputs.headline import (
     allocation_matrix,
+    gain_source,
     gains_over_alternatives,
     unspent,
 )
@@ -110,6 +111,25 @@ def test_the_plans_gains_are_paired_by_replication(outcome) -> None:
         # The engine's t quantile is an approximation, within a thousandth of scipy's.
         assert row["npv_ci_low"] == pytest.approx(diff.mean() - half, abs=1e-3 * half)
         assert row["npv_ci_high"] == pytest.approx(diff.mean() + half, abs=1e-3 * half)
+
+
+def test_a_gain_in_value_without_more_lines_is_explained() -> None:
+    """The baseline's plan beats uniform by millions with churn +0.00 pp and a few hundred lines fewer: the
+    report says the plan keeps lines worth more, and says nothing when it keeps more lines or does not win."""
+    def gain(npv: tuple[float, float], lines: tuple[float, float, float]) -> pd.Series:
+        return pd.Series({"npv_difference": sum(npv) / 2, "npv_ci_low": npv[0], "npv_ci_high": npv[1],
+                          "lines_retained_difference": lines[0], "lines_retained_ci_low": lines[1],
+                          "lines_retained_ci_high": lines[2], "value_retained_difference": 2.19e7,
+                          "value_retained_ci_low": 2.0e7, "value_retained_ci_high": 2.38e7})
+
+    fewer = gain((2.0e7, 2.4e7), (-422, -700, -150))
+    said = gain_source(fewer, "uniform", "CNY")
+    assert said is not None and "keeps fewer lines (−422 [−700, −150])" in said
+    assert "retains +21.90M CNY [+20.00M, +23.80M] more value" in said
+    assert "about as many lines (−40 [−300, +220])" in str(gain_source(gain((2.0e7, 2.4e7), (-40, -300, 220)),
+                                                                      "uniform", "CNY"))
+    assert gain_source(gain((2.0e7, 2.4e7), (900, 600, 1200)), "uniform", "CNY") is None
+    assert gain_source(gain((-1.0e6, 2.4e7), (-422, -700, -150)), "uniform", "CNY") is None
 
 
 def test_the_report_is_byte_reproducible_and_leads_with_the_answer(outcome) -> None:

@@ -117,7 +117,7 @@ def allocation_matrix(outcome: RunOutcome, strategy: str) -> str:
 
 def gains_over_alternatives(outcome: RunOutcome, plan: str) -> pd.DataFrame:
     """Per alternative strategy: the plan's figures less the alternative's, paired by replication,
-    with 95% intervals (NPV, monthly churn, lines kept, retention spend)."""
+    with 95% intervals (NPV, monthly churn, lines kept, value retained, retention spend)."""
     if plan not in outcome.figures:
         return pd.DataFrame()
     paired = paired_differences(outcome.figures, plan)
@@ -129,11 +129,27 @@ def gains_over_alternatives(outcome: RunOutcome, plan: str) -> pd.DataFrame:
             continue
         mine = paired[paired["strategy"] == name].set_index("metric")
         rows.append({"against": name, **{f"{m}_{k}": float(mine.loc[m, k]) for m in
-                                         ("npv", "monthly_churn", "lines_retained", "retention_spend")
+                                         ("npv", "monthly_churn", "lines_retained", "value_retained",
+                                          "retention_spend")
                                          for k in ("difference", "ci_low", "ci_high")},
                      "significant": bool(mine.loc["npv", "significant"]), "replications": int(mine.loc["npv",
                                                                                                       "replications"])})
     return pd.DataFrame(rows)
+
+
+def gain_source(gain: pd.Series, against: str, currency: str) -> str | None:
+    """When the plan beats ``against`` on NPV without keeping more lines: it keeps the lines worth more. A
+    planner reading "monthly churn +0.00 pp" beside a gain of millions would otherwise take one for an error.
+    ``None`` when the plan also keeps more lines (the gain needs no explaining) or does not win."""
+    if not gain["npv_ci_low"] > 0 or gain["lines_retained_ci_low"] > 0:
+        return None
+    lines = count_interval(gain["lines_retained_difference"], gain["lines_retained_ci_low"],
+                           gain["lines_retained_ci_high"])
+    value = money_interval(gain["value_retained_difference"], gain["value_retained_ci_low"],
+                           gain["value_retained_ci_high"], currency)
+    fewer = gain["lines_retained_ci_high"] < 0
+    return (f"lines worth more, not more lines: against '{against}' the plan keeps {'fewer' if fewer else 'about as many'}"
+            f" lines ({lines}) but retains {value} more value; its money goes where a kept line is worth most")
 
 
 @dataclass(frozen=True)
@@ -332,6 +348,10 @@ def answer_html(outcome: RunOutcome) -> str:
         said = "; ".join(f"{money_interval(g.npv_difference, g.npv_ci_low, g.npv_ci_high, currency)} over "
                          f"'{g.against}'" for g in gains.itertuples())
         bullets.append(f"<b>What it gains</b> (NPV, paired, 95% interval): {html.escape(said)}.")
+        if baseline is not None and baseline in set(gains["against"]):
+            source = gain_source(gains.set_index("against").loc[baseline], baseline, currency)
+            if source:
+                bullets.append(f"<b>Where the gain comes from</b>: {html.escape(source)}.")
     else:
         gains_html = ""
     if left.amount > SPENT * budget:
