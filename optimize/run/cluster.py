@@ -169,6 +169,9 @@ class Cluster:
             self._quieted = (chatter, chatter.level)
             chatter.setLevel(logging.WARNING)
         if self.where.local is not None:
+            from .main_guard import require_main_guard
+
+            require_main_guard()
             # One thread per worker: the engine is numpy and simpy under the GIL, a process is its unit. The
             # scheduler's web server on a free port, not 8787, which another cluster may hold.
             self._cluster = LocalCluster(n_workers=self.where.local, threads_per_worker=1, processes=True,

@@ -30,6 +30,8 @@ from sim.results import SimulationResult
 from sim.runner import Progress
 from sim.scenario import Scenario
 
+from .main_guard import require_main_guard
+
 
 @dataclass(frozen=True)
 class Task:
@@ -215,6 +217,7 @@ def _replicate(item: tuple[Callable[[Scenario, Calibration, int, int], R], int])
 
 def _pool(workers: int, scenarios: dict[str, Scenario], calibration: Calibration, seed: int) -> Pool:
     """``workers`` started processes, each holding the scenarios and calibration."""
+    require_main_guard()
     # spawn, not fork: the parent may hold threads (the progress bar), which fork does not copy safely.
     context = multiprocessing.get_context("spawn")
     # A stop while the workers start would cut the scenario and calibration they are being sent, and each
