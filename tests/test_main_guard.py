@@ -36,6 +36,20 @@ def test_the_line_that_starts_workers_is_found_outside_the_guard_only(tmp_path: 
     assert inline.stdout.strip() == "None"  # python -c: spawned workers do not run it again
 
 
+def test_a_package_run_with_dash_m_is_judged_as_spawn_judges_it(tmp_path: Path) -> None:
+    """``python -m package`` runs its ``__main__`` once (spawn never imports a ``__main__`` module again, as
+    ``python -m optimize.cli`` relies on); ``python -m package.module`` is imported again by each worker."""
+    package = tmp_path / "planning"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name in ("__main__", "plan"):
+        (package / f"{name}.py").write_text(PROBE + "print(unguarded_call())\n", encoding="utf-8")
+    said = {name: subprocess.run([sys.executable, "-m", f"planning{name}"], capture_output=True, text=True,
+                                 cwd=tmp_path, check=True).stdout.strip() for name in ("", ".plan")}
+    assert said[""] == "None"
+    assert said[".plan"] == f"('{package / 'plan.py'}', 2)"
+
+
 def test_an_unguarded_script_with_two_workers_stops_with_its_line_and_the_fix(tmp_path: Path) -> None:
     scenario = _tiny(tmp_path)
     done = _script(tmp_path, f"""\

@@ -38,6 +38,12 @@ def unguarded_call() -> tuple[str, int] | None:
     path = getattr(main, "__file__", None)
     if main is None or not path:
         return None
+    # As spawn decides (multiprocessing.spawn): a package's __main__ run with -m is not imported again, nor
+    # is IPython's.
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None and (name == "__main__" or name.endswith(".__main__")) \
+            or Path(path).stem == "ipython":
+        return None
     frame = sys._getframe(1)
     while frame is not None and not (frame.f_globals is vars(main) and frame.f_code.co_name == "<module>"):
         frame = frame.f_back
