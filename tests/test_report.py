@@ -4,9 +4,11 @@ and the page fitting 1280 px in a headless browser with no figure in scientific 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,10 @@ from optimize.outputs.headline import (
     gains_over_alternatives,
     unspent,
 )
-from optimize.outputs.report import charts, report_html
+from optimize.outputs.report import charts, drawing, report_html
+from optimize.run import parallel
+from optimize.run.curve_cache import CurveStore
+from optimize.run.parallel import begin_calls, keeping_workers
 from optimize.run.pipeline import run
 from sim.scenario import load_scenario
 
@@ -147,6 +152,20 @@ def test_the_report_is_byte_reproducible_and_leads_with_the_answer(outcome) -> N
     row = re.search(r"<tr><td class=\"name\">(\w+)</td>(.*?)</tr>", section[section.index("<tbody>"):])
     figures = [float(x.replace("−", "-").rstrip("%")) for x in re.findall(r"<td>([^<]+)</td>", row.group(2))]
     assert sum(figures[1:]) == pytest.approx(figures[0], abs=0.02)
+
+
+def test_charts_drawn_on_a_commands_workers_are_the_bytes_drawn_here(outcome) -> None:
+    here = charts(outcome)
+    # As in a command: the curve store reports to the terminal, which cannot be sent to a worker.
+    said = replace(outcome, curve_store=CurveStore(say=lambda message: None))
+    with keeping_workers(2):
+        kept = parallel._kept.get()
+        kept.stage({}, None, 0)  # the pool a command's first fan-out starts
+        workers = {p.pid for p in kept.pool._pool}
+        drawn_by = set(begin_calls([(os.getpid, ())] * 4)())
+        there = drawing(said)()
+    assert drawn_by <= workers and os.getpid() not in drawn_by
+    assert list(there) == list(here) and there == here
 
 
 def _chromium() -> str | None:

@@ -15,11 +15,14 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import pandas as pd
 
 from sim.allocation import LAUNCH
 
+from ..run.curve_cache import CurveStore
+from ..run.parallel import begin_calls
 from ..run.pipeline import RunOutcome
 from .charts import (
     allocation_heatmap,
@@ -67,22 +70,39 @@ def _plan_spend(outcome: RunOutcome) -> float:
 
 def charts(outcome: RunOutcome) -> dict[str, bytes]:
     """Every chart of the report, by file name."""
+    return drawing(outcome)()
+
+
+def drawing(outcome: RunOutcome) -> Callable[[], dict[str, bytes]]:
+    """Every chart of the report, begun on the command's workers where it has them
+    (:func:`optimize.run.parallel.begin_calls`): the returned function waits for them, by file name. The
+    same bytes wherever they are drawn."""
     plan = recommended_strategy(outcome)
     shown = plan if plan is not None else (outcome.baseline if outcome.baseline in outcome.results
                                            else next(iter(outcome.results)))
-    images = {
-        "churn_by_strategy.png": churn_curves(outcome),
-        "npv_by_strategy.png": npv_chart(outcome),
-        "frontier.png": frontier_chart(outcome, _plan_spend(outcome)),
-        "allocation_heatmap.png": allocation_heatmap(outcome, shown),
-        "response_curves.png": response_curves_chart(outcome, plan),
-        "market_shares.png": market_shares(outcome, shown),
+    # What the charts draw from, without the curve store, which holds the terminal it reports to.
+    data = replace(outcome, curve_store=CurveStore())
+    calls: dict[str, tuple[Callable[..., bytes], tuple[object, ...]]] = {
+        "churn_by_strategy.png": (churn_curves, (data,)),
+        "npv_by_strategy.png": (npv_chart, (data,)),
+        "frontier.png": (frontier_chart, (data, _plan_spend(outcome))),
+        "allocation_heatmap.png": (allocation_heatmap, (data, shown)),
+        "response_curves.png": (response_curves_chart, (data, plan)),
+        "market_shares.png": (market_shares, (data, shown)),
     }
     if len(outcome.churn_drivers):
-        images["churn_drivers.png"] = churn_drivers_chart(outcome.churn_drivers)
+        calls["churn_drivers.png"] = (churn_drivers_chart, (outcome.churn_drivers,))
     if len(outcome.targeting_curves):
-        images["targeting_rules.png"] = targeting_chart(outcome)
-    return images
+        calls["targeting_rules.png"] = (targeting_chart, (data,))
+    # The largest (a panel per tier and lever) first: two workers then finish at about the same time.
+    begun = sorted(calls, key=lambda name: name != "response_curves.png")
+    wait = begin_calls([calls[name] for name in begun])
+
+    def drawn() -> dict[str, bytes]:
+        images = dict(zip(begun, wait()))
+        return {name: images[name] for name in calls}
+
+    return drawn
 
 
 # --- figures per metric -----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from sim.runner import manifest, write_outputs
 
 from ..run.pipeline import RunOutcome
 from ..run.plan import curve_table
-from .report import charts, report_html
+from .report import drawing, report_html
 from .workbook import about_rows, plan_sheet, workbook_bytes
 
 
@@ -62,14 +62,15 @@ def run_tables(outcome: RunOutcome) -> dict[str, pd.DataFrame]:
 
 def write_run(outcome: RunOutcome, destination: str | Path, command: list[str] | None = None) -> Path:
     """Write the whole decision package into ``destination`` (all or nothing)."""
+    drawn = drawing(outcome)  # on the workers, while the tables and the workbook are written here
     frames = run_tables(outcome)
-    images = charts(outcome)
 
     def extra(folder: Path) -> None:
         scenario = outcome.scenario
         plan = plan_sheet(frames["allocation"], [p.name for p in scenario.meta.periods])
         about = about_rows(info, scenario.meta.currency, scenario.meta.description, list(frames), [])
         (folder / "results.xlsx").write_bytes(workbook_bytes(frames, plan=plan, about=about))
+        images = drawn()
         for name, data in images.items():
             (folder / name).write_bytes(data)
         (folder / "report.html").write_text(report_html(outcome, images), encoding="utf-8")

@@ -215,6 +215,24 @@ def _replicate(item: tuple[Callable[[Scenario, Calibration, int, int], R], int])
     return work(scenarios[""], _WORKER["calibration"], _WORKER["seed"], replication)  # type: ignore[arg-type]
 
 
+def begin_calls(calls: list[tuple[Callable[..., R], tuple[Any, ...]]]) -> Callable[[], list[R]]:
+    """``function(*arguments)`` for each call, begun now on the command's kept workers while this process
+    goes on (the report's charts are drawn while the tables are written); the returned function waits
+    for the results, in the calls' order. Without workers already started (one worker, a cluster, or a
+    command that simulated nothing), the calls run in this process when their results are asked for.
+    Each function and its arguments reach a worker by pickling: a module's function, plain data."""
+    kept = _kept.get()
+    if kept is None or kept.pool is None:
+        return lambda: [function(*arguments) for function, arguments in calls]
+    pending = kept.pool.map_async(_call, calls, chunksize=1)
+    return pending.get
+
+
+def _call(item: tuple[Callable[..., R], tuple[Any, ...]]) -> R:
+    function, arguments = item
+    return function(*arguments)
+
+
 def _pool(workers: int, scenarios: dict[str, Scenario], calibration: Calibration, seed: int) -> Pool:
     """``workers`` started processes, each holding the scenarios and calibration."""
     require_main_guard()
