@@ -77,9 +77,17 @@ class RandomStreams:
 
     def child(self, source: str, *key: int) -> np.random.Generator:
         """A generator for one sub-part of a source (one tier's churn draws), independent of the others."""
-        sequence = np.random.SeedSequence(
-            entropy=self.seed, spawn_key=(self.replication, _source_key(source), *(int(k) for k in key)))
+        sequence = _sequence(self.seed, self.replication, source, tuple(int(k) for k in key))
         return np.random.Generator(np.random.PCG64DXSM(sequence))
+
+
+@functools.lru_cache(maxsize=1 << 13)
+def _sequence(seed: int, replication: int, source: str, key: tuple[int, ...]) -> np.random.SeedSequence:
+    """:meth:`RandomStreams.child`'s seed sequence, kept: the runs of a replication (the strategies
+    compared, the designs measured) ask for the same ones month by month, and making one costs more
+    than seeding a generator from it. A generator only reads its sequence's state (nothing is spawned
+    from it), so generators seeded from one kept sequence draw what fresh ones would, each on its own."""
+    return np.random.SeedSequence(entropy=seed, spawn_key=(replication, _source_key(source), *key))
 
 
 _MASK = (1 << 64) - 1

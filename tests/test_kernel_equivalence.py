@@ -40,6 +40,25 @@ def test_keyed_uniforms_are_the_numpy_hash_of_each_unit() -> None:
     assert streams.salt("offers", 5, 9) == salt  # kept or mixed anew, one salt
 
 
+def test_generators_from_a_kept_seed_sequence_draw_as_fresh_ones_each_on_its_own() -> None:
+    # Each stream as numpy seeds it from scratch: the seed, then the replication, source and key.
+    def fresh(replication: int, source: str, *key: int) -> np.random.Generator:
+        sequence = np.random.SeedSequence(entropy=20261122, spawn_key=(replication, _source_key(source), *key))
+        return np.random.Generator(np.random.PCG64DXSM(sequence))
+
+    streams = RandomStreams(20261122, 3)
+    first = streams.child("acquisition", 7, 2)
+    head = first.random(1000)  # the first generator used up before the second is asked for
+    second = RandomStreams(20261122, 3).child("acquisition", 7, 2)
+    assert np.array_equal(head, fresh(3, "acquisition", 7, 2).random(1000))
+    assert np.array_equal(second.random(1000), head)  # the kept sequence carried nothing of the first's draws
+    assert np.array_equal(first.random(10), fresh(3, "acquisition", 7, 2).random(1010)[1000:])
+    # Another key, replication or source is another stream.
+    others = [streams.child("acquisition", 7, 3), RandomStreams(20261122, 4).child("acquisition", 7, 2),
+              streams.child("outages", 7, 2)]
+    assert not any(np.array_equal(g.random(1000), head) for g in others)
+
+
 def test_new_units_regions_and_byte_attributes_match_numpy() -> None:
     rng = np.random.default_rng(11)
     shares = np.array([0.2, 0.5, 0.0, 0.3])
