@@ -56,6 +56,6 @@ def unguarded_call() -> tuple[str, int] | None:
     line = frame.f_lineno
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and node.lineno <= line <= (node.end_lineno or node.lineno) \
-                and any(isinstance(name, ast.Name) and name.id == "__name__" for name in ast.walk(node.test)):
+                and any(isinstance(part, ast.Name) and part.id == "__name__" for part in ast.walk(node.test)):
             return None
     return str(path), line
