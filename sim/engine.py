@@ -15,6 +15,7 @@ processes act on whole arrays of units at a time.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Callable
@@ -72,6 +73,8 @@ OUTAGE_FULL_EFFECT_HOURS = 24.0
 """An outage of a day or more lowers the month's perceived quality by the region's full drop."""
 MONTH_EPSILON = 0.001
 """Within month m, the hotline serves calls at m - 2e and billing runs at m - e (in months)."""
+CALENDAR, OUTAGES = "calendar", "outages"
+"""The run's simpy processes: the month's steps, and each region's outages."""
 COMPACT_SHARE = 0.15
 """A tier drops its churned units' rows once they are this share of its rows: every monthly pass
 costs per row, and compacting costs about as much as a dozen months of passes over the dropped rows."""
@@ -457,7 +460,11 @@ class Simulation:
         self.backfire: dict[int, list[tuple[np.ndarray, float | np.ndarray]]] = {}
         self.initial_units = [state.size for state in self.tiers]
         self.hotline = Hotline(scenario, self.streams, self.tiers, queue_cache)
+        # Each region's outages are drawn from one stream month after month: held here, not in the process,
+        # so that a run copied at a month's end (:meth:`fork`) goes on drawing where it stood.
+        self.outage_draws = [self.streams.child("outages", region) for region in range(len(scenario.network.regions))]
         self.env = simpy.Environment()
+        self._processes: dict[simpy.Process, tuple[str, int]] = {}
 
     # --- helpers -------------------------------------------------------------------------------
     def _our_lines(self) -> float:
@@ -739,9 +746,9 @@ class Simulation:
         return probability(logit[units].copy()).astype(np.float64)
 
     # --- outages ---------------------------------------------------------------------------------
-    def _outage_process(self, region: int) -> simpy.events.ProcessGenerator:
-        rng = self.streams.child("outages", region)
-        for month in range(1, self.scenario.meta.horizon_months + 1):
+    def _outage_process(self, region: int, first: int = 1) -> simpy.events.ProcessGenerator:
+        rng = self.outage_draws[region]
+        for month in range(first, self.scenario.meta.horizon_months + 1):
             for outage in draw_outages(self.scenario, region, month, rng):
                 # The month's calls are served just before its end; an outage cannot start after that.
                 start = min(outage.start, month - 3 * MONTH_EPSILON)
@@ -1056,8 +1063,8 @@ class Simulation:
                              F32(tier.risk_renewal), self.renewal_tables[state.index])
 
     # --- the simpy processes ---------------------------------------------------------------------
-    def _calendar(self) -> simpy.events.ProcessGenerator:
-        for month in range(1, self.scenario.meta.horizon_months + 1):
+    def _calendar(self, first: int = 1) -> simpy.events.ProcessGenerator:
+        for month in range(first, self.scenario.meta.horizon_months + 1):
             self._month_start(month)
             yield self.env.timeout(month - 2 * MONTH_EPSILON - self.env.now)
             if self.enable_contact_center:
@@ -1066,13 +1073,22 @@ class Simulation:
             self._billing(month)
             yield self.env.timeout(month - self.env.now)
 
+    def _start(self, processes: list[tuple[str, int]], first: int) -> None:
+        """The run's simpy processes (the calendar, each region's outages) from month ``first``, started in
+        the order listed."""
+        for kind, region in processes:
+            made = self._calendar(first) if kind == CALENDAR else self._outage_process(region, first)
+            self._processes[self.env.process(made)] = (kind, region)
+
     def run(self, months: int | None = None) -> Records:
-        """Simulate the horizon (or its first ``months``) and return the records."""
-        self.env.process(self._calendar())
-        if self.enable_outages:
-            for region in range(len(self.scenario.network.regions)):
-                self.env.process(self._outage_process(region))
-        self.env.run(until=months or self.scenario.meta.horizon_months)
+        """Simulate the horizon (or up to the end of month ``months``) and return the records; a run stopped
+        early goes on from where it stopped when run again."""
+        if not self._processes:
+            regions = range(len(self.scenario.network.regions)) if self.enable_outages else range(0)
+            self._start([(CALENDAR, 0), *((OUTAGES, region) for region in regions)], 1)
+        until = months or self.scenario.meta.horizon_months
+        if until > self.env.now:
+            self.env.run(until=until)
         weights = self.budget.weights
         self.records.cells = [
             {"tier": t, "lever": lv, "period": p, "amount": pace_amount,
@@ -1080,3 +1096,40 @@ class Simulation:
             for ((t, lv, p), (offers, accepted, committed)), pace_amount in
             zip(self.budget.ledger.items(), self.budget.amounts)]
         return self.records
+
+    def fork(self, allocation: Allocation) -> Simulation:
+        """This run as it stands at the end of a month (stopped by :meth:`run` with ``months``), going on
+        under ``allocation``: the same bytes as a run of ``allocation`` from the start, when the two
+        allocations fund the same cells with the same amounts in every period begun so far (nothing of a
+        period's cells acts before the period begins; :meth:`Budget.going_on` checks the cells).
+
+        Runs of one replication that differ only from a later period on (the curve measurement's and the
+        closed loop's designs) then simulate their shared months once. The copy holds its own arrays and
+        streams, at the state they had; the scenario, calibration and queue-outcome cache are shared, as
+        the runs of a process share them anyway. Raises ``ValueError`` if the run is not at a month's end.
+        """
+        order = self._pending()
+        shared = (self.scenario, self.calibration, self.hotline.cache)
+        # The processes and their environment cannot be copied (generators): the copy starts its own.
+        memo: dict[int, object] = {id(item): item for item in shared}
+        memo[id(self.env)] = None
+        memo[id(self._processes)] = {}
+        twin = copy.deepcopy(self, memo)
+        twin.budget = self.budget.going_on(allocation, twin.streams)
+        twin.env = simpy.Environment(initial_time=self.env.now)
+        twin._start(order, int(self.env.now) + 1)
+        return twin
+
+    def _pending(self) -> list[tuple[str, int]]:
+        """The live processes in the order they resume at the end of the month the run stopped at: each
+        waits for that instant, so a copy that starts them in this order goes on exactly as this run would."""
+        now = self.env.now
+        # simpy's queue holds (time, priority, event id, event): the order events at one time are processed.
+        pending = sorted(self.env._queue)  # simpy has no public view of the order of simultaneous events
+        order = [self._processes[callback.__self__] for _, _, _, event in pending
+                 for callback in (event.callbacks or []) if getattr(callback, "__self__", None) in self._processes]
+        live = [process for process in self._processes if process.is_alive]
+        if now != int(now) or now < 1 or any(entry[0] != now for entry in pending) or len(order) != len(live):
+            raise ValueError(f"a run can be copied only at a month's end, with every process waiting for it "
+                             f"(it stands at {now})")
+        return order

@@ -36,7 +36,7 @@ W-month window.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -163,6 +163,29 @@ class Budget:
         """Each funded cell's amount (real money), in the order of ``ledger``."""
         """Per funded cell, in simulated units: offers made, offers accepted, and money committed (what
         its offers cost over their life, less the months they will not run)."""
+
+    def going_on(self, allocation: Allocation, streams: RandomStreams) -> Budget:
+        """This budget as it stands at the end of its month, going on under ``allocation``: the cells of the
+        periods begun keep their money, offers and commitments, the capacities left stay; the later periods'
+        cells are ``allocation``'s, untouched as they are until their period begins. Raises ``ValueError``
+        where ``allocation`` funds a begun period's cells otherwise than this budget does."""
+        other = Budget(self.scenario, allocation, self.weights, streams)
+        begun = {p.name for p in self.scenario.meta.periods if self.period_end[p.name] - p.months < self.month}
+        mine = dict(zip(self.ledger, self.amounts))
+        theirs = dict(zip(other.ledger, other.amounts))
+        for cell in sorted(set(mine) | set(theirs)):
+            if cell[2] not in begun:
+                continue
+            if mine.get(cell) != theirs.get(cell):
+                raise ValueError(f"cell {cell} is funded {mine.get(cell, 0.0)} so far and "
+                                 f"{theirs.get(cell, 0.0)} from now on: a run goes on only under the same "
+                                 "cells in the periods begun")
+            other.paces[cell] = replace(self.paces[cell])
+            other.ledger[cell] = list(self.ledger[cell])
+        other.lever_left = dict(self.lever_left)
+        other.channel_left = dict(self.channel_left)
+        other.month, other.period = self.month, self.period
+        return other
 
     # --- the month ------------------------------------------------------------------------------
 

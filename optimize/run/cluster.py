@@ -126,10 +126,9 @@ def _queue_cache(inputs: str) -> QueueCache:
 
 def simulate_chunk(shared: SharedInputs, inputs: str, tasks: list[Task]) -> list[SimulationResult]:
     """On a worker: one replication's runs, in order, on the worker's queue windows."""
-    from .parallel import run_task
+    from .parallel import run_tasks
 
-    queues = _queue_cache(inputs)
-    return [run_task(shared.scenarios, shared.calibration, shared.seed, task, queues) for task in tasks]
+    return run_tasks(shared.scenarios, shared.calibration, shared.seed, tasks, _queue_cache(inputs))
 
 
 def replicate(shared: SharedInputs, inputs: str, item: tuple[Callable[..., Any], int]) -> Any:

@@ -25,10 +25,12 @@ from typing import Any, TypeVar
 
 from sim.allocation import Allocation
 from sim.engine import Calibration, Simulation
+from sim.population import REUSED_BASE_BYTES
 from sim.queue_cache import QueueCache
 from sim.results import SimulationResult
 from sim.runner import Progress
 from sim.scenario import Scenario
+from sim.shared_months import shared_starts
 
 from .main_guard import require_main_guard
 
@@ -61,14 +63,38 @@ def _init_process(scenarios: dict[str, Scenario], calibration: Calibration, seed
 def run_task(scenarios: dict[str, Scenario], calibration: Calibration, seed: int, task: Task,
              queues: QueueCache) -> SimulationResult:
     """One run: a pure function of its inputs (the queue cache changes how fast, not what)."""
-    records = Simulation(scenarios[task.scenario], task.allocation, calibration, seed, task.replication,
-                         queue_cache=queues).run()
-    return SimulationResult.from_records(records, task.replication)
+    return run_tasks(scenarios, calibration, seed, [task], queues)[0]
 
 
-def _run(task: Task) -> SimulationResult:
-    return run_task(_WORKER["scenarios"], _WORKER["calibration"], _WORKER["seed"], task,  # type: ignore[arg-type]
-                    _WORKER["queues"])  # type: ignore[arg-type]
+def run_tasks(scenarios: dict[str, Scenario], calibration: Calibration, seed: int, tasks: list[Task],
+              queues: QueueCache) -> list[SimulationResult]:
+    """The runs of ``tasks`` in order, each the same bytes as :func:`run_task`'s: a run whose first months
+    are an earlier run's (the same replication and scenario, the same cells up to a period's end) starts
+    as a copy of that run at that month's end (:mod:`sim.shared_months`), unless the copies would hold
+    more than :data:`~sim.population.REUSED_BASE_BYTES`."""
+    starts = shared_starts([((task.scenario, task.replication), scenarios[task.scenario], task.allocation)
+                            for task in tasks])
+    stops: dict[int, dict[int, list[int]]] = {}
+    for child, start in enumerate(starts):
+        if start.parent is not None:
+            stops.setdefault(start.parent, {}).setdefault(start.month, []).append(child)
+    copies: dict[int, Simulation] = {}
+    results = []
+    for index, task in enumerate(tasks):
+        simulation = copies.pop(index, None) or Simulation(scenarios[task.scenario], task.allocation, calibration,
+                                                           seed, task.replication, queue_cache=queues)
+        for month, children in sorted(stops.get(index, {}).items()):
+            simulation.run(month)
+            held = sum(state.nbytes() for state in simulation.tiers) * (len(copies) + len(children) + 1)
+            if held <= REUSED_BASE_BYTES:
+                copies.update({child: simulation.fork(tasks[child].allocation) for child in children})
+        results.append(SimulationResult.from_records(simulation.run(), task.replication))
+    return results
+
+
+def _run_chunk(tasks: list[Task]) -> list[SimulationResult]:
+    return run_tasks(_WORKER["scenarios"], _WORKER["calibration"], _WORKER["seed"], tasks,  # type: ignore[arg-type]
+                     _WORKER["queues"])  # type: ignore[arg-type]
 
 
 class _KeptPool:
@@ -129,9 +155,9 @@ def _load_stage(path: str) -> None:
         _WORKER.update(stage=path, scenarios=scenarios, calibration=calibration, seed=seed)
 
 
-def _run_in_stage(item: tuple[str, Task]) -> SimulationResult:
+def _run_chunk_in_stage(item: tuple[str, list[Task]]) -> list[SimulationResult]:
     _load_stage(item[0])
-    return _run(item[1])
+    return _run_chunk(item[1])
 
 
 def _replicate_in_stage(item: tuple[str, tuple[Callable[..., Any], int]]) -> Any:
@@ -163,29 +189,26 @@ def simulate_tasks(scenarios: dict[str, Scenario], tasks: list[Task], calibratio
     cluster = active()
     if cluster is not None and tasks:
         return cluster.simulate(scenarios, tasks, calibration, seed, chunk=chunk, stage=stage, progress=progress)
+    step = max(1, chunk)
+    chunks = [tasks[start:start + step] for start in range(0, len(tasks), step)]
+
+    def gather(found: Iterator[list[SimulationResult]]) -> list[SimulationResult]:
+        for part in found:
+            outcomes.extend(part)
+            if progress:
+                progress(stage, len(outcomes), len(tasks))
+        return outcomes
+
     if workers <= 1 or len(tasks) <= 1:
         _init(scenarios, calibration, seed, queue_cache)
-        for i, task in enumerate(tasks, start=1):
-            outcomes.append(_run(task))
-            if progress:
-                progress(stage, i, len(tasks))
-        return outcomes
+        return gather(map(_run_chunk, chunks))
     kept = _kept.get()
     if kept is not None and kept.workers == workers:
         pool, path = kept.stage(scenarios, calibration, seed)
-        items = pool.imap(_run_in_stage, [(path, task) for task in tasks], chunksize=max(1, chunk))
-        for i, outcome in enumerate(items, start=1):
-            outcomes.append(outcome)
-            if progress:
-                progress(stage, i, len(tasks))
-        return outcomes
+        return gather(pool.imap(_run_chunk_in_stage, [(path, part) for part in chunks]))
     # Leaving the block terminates the workers, also on Ctrl-C or an error: queued runs are dropped.
     with _pool(workers, scenarios, calibration, seed) as pool:
-        for i, outcome in enumerate(pool.imap(_run, tasks, chunksize=max(1, chunk)), start=1):
-            outcomes.append(outcome)
-            if progress:
-                progress(stage, i, len(tasks))
-    return outcomes
+        return gather(pool.imap(_run_chunk, chunks))
 
 
 def map_replications(work: Callable[[Scenario, Calibration, int, int], R], scenario: Scenario,
