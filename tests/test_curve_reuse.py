@@ -74,16 +74,23 @@ def dearer_bill_credit(quick_small: Path, folder: Path) -> Path:
 
 
 class Counting:
-    """Counts the simulations made (and the units each simulates) while installed."""
+    """Counts the simulations made (and the units each starts with) while installed: a run made from the
+    start, or one copied from another's first months (``Simulation.fork``)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.units: list[int] = []
-        original = sim.engine.Simulation.__init__
+        original, fork = sim.engine.Simulation.__init__, sim.engine.Simulation.fork
 
         def counted(simulation, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
             original(simulation, *args, **kwargs)
-            self.units.append(sum(state.size for state in simulation.tiers))
+            self.units.append(sum(simulation.initial_units))
+
+        def forked(simulation, *args, **kwargs):  # type: ignore[no-untyped-def]
+            twin = fork(simulation, *args, **kwargs)
+            self.units.append(sum(twin.initial_units))
+            return twin
         monkeypatch.setattr(sim.engine.Simulation, "__init__", counted)
+        monkeypatch.setattr(sim.engine.Simulation, "fork", forked)
 
 
 def forbid_simulation(monkeypatch: pytest.MonkeyPatch) -> None:

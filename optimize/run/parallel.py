@@ -67,11 +67,11 @@ def run_task(scenarios: dict[str, Scenario], calibration: Calibration, seed: int
 
 
 def run_tasks(scenarios: dict[str, Scenario], calibration: Calibration, seed: int, tasks: list[Task],
-              queues: QueueCache) -> list[SimulationResult]:
+              queues: QueueCache, finished: Callable[[], None] | None = None) -> list[SimulationResult]:
     """The runs of ``tasks`` in order, each the same bytes as :func:`run_task`'s: a run whose first months
     are an earlier run's (the same replication and scenario, the same cells up to a period's end) starts
     as a copy of that run at that month's end (:mod:`sim.shared_months`), unless the copies would hold
-    more than :data:`~sim.population.REUSED_BASE_BYTES`."""
+    more than :data:`~sim.population.REUSED_BASE_BYTES`. ``finished`` is called as each run ends."""
     starts = shared_starts([((task.scenario, task.replication), scenarios[task.scenario], task.allocation)
                             for task in tasks])
     stops: dict[int, dict[int, list[int]]] = {}
@@ -89,6 +89,8 @@ def run_tasks(scenarios: dict[str, Scenario], calibration: Calibration, seed: in
             if held <= REUSED_BASE_BYTES:
                 copies.update({child: simulation.fork(tasks[child].allocation) for child in children})
         results.append(SimulationResult.from_records(simulation.run(), task.replication))
+        if finished is not None:
+            finished()
     return results
 
 
@@ -201,7 +203,15 @@ def simulate_tasks(scenarios: dict[str, Scenario], tasks: list[Task], calibratio
 
     if workers <= 1 or len(tasks) <= 1:
         _init(scenarios, calibration, seed, queue_cache)
-        return gather(map(_run_chunk, chunks))
+        ended = iter(range(1, len(tasks) + 1))
+
+        def finished() -> None:  # in this process, the bar moves run by run
+            done = next(ended)
+            if progress:
+                progress(stage, done, len(tasks))
+        for part in chunks:
+            outcomes.extend(run_tasks(scenarios, calibration, seed, part, _WORKER["queues"], finished))  # type: ignore[arg-type]
+        return outcomes
     kept = _kept.get()
     if kept is not None and kept.workers == workers:
         pool, path = kept.stage(scenarios, calibration, seed)
