@@ -1114,6 +1114,7 @@ class Simulation:
         memo: dict[int, object] = {id(item): item for item in shared}
         memo[id(self.env)] = None
         memo[id(self._processes)] = {}
+        memo[id(self.budget)] = None  # replaced below
         twin = copy.deepcopy(self, memo)
         twin.budget = self.budget.going_on(allocation, twin.streams)
         twin.env = simpy.Environment(initial_time=self.env.now)

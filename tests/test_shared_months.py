@@ -109,3 +109,21 @@ def test_a_replications_designs_run_as_copies_give_the_runs_from_the_start(quart
     together = run_tasks(scenarios, calibration, scenario.run.seed, tasks, QueueCache())
     for task, got in zip(tasks, together):
         _same(got, run_task(scenarios, calibration, scenario.run.seed, task, QueueCache()))
+
+
+def test_a_copy_refused_leaves_the_design_to_run_from_the_start(quarterly, monkeypatch) -> None:
+    # Were a copy ever refused, the design would run from month 1 instead: slower, the same bytes.
+    scenario, calibration = quarterly
+    design = _design(estimation_scenario(scenario))
+    tasks = [Task("", allocation, 0) for key, variant, allocation in design.plans if variant == ""][:6]
+    scenarios = {"": design.scenario}
+    alone = [run_task(scenarios, calibration, scenario.run.seed, task, QueueCache()) for task in tasks]
+    refused: list[int] = []
+
+    def refuse(simulation, allocation):  # type: ignore[no-untyped-def]
+        refused.append(1)
+        raise ValueError("refused")
+    monkeypatch.setattr(Simulation, "fork", refuse)
+    for got, expected in zip(run_tasks(scenarios, calibration, scenario.run.seed, tasks, QueueCache()), alone):
+        _same(got, expected)
+    assert refused

@@ -86,8 +86,11 @@ def run_tasks(scenarios: dict[str, Scenario], calibration: Calibration, seed: in
         for month, children in sorted(stops.get(index, {}).items()):
             simulation.run(month)
             held = sum(state.nbytes() for state in simulation.tiers) * (len(copies) + len(children) + 1)
-            if held <= REUSED_BASE_BYTES:
-                copies.update({child: simulation.fork(tasks[child].allocation) for child in children})
+            for child in children if held <= REUSED_BASE_BYTES else ():
+                try:
+                    copies[child] = simulation.fork(tasks[child].allocation)
+                except ValueError:  # a copy refused (see Simulation.fork): the child runs from the start, alike
+                    pass
         results.append(SimulationResult.from_records(simulation.run(), task.replication))
         if finished is not None:
             finished()
